@@ -1,0 +1,34 @@
+# Set-up is automatic: every target creates .venv and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.segio-installed
+
+.PHONY: demo test lint bench fixtures clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python fixtures/demo.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check segio plugins tests fixtures benchmarks
+	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -m "not slow" -q
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/seg_nrrd_io.py
+
+fixtures: $(STAMP)
+	$(BIN)/python fixtures/generate.py
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache

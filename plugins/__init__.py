@@ -1,0 +1,1 @@
+"""Built-in segio format plugins, registered through the ``segio`` entry-point group."""

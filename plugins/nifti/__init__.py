@@ -1,0 +1,1 @@
+"""NIfTI labelmaps with label-table sidecars."""

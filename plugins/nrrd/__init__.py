@@ -1,0 +1,1 @@
+"""NRRD: 3D Slicer ``.seg.nrrd`` segmentations and plain NRRD labelmaps."""

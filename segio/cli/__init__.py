@@ -1,0 +1,163 @@
+"""The ``segio`` command: the library's verbs for the shell.
+
+Errors a user can cause (:class:`SegioError`) are printed as one line naming the file,
+the problem and the fix, with exit status 1; ``--debug`` shows the traceback instead.
+Warnings are printed as ``segio: warning: ...`` on stderr. rich is imported only by the
+commands that draw tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+import segio
+from segio.errors import SegioError, ValidationError
+
+
+class _Group(click.Group):
+    """Turns SegioError into a one-line message, unless --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SegioError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"segio: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    click.echo(f"segio: warning: {message}", err=True)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(segio.__version__, prog_name="segio")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """Convert medical image segmentations between formats, losslessly."""
+    warnings.showwarning = _show_warning
+
+
+def _options(pairs: Sequence[str]) -> dict[str, Any]:
+    """``-O name=value`` pairs as keyword arguments (true/false/integers understood)."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        name, equals, text = pair.partition("=")
+        if not equals or not name:
+            raise ValidationError(f"option {pair!r} is not name=value")
+        value: Any = text
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        elif text.lstrip("-").isdigit():
+            value = int(text)
+        options[name.replace("-", "_")] = value
+    return options
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--from", "read_format", metavar="FORMAT", help="Input format (default: guessed).")
+@click.option("--to", "write_format", metavar="FORMAT", help="Output format (default: suffix).")
+@click.option(
+    "--segments",
+    "-s",
+    multiple=True,
+    metavar="NAME",
+    help="Keep only these segments (name or id; repeat or comma-separate), in this order.",
+)
+@click.option("--pack-layers", is_flag=True, help="Pack non-overlapping segments into few layers.")
+@click.option("--force", "-f", is_flag=True, help="Replace the output if it exists.")
+@click.option("--read-option", "-I", multiple=True, metavar="NAME=VALUE", help="Reader option.")
+@click.option("--option", "-O", multiple=True, metavar="NAME=VALUE", help="Writer option.")
+def convert(
+    source: Path,
+    target: Path,
+    read_format: str | None,
+    write_format: str | None,
+    segments: Sequence[str],
+    pack_layers: bool,
+    force: bool,
+    read_option: Sequence[str],
+    option: Sequence[str],
+) -> None:
+    """Convert SOURCE to TARGET; the formats follow from the file names."""
+    names = [n.strip() for item in segments for n in item.split(",") if n.strip()]
+    written = segio.convert(
+        source,
+        target,
+        read_format=read_format,
+        write_format=write_format,
+        segments=names or None,
+        pack_layers=pack_layers,
+        force=force,
+        read_options=_options(read_option),
+        write_options=_options(option),
+    )
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--from", "read_format", metavar="FORMAT", help="Input format (default: guessed).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+def info(path: Path, read_format: str | None, as_json: bool) -> None:
+    """Describe the segments and the grid of a segmentation file."""
+    from segio.summary import summarize
+
+    summary = summarize(segio.read(path, format=read_format))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    from segio.cli.render import render_info
+
+    render_info(summary)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
+def formats(as_json: bool) -> None:
+    """List the formats segio can read and write, and what to install for the others."""
+    from segio.registry import default_registry, is_installed
+
+    rows = [
+        {
+            "name": spec.name,
+            "description": spec.description,
+            "suffixes": list(spec.suffixes),
+            "read": spec.reader is not None,
+            "write": spec.writer is not None,
+            "installed": is_installed(spec),
+            "install": f"pip install 'segio[{spec.extra}]'" if spec.extra else "",
+            "read_options": dict(spec.read_options),
+            "write_options": dict(spec.write_options),
+        }
+        for spec in sorted(default_registry().formats.values(), key=lambda s: s.name)
+    ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from segio.cli.render import render_formats
+
+    render_formats(rows)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="segio")

@@ -1,0 +1,80 @@
+"""Terminal tables for ``segio info`` and ``segio formats`` (imports rich)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+
+def _console() -> Console:
+    """A console; when piped, wide enough that names are never cut."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
+def render_info(summary: dict[str, Any]) -> None:
+    console = _console()
+    grid = summary["geometry"]
+    title = f"{summary['file']}  ({summary['format']}, {summary['layers']} layer(s)"
+    title += ", overlapping)" if summary["overlapping"] else ")"
+    console.print(Text(title, style="bold"))
+    if grid is not None:
+        console.print(
+            f"grid {' x '.join(str(n) for n in grid['size_ijk'])} voxels, "
+            f"spacing {_vector(grid['spacing'])} mm, origin {_vector(grid['origin_lps'])} LPS"
+        )
+        console.print("axes (LPS) " + "  ".join(_vector(axis) for axis in grid["directions_lps"]))
+    table = Table(show_lines=False)
+    for column in ("", "name", "layer", "label", "colour", "terminology", "voxels", "extent i,j,k"):
+        table.add_column(
+            column, justify="right" if column in ("layer", "label", "voxels") else "left"
+        )
+    for segment in summary["segments"]:
+        extent = segment["extent"]
+        table.add_row(
+            Text("██", style=segment["color_hex"]),
+            segment["name"],
+            str(segment["layer"]),
+            str(segment["label"]),
+            segment["color_hex"],
+            _terminology(segment["terminology"]),
+            f"{segment['voxels']:,}",
+            "empty"
+            if extent is None
+            else " ".join(f"{extent[a][0]}-{extent[a][1]}" for a in ("i", "j", "k")),
+        )
+    console.print(table)
+
+
+def render_formats(rows: list[dict[str, Any]]) -> None:
+    table = Table()
+    for column in ("format", "suffixes", "read", "write", "installed", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["name"],
+            " ".join(row["suffixes"]),
+            "yes" if row["read"] else "",
+            "yes" if row["write"] else "",
+            "yes" if row["installed"] else row["install"],
+            row["description"],
+        )
+    _console().print(table)
+
+
+def _vector(values: list[float]) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def _terminology(codes: dict[str, list[str]] | None) -> str:
+    if not codes:
+        return ""
+    text = codes["type"][2]
+    if "type_modifier" in codes:
+        text += f", {codes['type_modifier'][2]}"
+    if "region" in codes:
+        text += f" in {codes['region'][2]}"
+    return f"{text} ({codes['category'][2]})"

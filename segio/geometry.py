@@ -1,0 +1,207 @@
+"""Image grids in patient space.
+
+Conventions, stated once for all of segio:
+
+* Voxel arrays are numpy arrays indexed ``[k, j, i]`` (slice, row, column): C order, the
+  order DICOM frames and NRRD/NIfTI payloads are stored in, so no reader has to transpose.
+* ``ijk_to_lps`` maps the homogeneous index ``(i, j, k, 1)`` (column, row, slice) to the
+  centre of that voxel in LPS millimetres (DICOM patient coordinates). RAS appears only at
+  the edges (NIfTI, Slicer's in-memory matrices) through :meth:`Geometry.ijk_to_ras`.
+* ``shape`` is the array shape, ``(k, j, i)``.
+
+A :class:`Geometry` is immutable; its matrix is copied and validated on construction
+(the lesson of nibabel's ``SpatialImage``), so a geometry that exists is a usable one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from segio.errors import GeometryError
+
+FloatArray = NDArray[np.float64]
+
+#: Flips x and y: LPS <-> RAS (its own inverse).
+LPS_TO_RAS: FloatArray = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_TO_RAS.flags.writeable = False
+
+
+class Geometry:
+    """A regular 3D grid: its ``(k, j, i)`` shape and its IJK -> LPS affine matrix."""
+
+    __slots__ = ("_matrix", "_shape")
+
+    def __init__(self, ijk_to_lps: ArrayLike, shape: Sequence[int]) -> None:
+        matrix = np.array(ijk_to_lps, dtype=np.float64, copy=True)
+        if matrix.shape != (4, 4):
+            raise GeometryError(f"ijk_to_lps must be a 4x4 matrix, got shape {matrix.shape}")
+        if not np.all(np.isfinite(matrix)):
+            raise GeometryError("ijk_to_lps contains NaN or infinite values")
+        if not np.allclose(matrix[3], (0.0, 0.0, 0.0, 1.0), atol=1e-9):
+            raise GeometryError(f"ijk_to_lps last row must be (0, 0, 0, 1), got {matrix[3]}")
+        matrix[3] = (0.0, 0.0, 0.0, 1.0)
+        matrix += 0.0  # -0.0 -> 0.0, so equal grids hash alike
+        if abs(np.linalg.det(matrix[:3, :3])) < 1e-12:
+            raise GeometryError(
+                "ijk_to_lps is singular: a voxel axis has zero length or two axes are parallel"
+            )
+        dims = tuple(int(n) for n in shape)
+        if len(dims) != 3 or any(n < 1 or n != s for n, s in zip(dims, shape, strict=True)):
+            raise GeometryError(f"shape must be three positive integers (k, j, i), got {shape}")
+        matrix.flags.writeable = False
+        self._matrix: FloatArray = matrix
+        self._shape: tuple[int, int, int] = (dims[0], dims[1], dims[2])
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    def from_spacing(
+        cls,
+        shape: Sequence[int],
+        spacing: Sequence[float] = (1.0, 1.0, 1.0),
+        origin: Sequence[float] = (0.0, 0.0, 0.0),
+        direction: ArrayLike | None = None,
+    ) -> Geometry:
+        """Build from voxel size along (i, j, k), origin (LPS of voxel 0) and unit axes.
+
+        ``direction`` holds the unit vectors of the i, j and k axes as *columns*.
+        """
+        axes = np.eye(3) if direction is None else np.asarray(direction, dtype=np.float64)
+        if axes.shape != (3, 3):
+            raise GeometryError(f"direction must be 3x3, got shape {axes.shape}")
+        matrix = np.eye(4)
+        matrix[:3, :3] = axes * np.asarray(spacing, dtype=np.float64)[np.newaxis, :]
+        matrix[:3, 3] = origin
+        return cls(matrix, shape)
+
+    @classmethod
+    def from_ras(cls, ijk_to_ras: ArrayLike, shape: Sequence[int]) -> Geometry:
+        """Build from an IJK -> RAS affine (NIfTI, Slicer) and a ``(k, j, i)`` shape."""
+        matrix = np.asarray(ijk_to_ras, dtype=np.float64)
+        if matrix.shape != (4, 4):
+            raise GeometryError(f"ijk_to_ras must be a 4x4 matrix, got shape {matrix.shape}")
+        return cls(LPS_TO_RAS @ matrix, shape)
+
+    # -- views of the matrix -------------------------------------------------------------
+
+    @property
+    def ijk_to_lps(self) -> FloatArray:
+        """The read-only 4x4 IJK -> LPS matrix."""
+        return self._matrix
+
+    @property
+    def ijk_to_ras(self) -> FloatArray:
+        """The 4x4 IJK -> RAS matrix (what NIfTI stores with i, j, k in that order)."""
+        return LPS_TO_RAS @ self._matrix
+
+    @property
+    def lps_to_ijk(self) -> FloatArray:
+        return np.asarray(np.linalg.inv(self._matrix), dtype=np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """Array shape ``(k, j, i)``."""
+        return self._shape
+
+    @property
+    def size_ijk(self) -> tuple[int, int, int]:
+        """Number of voxels along i, j and k."""
+        k, j, i = self._shape
+        return (i, j, k)
+
+    @property
+    def spacing(self) -> FloatArray:
+        """Voxel size in mm along i, j and k."""
+        norms: FloatArray = np.linalg.norm(self._matrix[:3, :3], axis=0)
+        return norms
+
+    @property
+    def direction(self) -> FloatArray:
+        """Unit vectors of the i, j and k axes in LPS, as the columns of a 3x3 matrix."""
+        return self._matrix[:3, :3] / self.spacing[np.newaxis, :]
+
+    @property
+    def origin(self) -> FloatArray:
+        """LPS position of the centre of voxel (0, 0, 0)."""
+        return self._matrix[:3, 3].copy()
+
+    @property
+    def voxel_volume(self) -> float:
+        """Volume of one voxel in mm³ (also right for sheared grids)."""
+        return float(abs(np.linalg.det(self._matrix[:3, :3])))
+
+    @property
+    def is_orthogonal(self) -> bool:
+        axes = self.direction
+        return bool(np.allclose(axes.T @ axes, np.eye(3), atol=1e-6))
+
+    # -- DICOM ---------------------------------------------------------------------------
+
+    def image_orientation(self) -> FloatArray:
+        """DICOM Image Orientation (Patient): the row (i) then column (j) unit vectors."""
+        axes = self.direction
+        return np.concatenate([axes[:, 0], axes[:, 1]])
+
+    def slice_positions(self) -> FloatArray:
+        """DICOM Image Position (Patient) of every slice k, shape ``(K, 3)``."""
+        k = np.arange(self._shape[0], dtype=np.float64)
+        return self._matrix[:3, 3][np.newaxis, :] + k[:, np.newaxis] * self._matrix[:3, 2]
+
+    # -- points ----------------------------------------------------------------------------
+
+    def ijk_to_points(self, ijk: ArrayLike) -> FloatArray:
+        """LPS positions of ``(N, 3)`` continuous indices given as (i, j, k)."""
+        idx = np.asarray(ijk, dtype=np.float64)
+        return idx @ self._matrix[:3, :3].T + self._matrix[:3, 3]
+
+    def points_to_ijk(self, points: ArrayLike) -> FloatArray:
+        """Continuous (i, j, k) indices of ``(N, 3)`` LPS points."""
+        pts = np.asarray(points, dtype=np.float64)
+        inverse = self.lps_to_ijk
+        return pts @ inverse[:3, :3].T + inverse[:3, 3]
+
+    # -- sub-grids and comparison ------------------------------------------------------------
+
+    def cropped(self, start: Sequence[int], shape: Sequence[int]) -> Geometry:
+        """The grid of the box that begins at index ``start`` (k, j, i), same axes."""
+        k, j, i = (int(v) for v in start)
+        matrix = self._matrix.copy()
+        matrix[:3, 3] = self.ijk_to_points([[i, j, k]])[0]
+        return Geometry(matrix, shape)
+
+    def offset_in(self, other: Geometry, atol: float = 1e-4) -> tuple[int, int, int] | None:
+        """Integer ``(k, j, i)`` index of this grid's first voxel in ``other``'s grid.
+
+        None when the two grids are not aligned: different axes or spacing, or an origin
+        that falls between voxel centres of ``other`` (beyond ``atol`` in voxel units).
+        """
+        if not np.allclose(self._matrix[:3, :3], other._matrix[:3, :3], atol=1e-6, rtol=1e-6):
+            return None
+        ijk = other.points_to_ijk(self._matrix[:3, 3][np.newaxis, :])[0]
+        rounded = np.round(ijk)
+        if not np.allclose(ijk, rounded, atol=atol):
+            return None
+        i, j, k = (int(v) for v in rounded)
+        return (k, j, i)
+
+    def is_close(self, other: Geometry, atol: float = 1e-6) -> bool:
+        """Same shape and a matrix equal within ``atol`` (mm, or mm per voxel)."""
+        return self._shape == other._shape and bool(
+            np.allclose(self._matrix, other._matrix, atol=atol, rtol=0.0)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Geometry):
+            return NotImplemented
+        return self._shape == other._shape and bool(np.array_equal(self._matrix, other._matrix))
+
+    def __hash__(self) -> int:
+        return hash((self._shape, self._matrix.tobytes()))
+
+    def __repr__(self) -> str:
+        spacing = ", ".join(f"{v:.4g}" for v in self.spacing)
+        origin = ", ".join(f"{v:.4g}" for v in self.origin)
+        return f"Geometry(shape={self._shape}, spacing=({spacing}), origin=({origin}))"

@@ -1,0 +1,453 @@
+"""The canonical segmentation model, after 3D Slicer's segmentation node.
+
+Every reader produces a :class:`Segmentation` and every writer consumes one; no plugin
+talks to another. A segmentation is an ordered set of :class:`Segment` s whose voxels
+live in one or more :class:`Layer` s: integer labelmaps on one shared grid. A segment
+owns the voxels of its layer equal to its label value, so segments in the same layer
+cannot overlap and segments in different layers may. Label values are per layer, as in
+Slicer (``Segments in separate layers can have the same label value``).
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.colors import color_for_index
+from segio.errors import GeometryError, ValidationError
+from segio.geometry import Geometry
+from segio.representations import ConversionParameters, Representation
+from segio.terminology import Terminology
+
+Color = tuple[float, float, float]
+#: Index box of a segment: ``((k0, k1), (j0, j1), (i0, i1))``, inclusive.
+Extent = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+@dataclass(eq=False)
+class Segment:
+    """One structure: identity, appearance, meaning, and where its voxels are.
+
+    ``properties`` holds free text key/values that are round-tripped as they are
+    (Slicer tags other than the terminology, DICOM algorithm fields, ...).
+    """
+
+    id: str
+    name: str
+    color: Color = (0.5, 0.5, 0.5)
+    terminology: Terminology | None = None
+    layer: int = 0
+    label_value: int = 1
+    properties: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValidationError when a field breaks a rule of the model."""
+        if not isinstance(self.id, str) or not self.id:
+            raise ValidationError(f"segment id must be non-empty text, got {self.id!r}")
+        if not isinstance(self.name, str):
+            raise ValidationError(f"segment {self.id!r}: name must be text, got {self.name!r}")
+        rgb = tuple(float(c) for c in self.color)
+        if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
+            raise ValidationError(
+                f"segment {self.id!r}: colour must be three numbers in 0..1, got {self.color!r}"
+            )
+        self.color = (rgb[0], rgb[1], rgb[2])
+        if self.terminology is not None and not isinstance(self.terminology, Terminology):
+            raise ValidationError(f"segment {self.id!r}: terminology must be a Terminology")
+        if int(self.layer) != self.layer or self.layer < 0:
+            raise ValidationError(f"segment {self.id!r}: layer must be >= 0, got {self.layer}")
+        if int(self.label_value) != self.label_value or self.label_value < 1:
+            raise ValidationError(
+                f"segment {self.id!r}: label value must be a positive integer "
+                f"(0 is background), got {self.label_value}"
+            )
+        self.layer, self.label_value = int(self.layer), int(self.label_value)
+        for key, value in self.properties.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise ValidationError(f"segment {self.id!r}: properties must map text to text")
+
+
+class Layer:
+    """An integer labelmap on a grid; several segments share it with distinct labels."""
+
+    __slots__ = ("array", "geometry")
+
+    def __init__(self, array: NDArray[np.integer], geometry: Geometry) -> None:
+        if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.integer):
+            dtype = getattr(array, "dtype", type(array).__name__)
+            raise ValidationError(f"a layer must be an integer numpy array, got {dtype}")
+        if array.shape != geometry.shape:
+            raise GeometryError(
+                f"layer array shape {array.shape} differs from its geometry {geometry.shape}"
+            )
+        self.array = array
+        self.geometry = geometry
+
+    def __repr__(self) -> str:
+        return f"Layer({self.array.dtype}, {self.geometry!r})"
+
+
+class SegmentMap(Mapping[str, Segment]):
+    """Segments in order, looked up by id or, when unambiguous, by name."""
+
+    def __init__(self, segments: Iterable[Segment] = ()) -> None:
+        self._by_id: dict[str, Segment] = {}
+        for segment in segments:
+            self.add(segment)
+
+    def add(self, segment: Segment) -> None:
+        if segment.id in self._by_id:
+            raise ValidationError(f"two segments share the id {segment.id!r}")
+        self._by_id[segment.id] = segment
+
+    def remove(self, key: str) -> Segment:
+        segment = self[key]
+        del self._by_id[segment.id]
+        return segment
+
+    def __getitem__(self, key: str) -> Segment:
+        segment = self._by_id.get(key)
+        if segment is not None:
+            return segment
+        named = [s for s in self._by_id.values() if s.name == key]
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise KeyError(f"{len(named)} segments are named {key!r}; use the segment id")
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        try:
+            self[key]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_id)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def __repr__(self) -> str:
+        return "SegmentMap(" + ", ".join(repr(s.name) for s in self._by_id.values()) + ")"
+
+
+class Segmentation:
+    """Segments, the layers that hold their voxels, and what is needed to write them back.
+
+    Parameters
+    ----------
+    segments:
+        In order; the order is the file order of every format that has one.
+    layers:
+        Labelmaps on one shared grid (the source representation is a binary labelmap).
+    conversion_parameters:
+        Segmentation-wide converter settings (Slicer's names); unknown ones are kept.
+    reference_geometry:
+        Grid of the image the segmentation was drawn on, when known (Slicer's
+        "Reference image geometry", a DICOM series). Writers may align to it.
+    provenance:
+        Where it came from: ``source_path``, ``format``, DICOM UIDs, ...
+    extras:
+        Format-specific fields per format name, written back by that format's writer.
+    """
+
+    def __init__(
+        self,
+        segments: Iterable[Segment] = (),
+        layers: Iterable[Layer] = (),
+        *,
+        source_representation: Representation = Representation.BINARY_LABELMAP,
+        conversion_parameters: ConversionParameters | None = None,
+        reference_geometry: Geometry | None = None,
+        contained_representations: Iterable[Representation] = (),
+        provenance: Mapping[str, str] | None = None,
+        extras: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.segments = SegmentMap(segments)
+        self.layers: list[Layer] = list(layers)
+        self.source_representation = source_representation
+        self.conversion_parameters = (
+            conversion_parameters
+            if conversion_parameters is not None
+            else ConversionParameters.slicer_defaults()
+        )
+        self.reference_geometry = reference_geometry
+        self.contained_representations = list(contained_representations)
+        self.provenance: dict[str, str] = dict(provenance or {})
+        self.extras: dict[str, dict[str, str]] = {k: dict(v) for k, v in (extras or {}).items()}
+        self.validate()
+
+    # -- invariants ----------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every rule of the model; raise ValidationError or GeometryError."""
+        if self.source_representation is not Representation.BINARY_LABELMAP:
+            raise ValidationError(
+                f"source representation {self.source_representation.value!r} has no "
+                "converter installed yet; segio keeps binary labelmaps as the source"
+            )
+        if self.layers:
+            first = self.layers[0].geometry
+            for index, layer in enumerate(self.layers[1:], start=1):
+                if not layer.geometry.is_close(first):
+                    raise GeometryError(
+                        f"layer {index} is on another grid than layer 0 "
+                        f"({layer.geometry!r} vs {first!r}); resample it first"
+                    )
+        owners: dict[tuple[int, int], str] = {}
+        for segment in self.segments.values():
+            segment.validate()
+            if segment.layer >= len(self.layers):
+                raise ValidationError(
+                    f"segment {segment.id!r} is in layer {segment.layer}, but the "
+                    f"segmentation has {len(self.layers)} layer(s)"
+                )
+            dtype = self.layers[segment.layer].array.dtype
+            if segment.label_value > np.iinfo(dtype).max:
+                raise ValidationError(
+                    f"segment {segment.id!r}: label {segment.label_value} does not fit the "
+                    f"{dtype} array of layer {segment.layer}"
+                )
+            slot = (segment.layer, segment.label_value)
+            if slot in owners:
+                raise ValidationError(
+                    f"segments {owners[slot]!r} and {segment.id!r} both claim label "
+                    f"{segment.label_value} of layer {segment.layer}"
+                )
+            owners[slot] = segment.id
+
+    # -- grid ----------------------------------------------------------------------------
+
+    @property
+    def geometry(self) -> Geometry | None:
+        """The grid shared by all layers; None for a segmentation without voxels."""
+        return self.layers[0].geometry if self.layers else None
+
+    def require_geometry(self) -> Geometry:
+        if not self.layers:
+            raise ValidationError("the segmentation has no labelmap layer (no voxels, no grid)")
+        return self.layers[0].geometry
+
+    # -- segments ------------------------------------------------------------------------
+
+    def segments_in_layer(self, layer: int) -> list[Segment]:
+        return [s for s in self.segments.values() if s.layer == layer]
+
+    def mask(self, key: str) -> NDArray[np.bool_]:
+        """Boolean ``(k, j, i)`` mask of one segment (by id or name)."""
+        segment = self.segments[key]
+        return np.asarray(self.layers[segment.layer].array == segment.label_value)
+
+    def add_mask(
+        self,
+        mask: NDArray[np.bool_],
+        name: str,
+        *,
+        segment_id: str | None = None,
+        color: Color | None = None,
+        terminology: Terminology | None = None,
+        properties: Mapping[str, str] | None = None,
+        geometry: Geometry | None = None,
+    ) -> Segment:
+        """Add a segment from a boolean mask, in the first layer where it overlaps nothing.
+
+        Its label is the smallest value the layer does not use; a new layer is made when
+        every layer already has voxels under the mask. ``geometry`` is needed only for the
+        first segment of an empty segmentation.
+        """
+        mask = np.asarray(mask, dtype=bool)
+        if not self.layers:
+            if geometry is None:
+                raise GeometryError("the first mask of a segmentation needs its geometry")
+            self.layers.append(Layer(np.zeros(geometry.shape, np.uint8), geometry))
+        grid = self.require_geometry()
+        if geometry is not None and not geometry.is_close(grid):
+            raise GeometryError(f"mask grid {geometry!r} differs from {grid!r}; resample first")
+        if mask.shape != grid.shape:
+            raise GeometryError(f"mask shape {mask.shape} differs from the grid {grid.shape}")
+        index = next(
+            (n for n, layer in enumerate(self.layers) if not np.any(layer.array[mask])),
+            len(self.layers),
+        )
+        if index == len(self.layers):
+            self.layers.append(Layer(np.zeros(grid.shape, np.uint8), grid))
+        used = {s.label_value for s in self.segments_in_layer(index)}
+        label = next(v for v in range(1, len(used) + 2) if v not in used)
+        layer = self.layers[index]
+        if label > np.iinfo(layer.array.dtype).max:
+            layer.array = layer.array.astype(np.min_scalar_type(label))
+        layer.array[mask] = label
+        segment = Segment(
+            id=segment_id or unique_id(name, self.segments),
+            name=name,
+            color=color or color_for_index(len(self.segments)),
+            terminology=terminology,
+            layer=index,
+            label_value=label,
+            properties=dict(properties or {}),
+        )
+        self.segments.add(segment)
+        return segment
+
+    # -- statistics used by `info` and by writers ------------------------------------------
+
+    def voxel_counts(self) -> dict[str, int]:
+        """Number of voxels of every segment, one pass per layer."""
+        counts: dict[str, int] = {}
+        for index, layer in enumerate(self.layers):
+            members = self.segments_in_layer(index)
+            if members:
+                top = max(s.label_value for s in members)
+                histogram = label_histogram(layer.array, top)
+                for segment in members:
+                    counts[segment.id] = int(histogram[segment.label_value])
+        return {s.id: counts.get(s.id, 0) for s in self.segments.values()}
+
+    def extents(self) -> dict[str, Extent | None]:
+        """Inclusive index box of every segment, None when it is empty."""
+        from scipy import ndimage
+
+        boxes: dict[str, Extent | None] = {}
+        for index, layer in enumerate(self.layers):
+            members = self.segments_in_layer(index)
+            if not members:
+                continue
+            top = max(s.label_value for s in members)
+            labels = layer.array
+            if labels.dtype.kind == "i" and labels.min() < 0:
+                labels = np.where(labels < 0, 0, labels)
+            objects = ndimage.find_objects(labels, max_label=top)
+            for segment in members:
+                box = objects[segment.label_value - 1]
+                boxes[segment.id] = (
+                    None
+                    if box is None
+                    else (
+                        (box[0].start, box[0].stop - 1),
+                        (box[1].start, box[1].stop - 1),
+                        (box[2].start, box[2].stop - 1),
+                    )
+                )
+        return {s.id: boxes.get(s.id) for s in self.segments.values()}
+
+    def overlaps(self) -> bool:
+        """True when two segments share a voxel (only possible across layers)."""
+        if len(self.layers) < 2:
+            return False
+        covered = np.zeros(self.layers[0].array.shape, dtype=bool)
+        for index, layer in enumerate(self.layers):
+            labels = [s.label_value for s in self.segments_in_layer(index)]
+            if not labels:
+                continue
+            owned = np.isin(layer.array, labels)
+            if np.any(covered & owned):
+                return True
+            covered |= owned
+        return False
+
+    # -- whole-segmentation operations ----------------------------------------------------
+
+    def copy(self) -> Segmentation:
+        """A deep copy: arrays and segments are not shared with the original."""
+        return _copy.deepcopy(self)
+
+    def pack_layers(self) -> Segmentation:
+        """Put non-overlapping segments into as few layers as possible (a new object).
+
+        Slicer's ``CollapseBinaryLabelmaps(false)``: layer 0 is kept as it is, with its
+        label values; every segment of a later layer, in layer then segment order, moves
+        to the first packed layer that has no voxel under it, taking the next free label
+        value of that layer, or starts a new layer with label 1. Greedy, order-dependent,
+        and lossless. Segments in layer 0 keep their values; others may be renumbered.
+        """
+        result = self.copy()
+        if len(result.layers) <= 1:
+            return result
+        grid = result.require_geometry()
+        packed: list[NDArray[np.integer]] = [result.layers[0].array]
+        used: list[set[int]] = [{s.label_value for s in result.segments_in_layer(0)}]
+        for old_index, old_layer in enumerate(result.layers):
+            if old_index == 0:
+                continue
+            for segment in result.segments_in_layer(old_index):
+                mask = old_layer.array == segment.label_value
+                box = _bounding_box(mask)
+                if box is None:  # an empty segment fits anywhere
+                    target = 0
+                else:
+                    sub = mask[box]
+                    target = next(
+                        (n for n, arr in enumerate(packed) if not np.any(arr[box][sub])),
+                        len(packed),
+                    )
+                if target == len(packed):
+                    packed.append(np.zeros(grid.shape, dtype=np.uint8))
+                    used.append(set())
+                label = max(used[target], default=0) + 1
+                if label > np.iinfo(packed[target].dtype).max:
+                    packed[target] = packed[target].astype(np.min_scalar_type(label))
+                if box is not None:
+                    packed[target][box][mask[box]] = label
+                used[target].add(label)
+                segment.layer, segment.label_value = target, label
+        result.layers = [Layer(arr, grid) for arr in packed]
+        result.validate()
+        return result
+
+    def __repr__(self) -> str:
+        return (
+            f"Segmentation({len(self.segments)} segments, {len(self.layers)} layer(s), "
+            f"{self.geometry!r})"
+        )
+
+
+def label_histogram(labels: NDArray[np.integer], top: int) -> NDArray[np.int64]:
+    """Voxel count of every value 0..top (values outside are ignored), in slabs.
+
+    ``np.bincount`` converts its input to intp; doing it a slab at a time keeps that copy
+    to a few MB instead of eight times the labelmap.
+    """
+    histogram = np.zeros(top + 2, dtype=np.int64)
+    flat = labels.reshape(labels.shape[0], -1)
+    step = max(1, (1 << 20) // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], step):
+        chunk = flat[start : start + step].ravel()
+        if chunk.dtype.kind == "i" or int(chunk.max(initial=0)) > top:
+            chunk = np.clip(chunk, 0, top + 1)
+        histogram += np.bincount(chunk, minlength=top + 2)[: top + 2]
+    return histogram[: top + 1]
+
+
+def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
+    """Smallest box holding every True voxel, as slices; None for an empty mask."""
+    bounds = []
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        hit = np.flatnonzero(np.any(mask, axis=others))
+        if hit.size == 0:
+            return None
+        bounds.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return (bounds[0], bounds[1], bounds[2])
+
+
+def unique_id(base: str, taken: Iterable[str]) -> str:
+    """Slicer's rule: ``base`` if free, else ``base_1``, ``base_2``, ... (spaces as ``_``)."""
+    stem = "_".join(base.split()) or "Segment"
+    existing = set(taken)
+    if stem not in existing:
+        return stem
+    n = 1
+    while f"{stem}_{n}" in existing:
+        n += 1
+    return f"{stem}_{n}"

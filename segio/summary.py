@@ -1,0 +1,79 @@
+"""A plain-data description of a segmentation, for ``segio info`` and for programs.
+
+Everything is JSON-ready (lists, numbers, text), so the same dictionary feeds the rich
+table on a terminal and ``--json`` output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from segio.geometry import Geometry
+from segio.model import Segmentation
+from segio.terminology import Terminology
+
+
+def summarize(segmentation: Segmentation) -> dict[str, Any]:
+    counts = segmentation.voxel_counts()
+    extents = segmentation.extents()
+    grid = segmentation.geometry
+    voxel_volume = grid.voxel_volume if grid is not None else 0.0
+    segments = []
+    for segment in segmentation.segments.values():
+        box = extents[segment.id]
+        segments.append(
+            {
+                "id": segment.id,
+                "name": segment.name,
+                "layer": segment.layer,
+                "label": segment.label_value,
+                "color": list(segment.color),
+                "color_hex": "#" + "".join(f"{round(c * 255):02x}" for c in segment.color),
+                "terminology": _terminology(segment.terminology),
+                "voxels": counts[segment.id],
+                "volume_mm3": counts[segment.id] * voxel_volume,
+                "extent": None
+                if box is None
+                else {"i": list(box[2]), "j": list(box[1]), "k": list(box[0])},
+                "properties": dict(segment.properties),
+            }
+        )
+    return {
+        "file": segmentation.provenance.get("source_path"),
+        "format": segmentation.provenance.get("format"),
+        "source_representation": segmentation.source_representation.value,
+        "layers": len(segmentation.layers),
+        "overlapping": segmentation.overlaps(),
+        "geometry": _geometry(grid),
+        "reference_geometry": _geometry(segmentation.reference_geometry),
+        "segments": segments,
+    }
+
+
+def _geometry(geometry: Geometry | None) -> dict[str, Any] | None:
+    if geometry is None:
+        return None
+    return {
+        "size_ijk": list(geometry.size_ijk),
+        "spacing": geometry.spacing.tolist(),
+        "origin_lps": geometry.origin.tolist(),
+        "directions_lps": geometry.direction.T.tolist(),
+        "ijk_to_lps": geometry.ijk_to_lps.tolist(),
+    }
+
+
+def _terminology(terminology: Terminology | None) -> dict[str, Any] | None:
+    if terminology is None:
+        return None
+    fields = {
+        "category": terminology.category,
+        "type": terminology.type,
+        "type_modifier": terminology.type_modifier,
+        "region": terminology.region,
+        "region_modifier": terminology.region_modifier,
+    }
+    return {
+        name: [code.scheme, code.value, code.meaning]
+        for name, code in fields.items()
+        if code is not None
+    }

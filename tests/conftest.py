@@ -1,0 +1,21 @@
+"""Shared test fixtures: paths to bundled fixtures and to the shared real-world data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+#: Real files from public projects, beside the repository (``../shared/data``).
+SHARED_DATA = Path(os.environ.get("SEGIO_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared real-world data folder; tests that need it skip where it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA

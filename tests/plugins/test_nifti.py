@@ -1,0 +1,174 @@
+"""NIfTI labelmaps: geometry, sidecars, layers, and the round trip through .seg.nrrd."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+
+import segio
+from segio.geometry import Geometry
+from segio.labeltables import LabelEntry, caret_xml
+from segio.model import Segmentation
+from segio.testing import assert_same_segmentation, small_segmentation
+
+
+@pytest.mark.parametrize("kind", ["axial", "oblique", "anisotropic", "lps_flipped"])
+def test_seg_nrrd_to_nifti_to_seg_nrrd_is_exact(tmp_path: Path, kind: str) -> None:
+    original = small_segmentation(kind=kind, overlapping=True, unicode_names=True)
+    first = segio.write(original, tmp_path / "a.seg.nrrd")[0]
+    segio.convert(first, tmp_path / "b.nii.gz")
+    segio.convert(tmp_path / "b.nii.gz", tmp_path / "c.seg.nrrd")
+    back = segio.read(tmp_path / "c.seg.nrrd")
+    assert_same_segmentation(original, back, atol_mm=1e-6)
+    # and again from the far end
+    segio.convert(tmp_path / "c.seg.nrrd", tmp_path / "d.nii")
+    assert_same_segmentation(original, segio.read(tmp_path / "d.nii"), atol_mm=1e-6)
+
+
+def test_nibabel_sees_our_geometry_in_ras(tmp_path: Path) -> None:
+    segmentation = small_segmentation(kind="oblique")
+    written = segio.write(segmentation, tmp_path / "g.nii.gz")
+    path = next(p for p in written if p.name.endswith(".gz"))
+    image = nibabel.load(path)
+    grid = segmentation.require_geometry()
+    assert np.allclose(image.affine, grid.ijk_to_ras, atol=1e-4)
+    assert image.header.get_intent()[0] == "label"
+    assert int(image.header["sform_code"]) == 1 and int(image.header["qform_code"]) == 1
+    data = np.asarray(image.dataobj)
+    assert data.shape == grid.size_ijk
+    layer = segmentation.layers[0].array
+    assert np.array_equal(data, layer.T)
+
+
+def test_sheared_grid_writes_no_qform(tmp_path: Path) -> None:
+    matrix = np.array([[1.0, 0.3, 0, 5], [0, 1, 0, 6], [0, 0, 2, 7], [0, 0, 0, 1]])
+    segmentation = Segmentation()
+    mask = np.zeros((3, 4, 5), bool)
+    mask[1, 1, 1:4] = True
+    segmentation.add_mask(mask, "s", geometry=Geometry(matrix, (3, 4, 5)))
+    path = segio.write(segmentation, tmp_path / "s.nii", sidecar="none")[0]
+    image = nibabel.load(path)
+    assert int(image.header["qform_code"]) == 0
+    back = segio.read(path)
+    assert back.require_geometry().is_close(segmentation.require_geometry(), atol=1e-5)
+
+
+def test_nifti_from_another_tool_gets_default_names(tmp_path: Path) -> None:
+    data = np.zeros((5, 6, 7), np.int16)
+    data[1:3, 1:3, 1:3] = 4
+    data[3:5, 3:5, 3:5] = 7
+    affine = np.diag([-0.8, -0.8, 2.0, 1.0])
+    affine[:3, 3] = (10, 20, 30)
+    nibabel.save(nibabel.Nifti1Image(data, affine), tmp_path / "other.nii.gz")
+    segmentation = segio.read(tmp_path / "other.nii.gz")
+    assert [s.name for s in segmentation.segments.values()] == ["Segment_4", "Segment_7"]
+    assert [s.label_value for s in segmentation.segments.values()] == [4, 7]
+    assert segmentation.voxel_counts() == {"Segment_4": 8, "Segment_7": 8}
+    grid = segmentation.require_geometry()
+    assert np.allclose(grid.ijk_to_ras, affine)
+    assert np.allclose(grid.origin, (-10, -20, 30))  # LPS
+
+
+@pytest.mark.parametrize(
+    ("sidecar", "suffix"),
+    [
+        ("slicer-csv", ".labels.csv"),
+        ("itksnap", ".label"),
+        ("slicer-ctbl", ".ctbl"),
+        ("segio-json", ".json"),
+    ],
+)
+def test_sidecar_formats_keep_names_and_colours(tmp_path: Path, sidecar: str, suffix: str) -> None:
+    segmentation = small_segmentation(kind="axial")
+    written = segio.write(segmentation, tmp_path / "x.nii.gz", sidecar=sidecar)
+    assert tmp_path / f"x{suffix}" in written
+    back = segio.read(tmp_path / "x.nii.gz")
+    for a, b in zip(segmentation.segments.values(), back.segments.values(), strict=True):
+        # Slicer colour tables store spaces as '_' and read every '_' back as a space.
+        assert a.name == b.name or (sidecar == "slicer-ctbl" and a.name.replace("_", " ") == b.name)
+        assert np.allclose(a.color, b.color, atol=0.5 / 255 + 1e-9)
+        assert np.array_equal(segmentation.mask(a.id), back.mask(b.id))
+
+
+def test_split_layers_writes_one_file_and_table_per_layer(tmp_path: Path) -> None:
+    segmentation = small_segmentation(overlapping=True)
+    assert len(segmentation.layers) > 1
+    written = segio.write(segmentation, tmp_path / "o.nii.gz", layers="split", sidecar="slicer-csv")
+    images = sorted(p.name for p in written if p.name.endswith(".nii.gz"))
+    assert images == [f"o_layer{n}.nii.gz" for n in range(len(segmentation.layers))]
+    total = 0
+    for name in images:
+        part = segio.read(tmp_path / name)
+        assert len(part.layers) == 1
+        total += len(part.segments)
+    assert total == len([c for c in segmentation.voxel_counts().values() if c])
+
+
+def test_multilayer_with_single_table_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(segio.WriteError, match="cannot say which layer"):
+        segio.write(small_segmentation(overlapping=True), tmp_path / "o.nii.gz", sidecar="itksnap")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_totalsegmentator_header_extension_names_labels(tmp_path: Path) -> None:
+    data = np.zeros((4, 4, 4), np.uint8)
+    data[1, 1, 1], data[2, 2, 2] = 1, 2
+    image = nibabel.Nifti1Image(data, np.eye(4))
+    xml = caret_xml([LabelEntry(1, "spleen", (1.0, 0.0, 0.0)), LabelEntry(2, "kidney_right")])
+    image.header.extensions.append(nibabel.nifti1.Nifti1Extension(0, xml))
+    nibabel.save(image, tmp_path / "ts.nii.gz")
+    segmentation = segio.read(tmp_path / "ts.nii.gz")
+    assert [s.name for s in segmentation.segments.values()] == ["spleen", "kidney_right"]
+    assert segmentation.segments["spleen"].color == (1.0, 0.0, 0.0)
+
+
+def test_nnunet_dataset_json_names_labels(tmp_path: Path) -> None:
+    (tmp_path / "labelsTr").mkdir()
+    (tmp_path / "dataset.json").write_text(
+        json.dumps({"labels": {"background": 0, "liver": 1, "tumour": 2}, "file_ending": ".nii.gz"})
+    )
+    data = np.zeros((4, 4, 4), np.uint8)
+    data[0, 0, 0], data[1, 1, 1] = 1, 2
+    nibabel.save(nibabel.Nifti1Image(data, np.eye(4)), tmp_path / "labelsTr" / "case_000.nii.gz")
+    segmentation = segio.read(tmp_path / "labelsTr" / "case_000.nii.gz")
+    assert [s.name for s in segmentation.segments.values()] == ["liver", "tumour"]
+
+
+def test_explicit_label_table_wins(tmp_path: Path) -> None:
+    segmentation = small_segmentation(kind="axial")
+    segio.write(segmentation, tmp_path / "x.nii.gz", sidecar="none")
+    table = tmp_path / "names.txt"
+    lines = [
+        f'{s.label_value} 255 0 0 1 1 1 "renamed {n}"'
+        for n, s in enumerate(s for s in segmentation.segments.values() if s.layer == 0)
+    ]
+    table.write_text("# ITK-SnAP Label Description File\n" + "\n".join(lines) + "\n")
+    back = segio.read(tmp_path / "x.nii.gz", labels=table)
+    assert all(s.name.startswith("renamed") for s in back.segments.values())
+
+
+def test_probability_map_is_refused(tmp_path: Path) -> None:
+    nibabel.save(
+        nibabel.Nifti1Image(np.full((3, 3, 3), 0.5, np.float32), np.eye(4)), tmp_path / "p.nii"
+    )
+    with pytest.raises(segio.ReadError, match="fractional values"):
+        segio.read(tmp_path / "p.nii")
+
+
+def test_header_changed_by_another_tool_wins_over_sidecar(tmp_path: Path) -> None:
+    segmentation = small_segmentation(kind="axial")
+    segio.write(segmentation, tmp_path / "x.nii.gz")
+    image = nibabel.load(tmp_path / "x.nii.gz")
+    moved = image.affine.copy()
+    moved[0, 3] += 5.0
+    nibabel.save(nibabel.Nifti1Image(np.asarray(image.dataobj), moved), tmp_path / "x.nii.gz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        back = segio.read(tmp_path / "x.nii.gz")
+    assert any("differs from the image header" in str(w.message) for w in caught)
+    assert np.allclose(back.require_geometry().ijk_to_ras, moved, atol=1e-4)

@@ -1,0 +1,127 @@
+"""The segio command line: convert, info, formats, and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import segio
+from segio.cli import cli
+from segio.testing import assert_same_segmentation, small_segmentation
+
+
+@pytest.fixture
+def sample(tmp_path: Path) -> Path:
+    return segio.write(
+        small_segmentation(kind="oblique", overlapping=True), tmp_path / "s.seg.nrrd"
+    )[0]
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_convert_round_trip(sample: Path, tmp_path: Path) -> None:
+    code, out, _ = _run("convert", str(sample), str(tmp_path / "s.nii.gz"))
+    assert code == 0
+    assert "s.nii.gz" in out and "s.json" in out
+    code, _, _ = _run("convert", str(tmp_path / "s.nii.gz"), str(tmp_path / "back.seg.nrrd"))
+    assert code == 0
+    assert_same_segmentation(segio.read(sample), segio.read(tmp_path / "back.seg.nrrd"))
+
+
+def test_convert_selects_and_orders_segments(sample: Path, tmp_path: Path) -> None:
+    names = [s.name for s in segio.read(sample).segments.values()]
+    picked = [names[2], names[0]]
+    code, _, err = _run(
+        "convert", str(sample), str(tmp_path / "p.seg.nrrd"), "-s", ",".join(picked)
+    )
+    assert code == 0, err
+    back = segio.read(tmp_path / "p.seg.nrrd")
+    assert [s.name for s in back.segments.values()] == picked
+
+
+def test_convert_pack_layers(sample: Path, tmp_path: Path) -> None:
+    code, _, _ = _run("convert", str(sample), str(tmp_path / "p.seg.nrrd"), "--pack-layers")
+    assert code == 0
+    packed = segio.read(tmp_path / "p.seg.nrrd")
+    assert len(packed.layers) <= len(segio.read(sample).layers)
+    assert_same_segmentation(segio.read(sample), packed)
+
+
+def test_existing_output_needs_force(sample: Path, tmp_path: Path) -> None:
+    target = tmp_path / "t.seg.nrrd"
+    target.write_bytes(b"keep me")
+    code, _, err = _run("convert", str(sample), str(target))
+    assert code == 1
+    assert err.startswith("segio: error: ") and "--force" in err
+    assert "Traceback" not in err
+    assert target.read_bytes() == b"keep me"
+    assert _run("convert", str(sample), str(target), "--force")[0] == 0
+
+
+def test_writer_options_pass_through(sample: Path, tmp_path: Path) -> None:
+    code, out, err = _run(
+        "convert",
+        str(sample),
+        str(tmp_path / "x.nii.gz"),
+        "-O",
+        "sidecar=slicer-csv",
+        "-O",
+        "layers=split",
+    )
+    assert code == 0, err
+    assert "x_layer0.labels.csv" in out
+    code, _, err = _run("convert", str(sample), str(tmp_path / "y.nii.gz"), "-O", "bogus=1")
+    assert code == 1 and "does not take the write option" in err
+
+
+def test_missing_input_is_one_line(tmp_path: Path) -> None:
+    code, _, err = _run("info", str(tmp_path / "nope.seg.nrrd"))
+    assert code == 1
+    assert err.strip() == f"segio: error: {tmp_path / 'nope.seg.nrrd'}: no such file or folder"
+
+
+def test_info_json(sample: Path) -> None:
+    code, out, _ = _run("info", str(sample), "--json")
+    assert code == 0
+    summary = json.loads(out)
+    segmentation = segio.read(sample)
+    assert [s["name"] for s in summary["segments"]] == [
+        s.name for s in segmentation.segments.values()
+    ]
+    assert summary["overlapping"] is True
+    assert [s["voxels"] for s in summary["segments"]] == list(segmentation.voxel_counts().values())
+    assert summary["geometry"]["size_ijk"] == list(segmentation.require_geometry().size_ijk)
+
+
+def test_info_table_lists_every_segment(sample: Path) -> None:
+    code, out, _ = _run("info", str(sample))
+    assert code == 0
+    for segment in segio.read(sample).segments.values():
+        assert segment.name in out
+
+
+def test_formats_lists_builtins() -> None:
+    code, out, _ = _run("formats", "--json")
+    rows = {row["name"]: row for row in json.loads(out)}
+    assert code == 0
+    assert {"seg-nrrd", "nrrd", "nifti"} <= set(rows)
+    assert rows["nifti"]["installed"] is True
+    assert rows["nifti"]["install"] == "pip install 'segio[nifti]'"
+    assert "sidecar" in rows["nifti"]["write_options"]
+    code, out, _ = _run("formats")
+    assert code == 0 and "seg-nrrd" in out
+
+
+def test_console_script_runs() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "segio", "--version"], capture_output=True, text=True, check=True
+    )
+    assert segio.__version__ in result.stdout
