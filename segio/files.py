@@ -56,14 +56,37 @@ class OutputFiles:
         return list(self._staged)
 
     def commit(self) -> list[Path]:
+        """Move every staged file into place; on failure put back what was there before."""
+        for final in self._staged:
+            if final.is_dir() or (final.exists() and not self.force):
+                self.discard()
+                raise WriteError(
+                    "a folder has this name" if final.is_dir() else "the output appeared meanwhile",
+                    path=final,
+                )
         mode = 0o666 & ~_umask()
+        backups: dict[Path, Path] = {}
+        placed: list[Path] = []
         try:
             for final, temporary in self._staged.items():
                 temporary.chmod(mode)  # mkstemp makes 0600 files; outputs get the usual mode
+                if final.exists():  # only with force: keep the old file until all succeed
+                    backup = temporary.with_name(temporary.name + ".old")
+                    final.replace(backup)
+                    backups[final] = backup
                 temporary.replace(final)
+                placed.append(final)
         except OSError as exc:
+            for final in placed:
+                final.unlink(missing_ok=True)
+            for final, backup in backups.items():
+                backup.replace(final)
             self.discard()
-            raise WriteError(f"cannot move the output into place: {exc.strerror}") from exc
+            raise WriteError(
+                f"cannot move the output into place: {exc.strerror}", path=exc.filename
+            ) from exc
+        for backup in backups.values():
+            backup.unlink(missing_ok=True)
         return self.targets
 
     def discard(self) -> None:

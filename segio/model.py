@@ -53,7 +53,10 @@ class Segment:
             raise ValidationError(f"segment id must be non-empty text, got {self.id!r}")
         if not isinstance(self.name, str):
             raise ValidationError(f"segment {self.id!r}: name must be text, got {self.name!r}")
-        rgb = tuple(float(c) for c in self.color)
+        try:
+            rgb = tuple(float(c) for c in self.color)
+        except (TypeError, ValueError):
+            rgb = ()
         if len(rgb) != 3 or not all(0.0 <= c <= 1.0 for c in rgb):
             raise ValidationError(
                 f"segment {self.id!r}: colour must be three numbers in 0..1, got {self.color!r}"
@@ -61,17 +64,24 @@ class Segment:
         self.color = (rgb[0], rgb[1], rgb[2])
         if self.terminology is not None and not isinstance(self.terminology, Terminology):
             raise ValidationError(f"segment {self.id!r}: terminology must be a Terminology")
-        if int(self.layer) != self.layer or self.layer < 0:
-            raise ValidationError(f"segment {self.id!r}: layer must be >= 0, got {self.layer}")
-        if int(self.label_value) != self.label_value or self.label_value < 1:
-            raise ValidationError(
-                f"segment {self.id!r}: label value must be a positive integer "
-                f"(0 is background), got {self.label_value}"
-            )
-        self.layer, self.label_value = int(self.layer), int(self.label_value)
+        self.layer = _whole(self.layer, 0, f"segment {self.id!r}: layer")
+        self.label_value = _whole(
+            self.label_value, 1, f"segment {self.id!r}: label value (0 is background)"
+        )
         for key, value in self.properties.items():
             if not isinstance(key, str) or not isinstance(value, str):
                 raise ValidationError(f"segment {self.id!r}: properties must map text to text")
+
+
+def _whole(value: object, minimum: int, what: str) -> int:
+    """``value`` as an int >= ``minimum``; ValidationError for anything else."""
+    try:
+        number: int = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        number = minimum - 1
+    if isinstance(value, bool) or number != value or number < minimum:
+        raise ValidationError(f"{what} must be an integer >= {minimum}, got {value!r}")
+    return number
 
 
 class Layer:
@@ -376,7 +386,14 @@ class Segmentation:
             return result
         grid = result.require_geometry()
         packed: list[NDArray[np.integer]] = [result.layers[0].array]
-        used: list[set[int]] = [{s.label_value for s in result.segments_in_layer(0)}]
+        # Next label of a packed layer: above its segments' labels *and* above any voxel
+        # value in it (voxels no segment owns must not be absorbed), as Slicer does.
+        top: list[int] = [
+            max(
+                int(result.layers[0].array.max(initial=0)),
+                max((s.label_value for s in result.segments_in_layer(0)), default=0),
+            )
+        ]
         for old_index, old_layer in enumerate(result.layers):
             if old_index == 0:
                 continue
@@ -393,13 +410,13 @@ class Segmentation:
                     )
                 if target == len(packed):
                     packed.append(np.zeros(grid.shape, dtype=np.uint8))
-                    used.append(set())
-                label = max(used[target], default=0) + 1
+                    top.append(0)
+                label = top[target] + 1
                 if label > np.iinfo(packed[target].dtype).max:
                     packed[target] = packed[target].astype(np.min_scalar_type(label))
                 if box is not None:
                     packed[target][box][mask[box]] = label
-                used[target].add(label)
+                top[target] = label
                 segment.layer, segment.label_value = target, label
         result.layers = [Layer(arr, grid) for arr in packed]
         result.validate()
@@ -418,15 +435,18 @@ def label_histogram(labels: NDArray[np.integer], top: int) -> NDArray[np.int64]:
     ``np.bincount`` converts its input to intp; doing it a slab at a time keeps that copy
     to a few MB instead of eight times the labelmap.
     """
-    histogram = np.zeros(top + 2, dtype=np.int64)
+    # Bin 0 collects negative values, bin top + 2 everything above top; both are dropped.
+    histogram = np.zeros(top + 3, dtype=np.int64)
     flat = labels.reshape(labels.shape[0], -1)
     step = max(1, (1 << 20) // max(1, flat.shape[1]))
     for start in range(0, flat.shape[0], step):
         chunk = flat[start : start + step].ravel()
         if chunk.dtype.kind == "i" or int(chunk.max(initial=0)) > top:
-            chunk = np.clip(chunk, 0, top + 1)
-        histogram += np.bincount(chunk, minlength=top + 2)[: top + 2]
-    return histogram[: top + 1]
+            chunk = np.clip(chunk, -1, top + 1).astype(np.intp) + 1
+            histogram += np.bincount(chunk, minlength=top + 3)
+        else:
+            histogram[1 : top + 3] += np.bincount(chunk, minlength=top + 2)
+    return histogram[1 : top + 2]
 
 
 def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:

@@ -49,6 +49,7 @@ from segio.registry import HEAD_SIZE, Registry, default_registry
 from segio.terminology import DEFAULT_TISSUE, Code, Terminology
 
 __all__ = [
+    "FULL_SHAPE",
     "GRID_KINDS",
     "assert_same_segmentation",
     "check_rejects_garbage",
@@ -349,7 +350,7 @@ class _Blob:
         quadric = (self.rotation / self.radii**2) @ self.rotation.T
         qkk, qjj, qii = (float(quadric[a, a]) for a in range(3))
         qkj, qki, qji = (2.0 * float(quadric[a, b]) for a, b in ((0, 1), (0, 2), (1, 2)))
-        # Build the quadratic form slab by slab of broadcasting: the k/j part is 2D.
+        # The k and j terms broadcast to an (nk, nj, 1) array; only the i terms fill the box.
         q = qkk * dk * dk + qkj * dk * dj + qjj * dj * dj
         q = q + di * (qki * dk + qji * dj)
         q += qii * di * di
@@ -501,12 +502,12 @@ def synthetic_segmentation(
             label_of[position] = next_label
     top = max(next_label, n_overlap, 1)
     array_dtype = np.dtype(dtype) if dtype is not None else np.dtype(np.min_scalar_type(top))
-    if array_dtype.kind == "b" or not np.issubdtype(array_dtype, np.integer):
+    if not np.issubdtype(array_dtype, np.integer):
         raise ValueError(f"dtype must be an integer type, got {array_dtype}")
     if top > np.iinfo(array_dtype).max:
         raise ValueError(f"{top} labels do not fit {array_dtype}")
 
-    # -- blobs of the non-overlapping segments, one cell each --------------------------------
+    # -- blobs of the non-overlapping segments, each blob in a cell of its own ----------------
     blob_counts = []
     for b in range(len(bases)):
         if b % 4 == 2:
@@ -1023,7 +1024,9 @@ def check_rejects_garbage(
             if 0 < cut < size:
                 samples.append((f"a valid file cut to {cut} of its {size} bytes", valid[:cut]))
         magic = _magic_prefix(spec.sniff, valid, garbage)
-        samples.append((f"the magic bytes {magic[:24]!r} then random bytes", magic + garbage))
+        samples.append(
+            (f"the first {len(magic)} bytes of a valid file then random bytes", magic + garbage)
+        )
 
     failures: list[str] = []
     for n, (what, payload) in enumerate(samples):
@@ -1062,8 +1065,10 @@ def check_sniffing(
     Writes a small segmentation, copies it as ``noext`` and ``data.bin``, and requires
     that the registry choose ``format_name`` for both (only sniffers can tell) and that
     :func:`segio.read` returns the same segmentation (``compare`` as in
-    :func:`check_round_trip`). Does nothing for a format without a sniffer
-    (``sniff=None``): such a format is only ever chosen by suffix or by name.
+    :func:`check_round_trip`). When the writer produced sidecar files, which a renamed copy
+    leaves behind, only the voxels and the grid are compared. Does nothing for a format
+    without a sniffer (``sniff=None``): such a format is only ever chosen by suffix or by
+    name.
     """
     registry = registry or default_registry()
     spec = registry.format(format_name)
@@ -1074,7 +1079,16 @@ def check_sniffing(
     folder = Path(tmp_path)
     original = small_segmentation("oblique")
     source = _fresh_path(folder, "sniff_source", spec.suffixes[0] if spec.suffixes else "")
-    write(original, source, format=format_name, registry=registry)
+    written = write(original, source, format=format_name, registry=registry)
+    options = dict(compare or {})
+    if len(written) > 1:  # the sidecars stay with the original name
+        options.update(
+            check_ids=False,
+            check_names=False,
+            check_terminology=False,
+            check_properties=False,
+            color_atol=1.0,
+        )
     problems: list[str] = []
     for neutral in ("noext", "data.bin"):
         target = _fresh_path(folder, neutral, "")
@@ -1103,11 +1117,15 @@ def check_sniffing(
                 f"{target.name}: the registry chose {chosen!r}; sniffers claiming it: {claimants}"
             )
             continue
-        result = read(target, registry=registry)
+        try:
+            result = read(target, registry=registry)
+        except SegioError as exc:
+            problems.append(f"{target.name}: recognised but not readable: {exc}")
+            continue
         if result.provenance.get("format") != format_name:
             problems.append(f"{target.name}: read as {result.provenance.get('format')!r}")
         try:
-            assert_same_segmentation(original, result, **dict(compare or {}))
+            assert_same_segmentation(original, result, **options)
         except AssertionError as exc:
             problems.append(f"{target.name}: {exc}")
     if problems:

@@ -61,7 +61,8 @@ def test_seg_nrrd_header_values_replaced(data: st.DataObject) -> None:
     index = data.draw(st.integers(2, len(lines) - 1))
     separator = ":=" if ":=" in lines[index] else ": "
     key = lines[index].split(separator, 1)[0]
-    value = data.draw(st.text(alphabet=st.characters(blacklist_characters="\n\r"), max_size=40))
+    characters = st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",))
+    value = data.draw(st.text(alphabet=characters, max_size=40))
     lines[index] = f"{key}{separator}{value}"
     _read("\n".join(lines).encode("utf-8") + blob[end:], ".seg.nrrd")
 

@@ -212,11 +212,6 @@ def test_from_ras_validates_values_like_the_constructor() -> None:
         Geometry.from_ras(np.eye(4), (2, 2))
 
 
-@pytest.mark.xfail(
-    reason="Geometry.from_ras multiplies by LPS_TO_RAS before validating, so a non-4x4 "
-    "matrix raises numpy's ValueError instead of GeometryError",
-    strict=True,
-)
 @pytest.mark.parametrize("matrix", [np.eye(3), np.eye(4)[:3]], ids=["3x3", "3x4"])
 def test_from_ras_rejects_a_non_4x4_matrix_with_geometry_error(matrix: np.ndarray) -> None:
     with pytest.raises(GeometryError, match="4x4"):
@@ -387,11 +382,6 @@ def test_equality_and_hash(oblique: Geometry) -> None:
     assert same.is_close(oblique)
 
 
-@pytest.mark.xfail(
-    reason="Geometry.__hash__ hashes matrix bytes, so -0.0 and 0.0 give equal geometries "
-    "different hashes",
-    strict=True,
-)
 def test_equal_geometries_have_equal_hashes_with_negative_zero() -> None:
     matrix = np.eye(4)
     negated = matrix.copy()

@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from segio.errors import ReadError, UnknownFormatError, WriteError
 from segio.labeltables import (
     LABEL_TABLE_FORMATS,
     LabelEntry,
@@ -21,8 +23,6 @@ from segio.labeltables import (
     sniff_label_table,
     write_label_table,
 )
-
-from segio.errors import ReadError, UnknownFormatError, WriteError
 from segio.terminology import Code, Terminology
 
 KIDNEY = Terminology(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from segio.errors import ValidationError
@@ -72,7 +74,7 @@ def test_from_name_rejects_unknown_names(name: str) -> None:
 def test_conversion_parameter_rejects_serialisation_separators(char: str, field: str) -> None:
     fields = {"name": "Smoothing factor", "value": "0.5", "description": "text"}
     fields[field] = f"a{char}b"
-    with pytest.raises(ValidationError, match="'&' or '|'"):
+    with pytest.raises(ValidationError, match=re.escape("'&' or '|'")):
         ConversionParameter(**fields)
 
 
@@ -175,7 +177,11 @@ def test_remove_and_copy() -> None:
 
 def test_later_duplicate_name_wins() -> None:
     params = ConversionParameters(
-        [ConversionParameter("a", "1"), ConversionParameter("b", "2"), ConversionParameter("a", "3")]
+        [
+            ConversionParameter("a", "1"),
+            ConversionParameter("b", "2"),
+            ConversionParameter("a", "3"),
+        ]
     )
     assert list(params) == ["a", "b"]
     assert params.value("a") == "3"

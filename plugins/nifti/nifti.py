@@ -12,6 +12,7 @@ default) or as one 3D file per layer (``layers="split"``), each with its own sid
 from __future__ import annotations
 
 import gzip
+import io
 import warnings
 from pathlib import Path
 from typing import Any
@@ -37,11 +38,15 @@ _GZIP_LEVEL = 1  # nibabel's default: labelmaps compress well even at level 1
 
 
 def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
-    import nibabel
-
     try:
-        image: Any = nibabel.load(path)
-        data = _labels(image, path)
+        with path.open("rb") as raw:
+            compressed = raw.read(2) == b"\x1f\x8b"  # by content, not by name
+            raw.seek(0)
+            if compressed:
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    image, data = _load(stream, path)
+            else:
+                image, data = _load(raw, path)
     except SegioError:
         raise
     except Exception as exc:  # nibabel, gzip and numpy raise many kinds for a bad file
@@ -51,6 +56,28 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
     return read_labelmap_segmentation(
         arrays, geometry, path, labels=labels, fallback_entries=_header_labels(image, path)
     )
+
+
+def _load(stream: io.BufferedIOBase, path: Path) -> tuple[Any, NDArray[np.integer]]:
+    """Header and labels from an open stream; a gzip stream is checked to its end.
+
+    nibabel stops reading after the voxels, so it never sees a gzip file's CRC and length:
+    a truncated or corrupted .nii.gz would pass. Reading the rest makes gzip verify them.
+    """
+    import nibabel
+
+    head = stream.read(348)
+    image_class = (
+        nibabel.Nifti2Image if head[4:8] in (b"n+2\x00", b"ni2\x00") else nibabel.Nifti1Image
+    )
+    stream.seek(0)
+    holder = nibabel.FileHolder(filename=str(path), fileobj=stream)
+    image: Any = image_class.from_file_map({"image": holder, "header": holder})
+    data = _labels(image, path)
+    if isinstance(stream, gzip.GzipFile):
+        while stream.read(1 << 20):
+            pass
+    return image, data
 
 
 def _labels(image: Any, path: Path) -> NDArray[np.integer]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from . import nrrdfile
-from .segnrrd import nrrd_geometry_fields
 
 from segio.files import OutputFiles
 from segio.labelmaps import DEFAULT_SIDECAR, storage_dtype, write_sidecar
 from segio.model import Segmentation
+
+from . import nrrdfile
+from .segnrrd import nrrd_geometry_fields
 
 
 def write(

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
-from . import nrrdfile
 
 from segio.errors import ReadError, SegioError, WriteError
 from segio.files import OutputFiles
@@ -34,6 +33,8 @@ from segio.representations import (
     Representation,
 )
 from segio.terminology import Terminology
+
+from . import nrrdfile
 
 FORMAT = "seg-nrrd"
 REFERENCE_GEOMETRY = "Reference image geometry"
