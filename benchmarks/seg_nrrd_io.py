@@ -191,7 +191,10 @@ def main() -> None:
             f"  peak memory {ours['peak_mb'] / theirs['peak_mb']:.2f}"
         )
         if verb == "write":
-            line += f"  file size {ours['mb'] / theirs['mb']:.3f}"
+            line += (
+                f"  file size {ours['mb'] / theirs['mb']:.4f}"
+                f" ({ours['mb'] * 2**20:,.0f} vs {theirs['mb'] * 2**20:,.0f} bytes)"
+            )
         print(line)
 
 

@@ -39,7 +39,7 @@ PathLike = str | os.PathLike[str]
 #: faster still but 20% (level 6) to 170% (level 1) larger.
 DEFAULT_LEVEL = 9
 _CHUNK = 1 << 20  # read/inflate granularity: all the memory reading needs beyond the array
-_BLOCK = 4 << 20  # deflate block: each boundary costs ~20 bytes, so blocks are not smaller
+_BLOCK = 8 << 20  # parallel deflate block: each costs ~20 bytes of flush; 8 MiB keeps that < 0.01%
 _WINDOW = 32768  # deflate window: each block is primed with this much of the previous one
 _HEADER_CAP, _MAX_BYTES = 16 << 20, 1 << 40
 _CORRUPT = "the file is truncated, corrupt or not a NRRD file"
