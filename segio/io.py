@@ -65,6 +65,10 @@ def write(
     spec = registry.writer_for(path, format)
     _check_options(spec, options, spec.write_options, "write", path)
     segmentation.validate()
+    if segmentation.source_representation not in spec.writes:
+        from segio.converters import to_representation
+
+        segmentation = to_representation(segmentation, spec.writes, registry=registry)
     writer = writer_function(spec)
     with OutputFiles(force=force) as files:
         try:

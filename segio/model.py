@@ -85,11 +85,23 @@ def _whole(value: object, minimum: int, what: str) -> int:
 
 
 class Layer:
-    """An integer labelmap on a grid; several segments share it with distinct labels."""
+    """An integer array on a grid: a labelmap, or the fractions of one segment.
 
-    __slots__ = ("array", "geometry")
+    A *labelmap* layer (``max_fraction`` None) is shared by segments with distinct label
+    values. A *fractional* layer holds one segment (label value 1): each voxel stores how
+    much of it is inside, from 0 to ``max_fraction`` (DICOM's Maximum Fractional Value,
+    e.g. 255), as DICOM FRACTIONAL SEG and Slicer's fractional labelmap do.
+    """
 
-    def __init__(self, array: NDArray[np.integer], geometry: Geometry) -> None:
+    __slots__ = ("array", "geometry", "max_fraction")
+
+    def __init__(
+        self,
+        array: NDArray[np.integer],
+        geometry: Geometry,
+        *,
+        max_fraction: int | None = None,
+    ) -> None:
         if not isinstance(array, np.ndarray) or not np.issubdtype(array.dtype, np.integer):
             dtype = getattr(array, "dtype", type(array).__name__)
             raise ValidationError(f"a layer must be an integer numpy array, got {dtype}")
@@ -97,11 +109,22 @@ class Layer:
             raise GeometryError(
                 f"layer array shape {array.shape} differs from its geometry {geometry.shape}"
             )
+        if max_fraction is not None and not 0 < max_fraction <= np.iinfo(array.dtype).max:
+            raise ValidationError(
+                f"a fractional layer's maximum must be 1..{np.iinfo(array.dtype).max}, "
+                f"got {max_fraction}"
+            )
         self.array = array
         self.geometry = geometry
+        self.max_fraction = max_fraction
+
+    @property
+    def is_fractional(self) -> bool:
+        return self.max_fraction is not None
 
     def __repr__(self) -> str:
-        return f"Layer({self.array.dtype}, {self.geometry!r})"
+        kind = f", fractions of {self.max_fraction}" if self.is_fractional else ""
+        return f"Layer({self.array.dtype}{kind}, {self.geometry!r})"
 
 
 class SegmentMap(Mapping[str, Segment]):
@@ -202,11 +225,20 @@ class Segmentation:
 
     def validate(self) -> None:
         """Check every rule of the model; raise ValidationError or GeometryError."""
-        if self.source_representation is not Representation.BINARY_LABELMAP:
+        fractional = self.source_representation is Representation.FRACTIONAL_LABELMAP
+        if not fractional and self.source_representation is not Representation.BINARY_LABELMAP:
             raise ValidationError(
                 f"source representation {self.source_representation.value!r} has no "
-                "converter installed yet; segio keeps binary labelmaps as the source"
+                "data type in segio yet; binary and fractional labelmaps do"
             )
+        for index, layer in enumerate(self.layers):
+            if layer.is_fractional != fractional:
+                raise ValidationError(
+                    f"layer {index} is {'' if layer.is_fractional else 'not '}fractional but the "
+                    f"source representation is {self.source_representation.value!r}"
+                )
+            if fractional and len(self.segments_in_layer(index)) > 1:
+                raise ValidationError(f"fractional layer {index} holds more than one segment")
         if self.layers:
             first = self.layers[0].geometry
             for index, layer in enumerate(self.layers[1:], start=1):
@@ -255,9 +287,16 @@ class Segmentation:
         return [s for s in self.segments.values() if s.layer == layer]
 
     def mask(self, key: str) -> NDArray[np.bool_]:
-        """Boolean ``(k, j, i)`` mask of one segment (by id or name)."""
+        """Boolean ``(k, j, i)`` mask of one segment (by id or name).
+
+        For a fractional segment: the voxels at least half inside (Slicer's default
+        "Threshold fraction" of 0.5).
+        """
         segment = self.segments[key]
-        return np.asarray(self.layers[segment.layer].array == segment.label_value)
+        layer = self.layers[segment.layer]
+        if layer.max_fraction is not None:
+            return _half_inside(layer)
+        return np.asarray(layer.array == segment.label_value)
 
     def add_mask(
         self,
@@ -317,7 +356,9 @@ class Segmentation:
         counts: dict[str, int] = {}
         for index, layer in enumerate(self.layers):
             members = self.segments_in_layer(index)
-            if members:
+            if members and layer.max_fraction is not None:
+                counts[members[0].id] = int(np.count_nonzero(_half_inside(layer)))
+            elif members:
                 top = max(s.label_value for s in members)
                 histogram = label_histogram(layer.array, top)
                 for segment in members:
@@ -335,7 +376,9 @@ class Segmentation:
                 continue
             top = max(s.label_value for s in members)
             labels = layer.array
-            if labels.dtype.kind == "i" and labels.min() < 0:
+            if layer.max_fraction is not None:
+                labels = _half_inside(layer).view(np.uint8)
+            elif labels.dtype.kind == "i" and labels.min() < 0:
                 labels = np.where(labels < 0, 0, labels)
             objects = ndimage.find_objects(labels, max_label=top)
             for segment in members:
@@ -360,7 +403,7 @@ class Segmentation:
             labels = [s.label_value for s in self.segments_in_layer(index)]
             if not labels:
                 continue
-            owned = np.isin(layer.array, labels)
+            owned = _half_inside(layer) if layer.is_fractional else np.isin(layer.array, labels)
             if np.any(covered & owned):
                 return True
             covered |= owned
@@ -381,6 +424,10 @@ class Segmentation:
         value of that layer, or starts a new layer with label 1. Greedy, order-dependent,
         and lossless. Segments in layer 0 keep their values; others may be renumbered.
         """
+        if any(layer.is_fractional for layer in self.layers):
+            raise ValidationError(
+                "fractional layers cannot be packed; convert to a binary labelmap first"
+            )
         result = self.copy()
         if len(result.layers) <= 1:
             return result
@@ -427,6 +474,13 @@ class Segmentation:
             f"Segmentation({len(self.segments)} segments, {len(self.layers)} layer(s), "
             f"{self.geometry!r})"
         )
+
+
+def _half_inside(layer: Layer) -> NDArray[np.bool_]:
+    assert layer.max_fraction is not None
+    return np.asarray(layer.array.astype(np.int64, copy=False) * 2 >= layer.max_fraction) & (
+        layer.array > 0
+    )
 
 
 def label_histogram(labels: NDArray[np.integer], top: int) -> NDArray[np.int64]:

@@ -33,6 +33,7 @@ from segio.hookspecs import ConverterSpec, FormatSpec
 from segio.representations import Representation
 
 HEAD_SIZE = 4096
+FOLDER_SNIFF_LIMIT = 10000  # files looked at when a folder is given
 
 
 class Registry:
@@ -85,9 +86,7 @@ class Registry:
             raise ReadError("no such file or folder", path=path)
         readable = [s for s in self.formats.values() if s.reader is not None]
         if path.is_dir():
-            folder_readers = [s for s in readable if s.directory]
-            head = b""
-            candidates = folder_readers
+            return _folder_reader(path, [s for s in readable if s.directory])
         else:
             head = _read_head(path)
             candidates = [s for s in readable if not s.directory]
@@ -201,6 +200,23 @@ def writer_function(spec: FormatSpec) -> Callable[..., Any]:
 def is_installed(spec: FormatSpec) -> bool:
     """True when every module the format needs can be imported."""
     return all(importlib.util.find_spec(module) is not None for module in spec.requires)
+
+
+def _folder_reader(path: Path, specs: list[FormatSpec]) -> FormatSpec:
+    """The first folder-capable format whose sniffer recognises a file in the folder."""
+    heads = []
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        heads.append(_read_head(file))
+        if len(heads) >= FOLDER_SNIFF_LIMIT:
+            break
+    for spec in specs:
+        if spec.sniff is not None and any(spec.sniff(head) for head in heads):
+            return spec
+    raise UnknownFormatError(
+        "no file in this folder is of a format that segio reads from folders",
+        path=path,
+        hint="tried: " + (", ".join(s.name for s in specs) or "none installed"),
+    )
 
 
 def _read_head(path: Path) -> bytes:

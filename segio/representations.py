@@ -1,7 +1,7 @@
 """Representations of a segment, and the parameters that convert between them.
 
 A segmentation keeps one *source* representation, the one that was read or edited; the
-others are derived from it by converters (``segio.convert``). The names are 3D Slicer's
+others are derived from it by converters (``segio.converters``). The names are 3D Slicer's
 (``vtkSegmentationConverter``), because ``.seg.nrrd`` files store them as text.
 """
 

@@ -197,7 +197,7 @@ def test_duplicate_ids() -> None:
 
 
 def test_other_source_representations_are_refused() -> None:
-    with pytest.raises(ValidationError, match="no converter"):
+    with pytest.raises(ValidationError, match="no data type in segio yet"):
         Segmentation(source_representation=Representation.CLOSED_SURFACE)
 
 

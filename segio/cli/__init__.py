@@ -81,6 +81,12 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
     metavar="NAME",
     help="Keep only these segments (name or id; repeat or comma-separate), in this order.",
 )
+@click.option(
+    "--reference",
+    "-r",
+    type=click.Path(exists=True, path_type=Path),
+    help="Source image series (folder) for formats that need one (DICOM SEG, RTSTRUCT).",
+)
 @click.option("--pack-layers", is_flag=True, help="Pack non-overlapping segments into few layers.")
 @click.option("--force", "-f", is_flag=True, help="Replace the output if it exists.")
 @click.option("--read-option", "-I", multiple=True, metavar="NAME=VALUE", help="Reader option.")
@@ -91,6 +97,7 @@ def convert(
     read_format: str | None,
     write_format: str | None,
     segments: Sequence[str],
+    reference: Path | None,
     pack_layers: bool,
     force: bool,
     read_option: Sequence[str],
@@ -98,6 +105,11 @@ def convert(
 ) -> None:
     """Convert SOURCE to TARGET; the formats follow from the file names."""
     names = [n.strip() for item in segments for n in item.split(",") if n.strip()]
+    read_options, write_options = _options(read_option), _options(option)
+    if reference is not None:
+        _add_reference(
+            reference, source, target, read_format, write_format, read_options, write_options
+        )
     written = segio.convert(
         source,
         target,
@@ -106,11 +118,36 @@ def convert(
         segments=names or None,
         pack_layers=pack_layers,
         force=force,
-        read_options=_options(read_option),
-        write_options=_options(option),
+        read_options=read_options,
+        write_options=write_options,
     )
     for path in written:
         click.echo(f"wrote {path}")
+
+
+def _add_reference(
+    reference: Path,
+    source: Path,
+    target: Path,
+    read_format: str | None,
+    write_format: str | None,
+    read_options: dict[str, Any],
+    write_options: dict[str, Any],
+) -> None:
+    """Give ``--reference`` to whichever side takes it (the writer first)."""
+    from segio.registry import default_registry
+
+    registry = default_registry()
+    writer = registry.writer_for(target, write_format)
+    reader = registry.reader_for(source, read_format)
+    if "reference" in writer.write_options:
+        write_options.setdefault("reference", reference)
+    elif "reference" in reader.read_options:
+        read_options.setdefault("reference", reference)
+    else:
+        raise ValidationError(
+            f"neither {reader.name} nor {writer.name} takes a reference image series"
+        )
 
 
 @cli.command()

@@ -1,0 +1,1 @@
+"""DICOM Segmentation objects: BINARY, FRACTIONAL and LABELMAP SEG."""

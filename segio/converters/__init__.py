@@ -1,0 +1,44 @@
+"""Representation converters and grid operations.
+
+(Named ``converters`` so that it does not shadow the ``segio.convert`` verb.)
+
+Converters are declared like formats (``segio_converters`` hook, see
+``segio.converters.register``) and chained by cost through the registry, so a writer that
+takes binary labelmaps accepts a fractional segmentation without knowing how to convert it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from segio.model import Segmentation
+from segio.registry import Registry, default_registry, load
+from segio.representations import Representation
+
+
+def to_representation(
+    segmentation: Segmentation,
+    targets: Iterable[Representation],
+    *,
+    registry: Registry | None = None,
+) -> Segmentation:
+    """``segmentation`` in the cheapest of ``targets`` (itself if its source is one)."""
+    wanted = list(targets)
+    if segmentation.source_representation in wanted:
+        return segmentation
+    registry = registry or default_registry()
+    chains = []
+    for target in wanted:
+        try:
+            chain = registry.conversion_path(segmentation.source_representation, target)
+        except Exception:
+            continue
+        chains.append((sum(spec.cost for spec in chain), chain))
+    if not chains:
+        # Let the registry explain why the first target is unreachable.
+        registry.conversion_path(segmentation.source_representation, wanted[0])
+    _, chain = min(chains, key=lambda pair: pair[0])
+    for spec in chain:
+        function = load(spec.function, requires=spec.requires, extra=spec.extra)
+        segmentation = function(segmentation)
+    return segmentation

@@ -1,0 +1,59 @@
+"""Nearest-neighbour resampling of labelmap layers onto another grid."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from segio.geometry import Geometry
+from segio.model import Layer, Segmentation
+
+
+def resample(segmentation: Segmentation, target: Geometry) -> Segmentation:
+    """A copy of ``segmentation`` on ``target``: every voxel takes the label at its centre.
+
+    Label values are never interpolated. Voxels of ``target`` outside the source grid are
+    background. Exact when the grids are aligned (only cropping or padding).
+    """
+    source = segmentation.require_geometry()
+    result = segmentation.copy()
+    if source.is_close(target):
+        return result
+    offset = target.offset_in(source)
+    layers = []
+    for layer in segmentation.layers:
+        if offset is not None:
+            array = _crop_or_pad(layer.array, offset, target.shape)
+        else:
+            array = _nearest(layer.array, source, target)
+        layers.append(Layer(array, target, max_fraction=layer.max_fraction))
+    result.layers = layers
+    result.validate()
+    return result
+
+
+def _crop_or_pad(
+    array: np.ndarray, start: tuple[int, int, int], shape: tuple[int, int, int]
+) -> np.ndarray:
+    """The box of ``shape`` that begins at ``start`` (k, j, i) of ``array``, zero outside."""
+    out = np.zeros(shape, dtype=array.dtype)
+    src = tuple(
+        slice(max(0, s), min(n, s + m)) for s, n, m in zip(start, array.shape, shape, strict=True)
+    )
+    dst = tuple(slice(r.start - s, r.stop - s) for r, s in zip(src, start, strict=True))
+    if all(r.stop > r.start for r in src):
+        out[dst] = array[src]
+    return out
+
+
+def _nearest(array: np.ndarray, source: Geometry, target: Geometry) -> np.ndarray:
+    from scipy import ndimage
+
+    # target (i, j, k) -> source (i, j, k), then reorder both to the arrays' (k, j, i).
+    ijk = source.lps_to_ijk @ target.ijk_to_lps
+    order = [2, 1, 0]
+    matrix = ijk[:3, :3][np.ix_(order, order)]
+    offset = ijk[:3, 3][order]
+    resampled: np.ndarray = ndimage.affine_transform(
+        array, matrix, offset=offset, output_shape=target.shape, order=0, mode="grid-constant", cval=0
+    )
+    return resampled

@@ -1,0 +1,103 @@
+"""Representation conversion (fractional -> binary, chosen by the writer) and resampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import segio
+from segio.converters import to_representation
+from segio.converters.resample import resample
+from segio.geometry import Geometry
+from segio.model import Layer, Segment, Segmentation
+from segio.representations import Representation
+from segio.testing import grid, small_segmentation
+
+FRACTIONAL = Representation.FRACTIONAL_LABELMAP
+BINARY = Representation.BINARY_LABELMAP
+
+
+def _fractional() -> Segmentation:
+    geometry = grid("oblique")
+    a = np.zeros(geometry.shape, np.uint8)
+    a[1:4, 2:6, 2:6] = 255
+    a[2, 3, 3] = 100  # below half: outside
+    b = np.zeros(geometry.shape, np.uint8)
+    b[3:5, 4:8, 4:8] = 128  # half: inside; overlaps a at k=3
+    return Segmentation(
+        [Segment("a", "a", layer=0), Segment("b", "b", layer=1, color=(0.1, 0.2, 0.3))],
+        [Layer(a, geometry, max_fraction=255), Layer(b, geometry, max_fraction=255)],
+        source_representation=FRACTIONAL,
+    )
+
+
+def test_fractional_layers_validate() -> None:
+    geometry = grid("axial")
+    with pytest.raises(segio.ValidationError, match="maximum"):
+        Layer(np.zeros(geometry.shape, np.uint8), geometry, max_fraction=300)
+    with pytest.raises(segio.ValidationError, match="is fractional but"):
+        Segmentation(
+            [Segment("a", "a")],
+            [Layer(np.zeros(geometry.shape, np.uint8), geometry, max_fraction=255)],
+        )
+    with pytest.raises(segio.ValidationError, match="more than one segment"):
+        Segmentation(
+            [Segment("a", "a"), Segment("b", "b", label_value=2)],
+            [Layer(np.zeros(geometry.shape, np.uint8), geometry, max_fraction=255)],
+            source_representation=FRACTIONAL,
+        )
+
+
+def test_fractional_mask_counts_voxels_at_least_half_inside() -> None:
+    segmentation = _fractional()
+    assert segmentation.voxel_counts() == {"a": 3 * 4 * 4 - 1, "b": 2 * 4 * 4}
+    assert segmentation.overlaps()
+    with pytest.raises(segio.ValidationError, match="cannot be packed"):
+        segmentation.pack_layers()
+
+
+def test_to_binary_thresholds_and_packs() -> None:
+    segmentation = _fractional()
+    binary = to_representation(segmentation, [BINARY])
+    assert binary.source_representation is BINARY
+    assert FRACTIONAL in binary.contained_representations
+    assert len(binary.layers) == 2  # a and b overlap at k=3
+    for key in ("a", "b"):
+        assert np.array_equal(binary.mask(key), segmentation.mask(key))
+    assert binary.segments["b"].color == (0.1, 0.2, 0.3)
+    assert to_representation(binary, [BINARY]) is binary
+
+
+def test_writer_converts_a_source_it_cannot_store(tmp_path: Path) -> None:
+    segmentation = _fractional()
+    back = segio.read(segio.write(segmentation, tmp_path / "f.seg.nrrd")[0])
+    assert back.source_representation is BINARY
+    assert back.voxel_counts() == segmentation.voxel_counts()
+
+
+def test_resample_onto_an_aligned_grid_is_exact_cropping_and_padding() -> None:
+    segmentation = small_segmentation(kind="oblique")
+    source = segmentation.require_geometry()
+    bigger = source.cropped((-2, -1, -3), (source.shape[0] + 4, source.shape[1] + 2, 20))
+    moved = resample(segmentation, bigger)
+    assert moved.require_geometry() == bigger
+    assert moved.voxel_counts() == segmentation.voxel_counts()
+    back = resample(moved, source)
+    for key in segmentation.segments:
+        assert np.array_equal(back.mask(key), segmentation.mask(key))
+
+
+def test_resample_nearest_neighbour_on_a_finer_grid() -> None:
+    coarse = Geometry.from_spacing((2, 2, 2), (2.0, 2.0, 2.0))
+    segmentation = Segmentation()
+    mask = np.zeros((2, 2, 2), bool)
+    mask[1, 0, 1] = True
+    segmentation.add_mask(mask, "v", geometry=coarse)
+    fine = Geometry.from_spacing((4, 4, 4), (1.0, 1.0, 1.0), origin=(-0.5, -0.5, -0.5))
+    result = resample(segmentation, fine)
+    expected = np.zeros((4, 4, 4), bool)
+    expected[2:4, 0:2, 2:4] = True  # one coarse voxel = 2x2x2 fine voxels
+    assert np.array_equal(result.mask("v"), expected)
+    assert result.segments["v"].label_value == 1

@@ -1,0 +1,79 @@
+"""DICOM slices onto a regular grid: spacing, gaps, tilt, multi-frame, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segio.dicomseries import read_image_series, slice_grid
+from segio.errors import GeometryError, ReadError
+
+AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+
+
+def test_regular_axial_slices() -> None:
+    positions = [[-10.0, -20.0, z] for z in (5.0, 2.5, 0.0)]  # unsorted on purpose
+    geometry, k = slice_grid(positions, AXIAL, (0.8, 0.6), (4, 5))
+    assert geometry.shape == (3, 4, 5)
+    assert np.allclose(geometry.spacing, (0.6, 0.8, 2.5))  # i: column spacing, j: row spacing
+    assert np.allclose(geometry.origin, (-10, -20, 0))
+    assert k.tolist() == [2, 1, 0]
+
+
+def test_irregular_spacing_becomes_a_grid_with_empty_slices() -> None:
+    # pydicom's CT2 series: gaps of 202.5 and 1.25 mm -> 165 slices
+    z = [-99.48, 103.02, 104.27, 105.52]
+    geometry, k = slice_grid([[0.0, 0.0, v] for v in z], AXIAL, (1, 1), (2, 2))
+    assert geometry.shape[0] == 165
+    assert k.tolist() == [0, 162, 163, 164]
+
+
+def test_repeated_positions_share_a_slice() -> None:
+    geometry, k = slice_grid([[0, 0, 0], [0, 0, 2], [0, 0, 0]], AXIAL, (1, 1), (2, 2))
+    assert geometry.shape[0] == 2
+    assert k.tolist() == [0, 1, 0]
+
+
+def test_tilted_stack_keeps_its_step() -> None:
+    positions = [[0.0, 0.3 * n, 2.0 * n] for n in range(4)]  # gantry tilt: step leans in y
+    geometry, _ = slice_grid(positions, AXIAL, (1, 1), (2, 2))
+    assert np.allclose(geometry.ijk_to_lps[:3, 2], (0, 0.3, 2.0))
+    assert np.allclose(geometry.slice_positions(), positions)
+
+
+def test_slices_off_the_grid_are_an_error() -> None:
+    with pytest.raises(GeometryError, match="not on a regular grid"):
+        slice_grid([[0, 0, 0], [0, 0, 1.0], [0, 0, 2.5]], AXIAL, (1, 1), (2, 2))
+    with pytest.raises(GeometryError, match="orientation"):
+        slice_grid([[0, 0, 0]], [1, 0, 0, 1, 0, 0], (1, 1), (2, 2))
+
+
+def test_single_slice_uses_the_default_spacing() -> None:
+    geometry, _ = slice_grid([[1.0, 2.0, 3.0]], AXIAL, (0.5, 0.5), (2, 3), default_spacing=4.0)
+    assert geometry.shape == (1, 2, 3)
+    assert np.isclose(geometry.spacing[2], 4.0)
+
+
+def test_no_images_is_a_read_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("nothing here")
+    with pytest.raises(ReadError, match="no DICOM image"):
+        read_image_series(tmp_path)
+
+
+def test_shared_series_single_and_multi_frame_agree(shared_data: Path) -> None:
+    base = shared_data / "dcmqi" / "data" / "segmentations" / "23x38x3"
+    single = read_image_series(base / "image")
+    multi = read_image_series(base / "multiframe")
+    assert single.geometry.is_close(multi.geometry, atol=1e-4)
+    assert [f.frame_number for f in multi.frames if f] == [1, 2, 3]
+    assert all(f is not None and f.frame_number is None for f in single.frames)
+
+
+def test_shared_oblique_series(shared_data: Path) -> None:
+    series = read_image_series(shared_data / "rt-utils" / "tests" / "oriented_data")
+    geometry = series.geometry
+    assert geometry.shape == (3, 50, 100)
+    assert not np.allclose(geometry.direction, np.eye(3))
+    assert np.allclose(geometry.spacing, (2.5, 3.5, 4.5))
