@@ -16,28 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
-# Each job prints one JSON line: {"seconds": ..., "bytes": ...}; the runner adds memory.
-PRELUDE = textwrap.dedent(
-    """
-    import json, sys, time
-    from pathlib import Path
-    import numpy as np
-    work = Path(sys.argv[1])
-    def done(seconds, path=None):
-        # VmHWM is this process's own peak; ru_maxrss would include the parent's at fork.
-        status = Path("/proc/self/status").read_text()
-        peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
-        size = path.stat().st_size if path is not None else 0
-        print(json.dumps({"seconds": seconds, "bytes": size, "peak_mb": peak}))
-    """
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import print_table, ratio_line, repeat, run_python
 
 JOBS = {
     "segio read": """
@@ -150,16 +134,6 @@ def prepare(work: Path, shape: tuple[int, int, int], n_segments: int) -> None:
     nibabel.save(nibabel.Nifti1Image(array.T, geometry.ijk_to_ras), work / "nibabel.nii.gz")
 
 
-def run(job: str, work: Path) -> dict[str, float]:
-    code = PRELUDE + textwrap.dedent(JOBS[job])
-    result = subprocess.run(
-        [sys.executable, "-c", code, str(work)], capture_output=True, text=True, check=False
-    )
-    if result.returncode:
-        raise SystemExit(f"{job} failed:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -171,31 +145,14 @@ def main() -> None:
         prepare(work, tuple(args.shape), args.segments)
         labelmap_mb = (work / "labels.npy").stat().st_size / 2**20
         print(f"labelmap {args.shape} uint8 ({labelmap_mb:.0f} MB), {args.segments} segments")
-        results = {}
-        for job in JOBS:
-            runs = [run(job, work) for _ in range(args.repeat)]
-            results[job] = {
-                "seconds": statistics.median(r["seconds"] for r in runs),
-                "peak_mb": max(r["peak_mb"] for r in runs),
-                "mb": runs[-1]["bytes"] / 2**20,
-            }
-    print(f"\n{'job':<16}{'time s':>9}{'peak MB':>10}{'file MB':>10}")
-    for job, r in results.items():
-        size = f"{r['mb']:.2f}" if r["mb"] else "-"
-        print(f"{job:<16}{r['seconds']:>9.3f}{r['peak_mb']:>10.0f}{size:>10}")
+        results = {
+            job: repeat(lambda job=job: run_python(JOBS[job], work), args.repeat) for job in JOBS
+        }
+    print_table(results)
     print("\nsegio / slicerio (below 1 is better):")
     for verb in ("read", "write"):
         ours, theirs = results[f"segio {verb}"], results[f"slicerio {verb}"]
-        line = (
-            f"  {verb:<6} time {ours['seconds'] / theirs['seconds']:.2f}"
-            f"  peak memory {ours['peak_mb'] / theirs['peak_mb']:.2f}"
-        )
-        if verb == "write":
-            line += (
-                f"  file size {ours['mb'] / theirs['mb']:.4f}"
-                f" ({ours['mb'] * 2**20:,.0f} vs {theirs['mb'] * 2**20:,.0f} bytes)"
-            )
-        print(line)
+        print(ratio_line(verb, ours, theirs, size=verb == "write"))
 
 
 if __name__ == "__main__":
