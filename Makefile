@@ -26,6 +26,8 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/seg_nrrd_io.py
+	$(BIN)/python benchmarks/dicom_seg.py --segments 24
+	$(BIN)/python benchmarks/dicom_seg.py --segments 104
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

@@ -50,7 +50,7 @@ class FormatSpec:
     read_options, write_options:
         Option name -> help text, accepted as keyword arguments (``-O name=value``).
     directory:
-        The reader takes a folder (a DICOM series, a mesh folder).
+        The reader also takes a folder (a DICOM series, a mesh folder).
     """
 
     name: str

@@ -89,7 +89,7 @@ class Registry:
             return _folder_reader(path, [s for s in readable if s.directory])
         else:
             head = _read_head(path)
-            candidates = [s for s in readable if not s.directory]
+            candidates = readable
         by_suffix = _by_suffix(candidates, path.name)
         for spec in by_suffix:
             if spec.sniff is None or spec.sniff(head):

@@ -58,6 +58,7 @@ __all__ = [
     "conformance_cases",
     "dice",
     "grid",
+    "reference_series",
     "segment_names",
     "small_segmentation",
     "synthetic_segmentation",
@@ -910,6 +911,7 @@ def check_round_trip(
     suffix = _first_suffix(format_name, registry) if suffix is None else suffix
     path = _fresh_path(Path(tmp_path), "round_trip", suffix)
     original = case.copy()
+    write_options = _with_reference(format_name, case, path, registry, write_options)
     written = write(case, path, format=format_name, registry=registry, **write_options)
     if not path.exists():
         raise AssertionError(f"{format_name}: the writer did not create {path.name} ({written})")
@@ -917,7 +919,15 @@ def check_round_trip(
         assert_same_segmentation(original, case, check_layers=True)
     except AssertionError as exc:
         raise AssertionError(f"{format_name}: the writer changed its input: {exc}") from None
-    result = read(path, format=format_name, registry=registry)
+    # A format that needs the source series to write (DICOM) also places what it reads on
+    # that series' grid when given it; without it, omitted border slices shrink the grid.
+    spec = registry.format(format_name)
+    read_options = (
+        {"reference": write_options["reference"]}
+        if "reference" in write_options and "reference" in spec.read_options
+        else {}
+    )
+    result = read(path, format=format_name, registry=registry, **read_options)
     try:
         assert_same_segmentation(original, result, **dict(compare or {}))
     except AssertionError as exc:
@@ -925,6 +935,69 @@ def check_round_trip(
             f"{format_name} round trip through {path.name} ({original!r} -> {result!r}): {exc}"
         ) from None
     return result
+
+
+def _with_reference(
+    format_name: str,
+    case: Segmentation,
+    path: Path,
+    registry: Registry,
+    options: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Add ``reference=`` (a DICOM series on the case's grid) for formats that need one."""
+    result = dict(options)
+    spec = registry.format(format_name)
+    if "reference" in spec.write_options and "reference" not in result and case.geometry:
+        folder = _fresh_path(path.parent, "reference_series", "")
+        result["reference"] = reference_series(case.geometry, folder)
+    return result
+
+
+def reference_series(geometry: Geometry, folder: Path) -> Path:
+    """Write a minimal CT series on ``geometry`` (one file per slice) into ``folder``.
+
+    For formats that write DICOM derived objects (SEG, RTSTRUCT), which must reference
+    the images they were drawn on. Pixels are zeros; the header is a valid CT image.
+    """
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    study, series, frame = generate_uid(), generate_uid(), generate_uid()
+    rows, columns = geometry.shape[1], geometry.shape[2]
+    spacing = geometry.spacing
+    for k, position in enumerate(geometry.slice_positions()):
+        ds = pydicom.Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = CTImageStorage
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+        ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = (
+            "Test^Case",
+            "T1",
+            "",
+            "O",
+        )
+        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
+        ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20260101", "120000", "1", ""
+        ds.ReferringPhysicianName, ds.Modality, ds.SeriesNumber, ds.InstanceNumber = (
+            "",
+            "CT",
+            1,
+            k + 1,
+        )
+        ds.ImagePositionPatient = [float(v) for v in position]
+        ds.ImageOrientationPatient = [float(v) for v in geometry.image_orientation()]
+        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
+        ds.SliceThickness = float(spacing[2])
+        ds.Rows, ds.Columns, ds.SamplesPerPixel = rows, columns, 1
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PhotometricInterpretation, ds.ImageType = "MONOCHROME2", ["ORIGINAL", "PRIMARY", "AXIAL"]
+        ds.RescaleIntercept, ds.RescaleSlope = 0, 1
+        ds.PixelData = bytes(rows * columns * 2)
+        ds.save_as(folder / f"{k:04d}.dcm", enforce_file_format=True)
+    return folder
 
 
 def _call_with_deadline(
@@ -1017,7 +1090,9 @@ def check_rejects_garbage(
     ]
     if spec.writer is not None:
         source = _fresh_path(folder, "valid", suffix)
-        write(small_segmentation("axial"), source, format=format_name, registry=registry)
+        case = small_segmentation("axial")
+        options = _with_reference(format_name, case, source, registry, {})
+        write(case, source, format=format_name, registry=registry, **options)
         valid = _main_file(source).read_bytes()
         size = len(valid)
         for cut in sorted({min(16, size - 1), size // 2, size - 1}):
@@ -1079,7 +1154,8 @@ def check_sniffing(
     folder = Path(tmp_path)
     original = small_segmentation("oblique")
     source = _fresh_path(folder, "sniff_source", spec.suffixes[0] if spec.suffixes else "")
-    written = write(original, source, format=format_name, registry=registry)
+    options = _with_reference(format_name, original, source, registry, {})
+    written = write(original, source, format=format_name, registry=registry, **options)
     options = dict(compare or {})
     if len(written) > 1:  # the sidecars stay with the original name
         options.update(

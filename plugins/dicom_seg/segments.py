@@ -30,6 +30,7 @@ ALGORITHM_NAME = "DICOM.SegmentAlgorithmName"
 DESCRIPTION = "Description"
 TRACKING_ID = "DICOM.TrackingIdentifier"
 TRACKING_UID = "DICOM.TrackingUniqueIdentifier"
+#: The Segment Number in the file read (label values may differ, e.g. fractional layers).
 SEGMENT_NUMBER = "DICOM.SegmentNumber"
 
 

@@ -1,0 +1,377 @@
+"""Pixel and per-frame encoding for the DICOM SEG writer, vectorised for speed.
+
+Why a module of its own: a SEG of a CT with a hundred segments has thousands of frames.
+Building one pydicom Dataset per frame and letting highdicom pack and encode frame by
+frame costs seconds; here every step works on whole blocks of frames with numpy:
+
+* :func:`presence` finds which (segment, slice) pairs hold voxels with one masked
+  ``bincount`` per slice and layer;
+* :func:`frame_blocks` fills reusable blocks of frames (BINARY masks, FRACTIONAL values,
+  LABELMAP segment numbers) and :func:`pack_bits` bit-packs them contiguously, so bits
+  straddle frames when rows x columns is not a multiple of 8, as PS3.5 8.1.1 requires;
+* :func:`rle_encode` is a vectorised RLE Lossless (PS3.5 Annex G) encoder, many times
+  faster than frame-by-frame codecs on segmentation frames;
+* :func:`item` and :func:`encoded` let pydicom encode each *distinct* piece of a
+  Per-Frame Functional Groups item once (per slice, per segment); frames only join them.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+#: Bytes of frame data per block (the block buffer is reused).
+BLOCK_BYTES = 16 << 20
+#: Pixels per block for the RLE encoder (its temporaries are a few times larger).
+RLE_BLOCK_PIXELS = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one segment's voxels are: a layer array and how to tell them apart.
+
+    ``label`` is the label value in a labelmap layer. A fractional layer holds one
+    segment: ``threshold`` (voxels at least half inside) and ``max_fraction`` are set.
+    """
+
+    array: NDArray[np.integer]
+    label: int
+    threshold: int | None = None
+    max_fraction: int | None = None
+
+    def mask(self, k: int, out: NDArray[np.bool_], *, any_fraction: bool = False) -> None:
+        """Fill ``out`` with the voxels of slice ``k`` that belong to the segment."""
+        if self.threshold is None:
+            np.equal(self.array[k], self.label, out=out)
+        else:
+            np.greater_equal(self.array[k], 1 if any_fraction else self.threshold, out=out)
+
+
+# -- which frames hold voxels ------------------------------------------------------------
+
+
+def presence(
+    sources: Sequence[Source], *, any_fraction: bool = False
+) -> tuple[NDArray[np.bool_], set[int]]:
+    """``(segments, slices)`` True where a segment has voxels in a slice; unclean layers.
+
+    Labelmap layers are scanned once for all their segments: per slice, the non-zero
+    voxels go through ``bincount``. ``any_fraction`` counts every non-zero fraction
+    (FRACTIONAL output) instead of the voxels at least half inside. The set holds the
+    ``id`` of every layer array with non-zero values that no segment owns.
+    """
+    slices = sources[0].array.shape[0] if sources else 0
+    result = np.zeros((len(sources), slices), dtype=bool)
+    unclean: set[int] = set()
+    layers: dict[int, list[int]] = {}
+    for index, source in enumerate(sources):
+        if source.threshold is None:
+            layers.setdefault(id(source.array), []).append(index)
+            continue
+        low = 1 if any_fraction else source.threshold
+        for k in range(slices):
+            result[index, k] = bool(np.any(source.array[k] >= low))
+    for key, members in layers.items():
+        array = sources[members[0]].array
+        labels = np.array([sources[i].label for i in members])
+        top = int(labels.max())
+        small = array.dtype.itemsize <= 2
+        for k in range(slices):
+            values = array[k][array[k] != 0]
+            if values.size == 0:
+                continue
+            if small:
+                values = values.view(f"u{array.dtype.itemsize}")
+            else:
+                inside = values[(values > 0) & (values <= top)].astype(np.intp)
+                if inside.size < values.size:
+                    unclean.add(key)
+                values = inside
+            counts = np.bincount(values, minlength=top + 1)
+            found = counts[labels]
+            result[members, k] = found > 0
+            if int(found.sum()) < values.size:
+                unclean.add(key)
+    return result, unclean
+
+
+def overlap(
+    sources: Sequence[Source], present: NDArray[np.bool_], *, any_fraction: bool = False
+) -> tuple[int, int] | None:
+    """Two segments (indices) that share a voxel, or None.
+
+    Only segments of different layers can overlap, and only in slices where both have
+    voxels, so only those slices are compared.
+    """
+    layer_of = np.array([id(s.array) for s in sources])
+    if len(set(layer_of.tolist())) < 2:
+        return None
+    for k in range(present.shape[1]):
+        here = np.flatnonzero(present[:, k])
+        if len(set(layer_of[here].tolist())) < 2:
+            continue
+        owner = np.zeros(sources[0].array.shape[1:], dtype=np.int32)
+        mask = np.empty(owner.shape, dtype=bool)
+        for index in here:
+            sources[index].mask(k, mask, any_fraction=any_fraction)
+            taken = owner[mask]
+            if np.any(taken):
+                return int(taken[np.flatnonzero(taken)[0]]) - 1, int(index)
+            owner[mask] = index + 1
+    return None
+
+
+# -- frame pixels ---------------------------------------------------------------------------
+
+
+def block_frames(frame_bytes: int, budget: int = BLOCK_BYTES, multiple: int = 8) -> int:
+    """Frames per block: about ``budget`` bytes, a multiple of ``multiple`` (bit packing)."""
+    return max(multiple, budget // max(1, frame_bytes) // multiple * multiple)
+
+
+@dataclass
+class _LabelLayer:
+    """How a layer's voxels become segment numbers in a LABELMAP frame."""
+
+    array: NDArray[np.integer]
+    numbers: list[tuple[int, Source]]  # (segment number, source)
+    lut: NDArray[Any] | None = None  # label -> number; None: compare label by label
+    identity: bool = False  # the labels are the segment numbers, nothing else is set
+
+
+def _label_layers(sources: Sequence[Source], unclean: set[int], dtype: Any) -> list[_LabelLayer]:
+    layers: dict[int, _LabelLayer] = {}
+    for number, source in enumerate(sources, start=1):
+        key = id(source.array) if source.threshold is None else -number
+        layers.setdefault(key, _LabelLayer(source.array, [])).numbers.append((number, source))
+    for key, layer in layers.items():
+        if key < 0:
+            continue
+        layer.identity = key not in unclean and all(n == s.label for n, s in layer.numbers)
+        if not layer.identity and layer.array.dtype.itemsize <= 2:
+            layer.lut = np.zeros(1 << (8 * layer.array.dtype.itemsize), dtype=dtype)
+            for number, source in layer.numbers:
+                layer.lut[source.label] = number
+    # An identity layer first: it is copied, the others are added where they are set.
+    return sorted(layers.values(), key=lambda layer: not layer.identity)
+
+
+def frame_blocks(
+    kind: str,
+    sources: Sequence[Source],
+    frames: Sequence[tuple[int, int]],
+    dtype: Any,
+    *,
+    per_block: int,
+    max_value: int = 255,
+    unclean: set[int] | None = None,
+) -> Iterator[NDArray[Any]]:
+    """Successive ``(m, rows, columns)`` blocks of frame pixels (one buffer, reused).
+
+    ``frames`` holds (segment index, k) pairs. ``"binary"`` frames are masks;
+    ``"fractional"`` frames hold fractions scaled to ``max_value``; ``"labelmap"``
+    frames (segment index ignored) hold segment number n = index + 1 wherever segment n
+    is (segments must not overlap).
+    """
+    shape = sources[0].array.shape[1:]
+    buffer = np.empty((min(per_block, len(frames)), *shape), dtype=dtype)
+    scratch = np.empty(shape, dtype=bool)
+    layers = _label_layers(sources, unclean or set(), dtype) if kind == "labelmap" else []
+    for start in range(0, len(frames), per_block):
+        chunk = frames[start : start + per_block]
+        block = buffer[: len(chunk)]
+        for out, (index, k) in zip(block, chunk, strict=True):
+            if kind == "binary":
+                sources[index].mask(k, out)
+            elif kind == "fractional":
+                _fractions(sources[index], k, out, scratch, max_value)
+            else:
+                _labels(layers, k, out, scratch)
+        yield block
+
+
+def _fractions(
+    source: Source, k: int, out: NDArray[Any], scratch: NDArray[np.bool_], max_value: int
+) -> None:
+    if source.max_fraction is None:
+        np.equal(source.array[k], source.label, out=scratch)
+        np.multiply(scratch, max_value, out=out, casting="unsafe")
+    elif source.max_fraction == max_value:
+        np.copyto(out, source.array[k], casting="unsafe")
+    else:
+        np.rint(source.array[k] * (max_value / source.max_fraction), out=out, casting="unsafe")
+
+
+def _labels(
+    layers: list[_LabelLayer], k: int, out: NDArray[Any], scratch: NDArray[np.bool_]
+) -> None:
+    if layers and layers[0].identity:
+        np.copyto(out, layers[0].array[k], casting="unsafe")
+    else:
+        out[...] = 0
+    for layer in layers:
+        if layer.identity:
+            if layer is not layers[0]:
+                np.copyto(out, layer.array[k], casting="unsafe", where=layer.array[k] != 0)
+        elif layer.lut is not None:
+            mapped = layer.lut[layer.array[k].view(f"u{layer.array.dtype.itemsize}")]
+            np.copyto(out, mapped, where=mapped != 0)
+        else:
+            for number, source in layer.numbers:
+                source.mask(k, scratch)
+                out[scratch] = number
+
+
+def native(blocks: Iterator[NDArray[Any]], bits: int) -> Iterator[Any]:
+    """Native (uncompressed) Pixel Data of the blocks, as bytes-like chunks.
+
+    Masks (``bits`` 1) are bit-packed, least significant bit first; every block but the
+    last holds a multiple of 8 frames, so the chunks join into one contiguous bit stream.
+    """
+    for block in blocks:
+        if bits == 1:
+            yield np.packbits(block, bitorder="little")
+        else:
+            data = np.ascontiguousarray(block, dtype="<u2" if bits == 16 else np.uint8)
+            yield memoryview(data.reshape(-1)).cast("B")
+
+
+# -- RLE Lossless ------------------------------------------------------------------------------
+
+
+def rle_encode(block: NDArray[Any]) -> list[bytes]:
+    """RLE Lossless frames (PS3.5 Annex G) of a ``(m, rows, columns)`` uint8/uint16 block.
+
+    One byte segment per byte of a pixel, most significant first; each row is encoded on
+    its own as PackBits replicate runs (2..128 equal bytes) and literal runs (1..128),
+    and each segment is padded to an even length.
+    """
+    frames, rows, columns = block.shape
+    width = block.dtype.itemsize
+    if width == 1:
+        planes = np.ascontiguousarray(block)
+    else:  # (m, rows, columns) -> (m, byte, rows, columns), most significant byte first
+        planes = np.ascontiguousarray(
+            block.astype(">u2")
+            .view(np.uint8)
+            .reshape(frames, rows, columns, 2)
+            .transpose(0, 3, 1, 2)
+        )
+    data, row_sizes = _packbits_rows(planes.reshape(-1, columns))
+    sizes = row_sizes.reshape(frames * width, rows).sum(axis=1)
+    ends = np.cumsum(sizes)
+    result = []
+    for f in range(frames):
+        segments, offsets, position = [], [], 64
+        for s in range(f * width, (f + 1) * width):
+            piece = data[ends[s] - sizes[s] : ends[s]].tobytes()
+            if len(piece) % 2:
+                piece += b"\x00"
+            segments.append(piece)
+            offsets.append(position)
+            position += len(piece)
+        header = struct.pack(f"<{1 + width}I", width, *offsets).ljust(64, b"\x00")
+        result.append(header + b"".join(segments))
+    return result
+
+
+def _packbits_rows(rows: NDArray[np.uint8]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    """PackBits encoding of every row of ``rows`` (n, columns): all bytes, size per row."""
+    n, columns = rows.shape
+    flat = rows.reshape(-1)
+    change = np.empty(flat.size, dtype=bool)
+    change[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=change[1:])
+    change[::columns] = True
+    starts = np.flatnonzero(change)
+    lengths = np.diff(np.append(starts, flat.size))
+    values = flat[starts]
+    row = starts // columns
+    # Runs longer than 128 become several runs.
+    pieces = (lengths + 127) // 128
+    if pieces.max(initial=1) > 1:
+        unit = np.repeat(np.arange(lengths.size), pieces)
+        within = np.arange(unit.size) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+        lengths = np.minimum(128, lengths[unit] - 128 * within)
+        values, row = values[unit], row[unit]
+    literal = lengths == 1
+    # Consecutive single bytes of one row form literal runs of at most 128 bytes.
+    follows = np.concatenate(([False], literal[:-1] & (row[1:] == row[:-1])))
+    begins = literal & ~follows
+    first = np.flatnonzero(begins)
+    single = np.flatnonzero(literal)
+    group = np.cumsum(begins)[single] - 1
+    position = single - first[group]
+    opens = position % 128 == 0
+    count = np.minimum(128, np.bincount(group, minlength=first.size)[group] - position)
+    sizes = np.full(lengths.size, 2, dtype=np.int64)
+    sizes[single] = 1 + opens
+    where = np.cumsum(sizes) - sizes
+    out = np.empty(int(where[-1] + sizes[-1]) if sizes.size else 0, dtype=np.uint8)
+    repeat = np.flatnonzero(~literal)
+    out[where[repeat]] = (257 - lengths[repeat]).astype(np.uint8)
+    out[where[repeat] + 1] = values[repeat]
+    at = where[single]
+    out[at[opens]] = (count[opens] - 1).astype(np.uint8)
+    out[at + opens] = values[single]
+    row_sizes = np.bincount(row, weights=sizes, minlength=n).astype(np.int64)
+    return out, row_sizes
+
+
+# -- DICOM encoding of pieces --------------------------------------------------------------------
+
+_LONG_VRS = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"}
+ITEM = b"\xfe\xff\x00\xe0"
+SEQUENCE_DELIMITER = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+UNDEFINED = 0xFFFFFFFF
+
+
+def element_header(tag: int, vr: str, length: int) -> bytes:
+    """Tag, VR and length of an Explicit VR Little Endian data element."""
+    head = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + vr.encode("ascii")
+    if vr in _LONG_VRS:
+        return head + struct.pack("<HI", 0, length)
+    return head + struct.pack("<H", length)
+
+
+def item(body: bytes) -> bytes:
+    """A sequence item of defined length."""
+    return ITEM + struct.pack("<I", len(body)) + body
+
+
+def element(tag: int, vr: str, value: Any) -> bytes:
+    """One data element, encoded by pydicom (Explicit VR Little Endian)."""
+    from pydicom.dataelem import DataElement
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_data_element
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_data_element(buffer, DataElement(tag, vr, value))
+    return buffer.getvalue()
+
+
+def sequence(tag: int, items: Sequence[bytes]) -> bytes:
+    """A sequence of defined length holding ``items`` (each from :func:`item`)."""
+    body = b"".join(items)
+    if len(body) >= UNDEFINED:
+        return element_header(tag, "SQ", UNDEFINED) + body + SEQUENCE_DELIMITER
+    return element_header(tag, "SQ", len(body)) + body
+
+
+def encoded(dataset: Any) -> bytes:
+    """The Explicit VR Little Endian encoding of the elements of ``dataset`` (pydicom)."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
+    buffer = DicomBytesIO()
+    buffer.is_little_endian = True
+    buffer.is_implicit_VR = False
+    write_dataset(buffer, dataset)
+    return buffer.getvalue()
