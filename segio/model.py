@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.colors import color_for_index
+from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
 from segio.representations import ConversionParameters, Representation
@@ -206,9 +207,12 @@ class Segmentation:
         contained_representations: Iterable[Representation] = (),
         provenance: Mapping[str, str] | None = None,
         extras: Mapping[str, Mapping[str, str]] | None = None,
+        contours: Mapping[str, PlanarContours] | None = None,
     ) -> None:
         self.segments = SegmentMap(segments)
         self.layers: list[Layer] = list(layers)
+        #: Planar contours per segment id, when they are the source representation.
+        self.contours: dict[str, PlanarContours] = dict(contours or {})
         self.source_representation = source_representation
         self.conversion_parameters = (
             conversion_parameters
@@ -225,11 +229,16 @@ class Segmentation:
 
     def validate(self) -> None:
         """Check every rule of the model; raise ValidationError or GeometryError."""
+        if self.source_representation is Representation.PLANAR_CONTOURS:
+            self._validate_contours()
+            return
+        if self.contours:
+            raise ValidationError("contours are kept only when they are the source representation")
         fractional = self.source_representation is Representation.FRACTIONAL_LABELMAP
         if not fractional and self.source_representation is not Representation.BINARY_LABELMAP:
             raise ValidationError(
                 f"source representation {self.source_representation.value!r} has no "
-                "data type in segio yet; binary and fractional labelmaps do"
+                "data type in segio yet; labelmaps and planar contours do"
             )
         for index, layer in enumerate(self.layers):
             if layer.is_fractional != fractional:
@@ -268,6 +277,17 @@ class Segmentation:
                     f"{segment.label_value} of layer {segment.layer}"
                 )
             owners[slot] = segment.id
+
+    def _validate_contours(self) -> None:
+        if self.layers:
+            raise ValidationError("a planar-contour segmentation has no labelmap layers")
+        for segment in self.segments.values():
+            segment.validate()
+            if not isinstance(self.contours.get(segment.id), PlanarContours):
+                raise ValidationError(f"segment {segment.id!r} has no planar contours")
+        unknown = set(self.contours) - set(self.segments)
+        if unknown:
+            raise ValidationError(f"contours for unknown segment(s): {sorted(unknown)}")
 
     # -- grid ----------------------------------------------------------------------------
 
