@@ -7,28 +7,54 @@ frame costs seconds; here every step works on whole blocks of frames with numpy:
 * :func:`presence` finds which (segment, slice) pairs hold voxels with one masked
   ``bincount`` per slice and layer;
 * :func:`frame_blocks` fills reusable blocks of frames (BINARY masks, FRACTIONAL values,
-  LABELMAP segment numbers) and :func:`pack_bits` bit-packs them contiguously, so bits
+  LABELMAP segment numbers) and :func:`native` bit-packs masks contiguously, so bits
   straddle frames when rows x columns is not a multiple of 8, as PS3.5 8.1.1 requires;
 * :func:`rle_encode` is a vectorised RLE Lossless (PS3.5 Annex G) encoder, many times
   faster than frame-by-frame codecs on segmentation frames;
-* :func:`item` and :func:`encoded` let pydicom encode each *distinct* piece of a
-  Per-Frame Functional Groups item once (per slice, per segment); frames only join them.
+* :func:`per_frame_groups` has pydicom encode each *distinct* element of the Per-Frame
+  Functional Groups once (per slice, per segment); frames only join the pieces;
+* :func:`save` streams the file, the whole dataset through a parallel :class:`Deflater`
+  for Deflated Explicit VR Little Endian.
 """
 
 from __future__ import annotations
 
+import os
 import struct
-from collections.abc import Iterator, Sequence
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from types import TracebackType
+from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from segio.dicomseries import SourceFrame
+from segio.terminology import Code
+
+from .segments import code_item
+
+#: Transfer syntax of each ``compression`` option.
+SYNTAXES = {
+    "none": "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "deflate": "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "rle": "1.2.840.10008.1.2.5",  # RLE Lossless
+    "jpegls": "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "jpeg2000": "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+}
+SOURCE_PURPOSE = Code("DCM", "121322", "Source image for image processing operation")
+SEGMENTATION_DERIVATION = Code("DCM", "113076", "Segmentation")
 #: Bytes of frame data per block (the block buffer is reused).
 BLOCK_BYTES = 16 << 20
 #: Pixels per block for the RLE encoder (its temporaries are a few times larger).
 RLE_BLOCK_PIXELS = 1 << 20
+#: Deflate: level (8 compresses as well as DCMTK/dcmqi), bytes per parallel chunk.
+DEFLATE_LEVEL = 8
+DEFLATE_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -81,8 +107,15 @@ def presence(
         labels = np.array([sources[i].label for i in members])
         top = int(labels.max())
         small = array.dtype.itemsize <= 2
+        # Skip zeros 8 bytes at a time: segmentation slices are mostly background.
+        words = small and array.flags.c_contiguous and array[0].nbytes % 8 == 0
         for k in range(slices):
-            values = array[k][array[k] != 0]
+            plane = array[k].reshape(-1)
+            if words:
+                packed = plane.view(np.uint64)
+                values = packed[packed != 0].view(array.dtype)
+            else:
+                values = plane[plane != 0]
             if values.size == 0:
                 continue
             if small:
@@ -93,9 +126,10 @@ def presence(
                     unclean.add(key)
                 values = inside
             counts = np.bincount(values, minlength=top + 1)
+            counts[0] = 0
             found = counts[labels]
             result[members, k] = found > 0
-            if int(found.sum()) < values.size:
+            if int(found.sum()) < int(counts.sum()):
                 unclean.add(key)
     return result, unclean
 
@@ -118,7 +152,7 @@ def overlap(
         owner = np.zeros(sources[0].array.shape[1:], dtype=np.int32)
         mask = np.empty(owner.shape, dtype=bool)
         for index in here:
-            sources[index].mask(k, mask, any_fraction=any_fraction)
+            sources[int(index)].mask(k, mask, any_fraction=any_fraction)
             taken = owner[mask]
             if np.any(taken):
                 return int(taken[np.flatnonzero(taken)[0]]) - 1, int(index)
@@ -238,7 +272,7 @@ def native(blocks: Iterator[NDArray[Any]], bits: int) -> Iterator[Any]:
             yield np.packbits(block, bitorder="little")
         else:
             data = np.ascontiguousarray(block, dtype="<u2" if bits == 16 else np.uint8)
-            yield memoryview(data.reshape(-1)).cast("B")
+            yield data.reshape(-1).view(np.uint8)
 
 
 # -- RLE Lossless ------------------------------------------------------------------------------
@@ -357,6 +391,16 @@ def element(tag: int, vr: str, value: Any) -> bytes:
     return buffer.getvalue()
 
 
+def text(tag: int, vr: str, values: Sequence[str]) -> bytes:
+    """A text element (UI, DS, IS, CS) of ASCII ``values``, padded to even length (PS3.5
+    6.2: NUL after a UID, space otherwise); for the many per-slice values, where building
+    a pydicom DataElement each time would cost more than the rest of the frame."""
+    value = "\\".join(values).encode("ascii")
+    if len(value) % 2:
+        value += b"\x00" if vr == "UI" else b" "
+    return element_header(tag, vr, len(value)) + value
+
+
 def sequence(tag: int, items: Sequence[bytes]) -> bytes:
     """A sequence of defined length holding ``items`` (each from :func:`item`)."""
     body = b"".join(items)
@@ -365,13 +409,264 @@ def sequence(tag: int, items: Sequence[bytes]) -> bytes:
     return element_header(tag, "SQ", len(body)) + body
 
 
-def encoded(dataset: Any) -> bytes:
-    """The Explicit VR Little Endian encoding of the elements of ``dataset`` (pydicom)."""
+def ds(value: float) -> str:
+    """A Decimal String of at most 16 characters for ``value``."""
+    from pydicom.valuerep import format_number_as_ds
+
+    return str(format_number_as_ds(float(value)))
+
+
+def encoded(dataset: Any, raw: dict[int, bytes] | None = None) -> bytes:
+    """The Explicit VR Little Endian encoding of ``dataset`` (by pydicom), with the
+    pre-encoded elements ``raw`` (tag -> bytes) put in their place in tag order."""
+    from pydicom.dataset import Dataset
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_dataset
 
+    charset = dataset.get("SpecificCharacterSet", "ISO_IR 6")
+    pieces = []
+    part = Dataset()
+    for tag in sorted({*dataset.keys(), *(raw or {})}):
+        if tag not in (raw or {}):
+            part.add(dataset[tag])
+            continue
+        buffer = DicomBytesIO()
+        buffer.is_little_endian, buffer.is_implicit_VR = True, False
+        write_dataset(buffer, part, charset)
+        pieces += [buffer.getvalue(), (raw or {})[tag]]
+        part = Dataset()
     buffer = DicomBytesIO()
-    buffer.is_little_endian = True
-    buffer.is_implicit_VR = False
-    write_dataset(buffer, dataset)
-    return buffer.getvalue()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_dataset(buffer, part, charset)
+    return b"".join([*pieces, buffer.getvalue()])
+
+
+def references(series_uid: str, instances: dict[str, str]) -> dict[int, bytes]:
+    """Referenced Series Sequence and Source Image Sequence of ``instances`` (instance
+    UID -> SOP class UID), encoded."""
+    classes = {c: element(0x00081150, "UI", c) for c in set(instances.values())}
+    images = [item(classes[c] + text(0x00081155, "UI", [i])) for i, c in instances.items()]
+    series = sequence(0x0008114A, images) + element(0x0020000E, "UI", series_uid)
+    return {
+        0x00081115: sequence(0x00081115, [item(series)]),
+        0x00082112: sequence(0x00082112, images),
+    }
+
+
+def per_frame_groups(
+    kind: str,
+    frames: Sequence[tuple[int, int]],
+    sources: Sequence[SourceFrame | None],
+    positions: NDArray[np.float64],
+) -> bytes:
+    """The encoded Per-Frame Functional Groups Sequence of ``frames`` ((index, k) pairs).
+
+    Each item: Derivation Image (the source image of slice k, its frame number when the
+    source is multi-frame), Frame Content (Dimension Index Values: segment number and
+    k + 1, or k + 1 for LABELMAP), Plane Position and, but for LABELMAP, Segment
+    Identification. pydicom encodes every element: the constant ones once, the others
+    once per slice or segment; frames only join the pieces.
+    """
+    from pydicom.dataset import Dataset
+
+    constant = Dataset()
+    constant.SpatialLocationsPreserved = "YES"
+    constant.PurposeOfReferenceCodeSequence = [code_item(SOURCE_PURPOSE)]
+    reference_tail = encoded(constant)
+    derivation_code = Dataset()
+    derivation_code.DerivationCodeSequence = [code_item(SEGMENTATION_DERIVATION)]
+    derivation_tail = encoded(derivation_code)
+    classes: dict[str, bytes] = {}
+    slices: dict[int, tuple[bytes, bytes]] = {}
+    for k in sorted({k for _, k in frames}):
+        frame = sources[k]
+        assert frame is not None, "frames are only made for slices with a source image"
+        if frame.sop_class_uid not in classes:
+            classes[frame.sop_class_uid] = element(0x00081150, "UI", frame.sop_class_uid)
+        reference = classes[frame.sop_class_uid] + text(0x00081155, "UI", [frame.sop_instance_uid])
+        if frame.frame_number is not None:
+            reference += text(0x00081160, "IS", [str(frame.frame_number)])
+        source = sequence(0x00082112, [item(reference + reference_tail)])
+        derivation = sequence(0x00089124, [item(source + derivation_tail)])
+        position = text(0x00200032, "DS", [ds(v) for v in positions[k]])
+        slices[k] = derivation, sequence(0x00209113, [item(position)])
+    values = 1 if kind == "labelmap" else 2
+    index_head = element(0x00209157, "UL", [0] * values)[: -4 * values]  # tag, VR, length
+    identification: dict[int, bytes] = {}
+    body = []
+    for index, k in frames:
+        derivation, plane = slices[k]
+        numbers = (k + 1,) if values == 1 else (index + 1, k + 1)
+        content = sequence(0x00209111, [item(index_head + struct.pack(f"<{values}I", *numbers))])
+        if kind == "labelmap":
+            body.append(item(derivation + content + plane))
+            continue
+        if index not in identification:
+            number = element(0x0062000B, "US", index + 1)
+            identification[index] = sequence(0x0062000A, [item(number)])
+        body.append(item(derivation + content + plane + identification[index]))
+    return sequence(0x52009230, body)
+
+
+# -- the file ------------------------------------------------------------------------------------
+
+
+def save(
+    handle: BinaryIO,
+    dataset: Any,
+    raw: dict[int, bytes],
+    blocks: Iterator[NDArray[Any]],
+    codec: str,
+    bits: int,
+) -> None:
+    """Write the file: preamble, file meta, ``dataset`` with the pre-encoded elements
+    ``raw`` (references, Per-Frame Functional Groups), then the Pixel Data.
+
+    The frames are streamed from ``blocks``; with ``deflate`` the whole dataset (not the
+    file meta) goes through a :class:`Deflater`.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.encaps import encapsulate
+    from pydicom.filebase import DicomFileLike
+    from pydicom.filewriter import write_file_meta_info
+    from pydicom.uid import UID, generate_uid
+
+    import segio
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = dataset.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
+    meta.TransferSyntaxUID = UID(SYNTAXES[codec])
+    meta.ImplementationClassUID = generate_uid(None, ["segio implementation"])
+    meta.ImplementationVersionName = f"SEGIO_{segio.__version__}"[:16]
+    handle.write(b"\x00" * 128 + b"DICM")
+    fp = DicomFileLike(handle)
+    fp.is_little_endian, fp.is_implicit_VR = True, False
+    write_file_meta_info(fp, meta, enforce_standard=True)
+    with Deflater(handle) if codec == "deflate" else nullcontext(handle) as sink:
+        sink.write(encoded(dataset, raw))
+        if codec in ("none", "deflate"):
+            frames, rows, columns = int(dataset.NumberOfFrames), dataset.Rows, dataset.Columns
+            length = (frames * rows * columns * bits + 7) // 8
+            vr = "OW" if bits == 16 else "OB"
+            sink.write(element_header(0x7FE00010, vr, length + length % 2))
+            for chunk in native(blocks, bits):
+                sink.write(chunk)
+            sink.write(b"\x00" * (length % 2))
+        else:
+            frames_data = list(compressed(blocks, codec, bits))
+            fits = sum(len(f) + len(f) % 2 + 8 for f in frames_data) < 2**32
+            sink.write(element_header(0x7FE00010, "OB", UNDEFINED))
+            sink.write(encapsulate(frames_data, has_bot=fits))  # Basic Offset Table if it fits
+            sink.write(SEQUENCE_DELIMITER)
+
+
+def compressed(blocks: Iterator[NDArray[Any]], codec: str, bits: int) -> Iterator[bytes]:
+    """Encoded frames: :func:`rle_encode`, JPEG-LS (pyjpegls), JPEG 2000 (openjpeg).
+
+    The JPEG codecs take a few milliseconds per frame; an empty frame is encoded once.
+    """
+    if codec == "rle":
+        for block in blocks:
+            yield from rle_encode(block)
+        return
+    codec_frame = _jpeg(codec, bits)
+    empty = b""
+    for block in blocks:
+        for frame in block:
+            if frame.any():
+                yield codec_frame(frame)
+            else:
+                empty = empty or codec_frame(frame)
+                yield empty
+
+
+def _jpeg(codec: str, bits: int) -> Callable[[NDArray[Any]], bytes]:
+    if bits == 1:  # pydicom 3.0 has no 1-bit JPEG 2000 encoder; openjpeg has
+        from openjpeg.utils import encode_array
+
+        return lambda frame: bytes(encode_array(frame, bits_stored=1, photometric_interpretation=2))
+    from pydicom.pixels.encoders.base import get_encoder
+
+    encoder = get_encoder(SYNTAXES[codec])
+    if not encoder.is_available:
+        from segio.errors import MissingDependencyError
+
+        package = "pyjpegls" if codec == "jpegls" else "pylibjpeg-openjpeg"
+        raise MissingDependencyError(
+            f"{codec} compression needs {package}", hint=f"pip install {package}"
+        )
+    options: dict[str, Any] = {"samples_per_pixel": 1, "bits_allocated": bits}
+    options |= {"bits_stored": bits, "pixel_representation": 0}
+    options["photometric_interpretation"] = "MONOCHROME2"
+    return lambda frame: bytes(
+        encoder.encode(
+            frame, rows=frame.shape[0], columns=frame.shape[1], number_of_frames=1, **options
+        )
+    )
+
+
+class Deflater:
+    """A raw deflate stream (RFC 1951, as Deflated Explicit VR Little Endian wants) of
+    everything written, compressed in parallel chunks (zlib releases the GIL).
+
+    Each chunk is compressed on its own with the previous 32 KiB as preset dictionary
+    and ends with a sync flush, so the chunks join into one valid stream (as pigz does);
+    only the last one is final. The stream is padded to an even length.
+    """
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.pending = bytearray()
+        self.window = b""
+        self.size = 0
+        self.workers = max(1, min(4, os.cpu_count() or 1))
+        self.pool = ThreadPoolExecutor(self.workers)
+        self.queue: deque[Future[bytes]] = deque()
+
+    def write(self, data: Any) -> None:
+        view = memoryview(data).cast("B")
+        while view.nbytes:
+            take = min(DEFLATE_CHUNK - len(self.pending), view.nbytes)
+            self.pending += view[:take]
+            view = view[take:]
+            if len(self.pending) == DEFLATE_CHUNK:
+                self._submit(bytes(self.pending), final=False)
+                self.pending = bytearray()
+
+    def _submit(self, chunk: bytes, *, final: bool) -> None:
+        self.queue.append(self.pool.submit(_deflate, chunk, self.window, final))
+        self.window = chunk[-32768:]
+        while len(self.queue) > 2 * self.workers or (final and self.queue):
+            self._put(self.queue.popleft().result())
+
+    def _put(self, data: bytes) -> None:
+        self.handle.write(data)
+        self.size += len(data)
+
+    def __enter__(self) -> Deflater:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None:
+                self._submit(bytes(self.pending), final=True)
+                self._put(b"\x00" * (self.size % 2))
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _deflate(chunk: bytes, window: bytes, final: bool) -> bytes:
+    level, method, bits = DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS
+    if window:
+        compressor = zlib.compressobj(level, method, bits, 9, zlib.Z_DEFAULT_STRATEGY, window)
+    else:
+        compressor = zlib.compressobj(level, method, bits, 9)
+    return compressor.compress(chunk) + compressor.flush(
+        zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
+    )

@@ -16,7 +16,8 @@ from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.terminology import Code, Terminology
 from segio.testing import assert_same_segmentation, small_segmentation
-from tests.conftest import FIXTURES
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 VARIANTS = FIXTURES / "seg-nrrd"
 EXPECTED: dict[str, Any] = json.loads((VARIANTS / "expected.json").read_text(encoding="utf-8"))

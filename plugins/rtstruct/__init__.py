@@ -1,0 +1,1 @@
+"""DICOM RT Structure Set (RTSTRUCT): planar contours referencing an image series."""

@@ -1,0 +1,339 @@
+"""Read a DICOM RT Structure Set into planar contours, or rasterised onto a series grid.
+
+Real structure sets break the rules a reader would like to rely on, so this one relies on
+none: the file meta may be absent (pydicom's ``rtstruct.dcm``), ContourImageSequence and
+RTReferencedStudySequence are optional and often dangling (MIM), ROIs may have no
+ContourSequence (RayStation omits empty ones), NumberOfContourPoints may disagree with
+ContourData, and POINT/OPEN contours mark isocentres and lines, not volumes (they are kept
+as annotations). Slices are matched geometrically when rasterising, never by UID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.colors import color_for_index
+from segio.contours import Contour, ContourKind, PlanarContours
+from segio.errors import ReadError, SegioError
+from segio.geometry import Geometry
+from segio.model import Segment, Segmentation, unique_id
+from segio.representations import Representation
+from segio.terminology import Code, Terminology
+
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+PRIVATE_GROUP = 0x0071
+PRIVATE_CREATOR = "segio"
+PRIVATE_ROI = 0x01
+PRIVATE_GRID = 0x02
+#: Geometric types read as closed polygons (the last two are vendor variants seen in the wild).
+_CLOSED_TYPES = {"CLOSED_PLANAR", "CLOSEDPLANAR_XOR", "CLOSED_PLANAR_XOR"}
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def parse_ds(element: Any) -> NDArray[np.float64]:
+    """The numbers of a DS element, raw (bytes, parsed by numpy in one go) or converted."""
+    value = element.value
+    if isinstance(value, bytes | bytearray):
+        fields = bytes(value).replace(b"\\", b" ").split()
+        return np.array(fields).astype(np.float64) if fields else np.zeros(0)
+    if value is None or value == "":
+        return np.zeros(0)
+    if isinstance(value, str | float | int):
+        return np.array([float(value)], dtype=np.float64)
+    return np.array([float(v) for v in value], dtype=np.float64)
+
+
+def find_rtstruct(folder: Path) -> Path:
+    """The one RT Structure Set in ``folder`` (recursively); ReadError for none or several."""
+    import pydicom
+
+    found = []
+    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except Exception:  # any unreadable file is simply not the structure set
+            continue
+        if str(ds.get("SOPClassUID", "")) == RT_STRUCTURE_SET_STORAGE:
+            found.append(file)
+    if not found:
+        raise ReadError("no RT Structure Set in this folder", path=folder)
+    if len(found) > 1:
+        raise ReadError(
+            f"{len(found)} RT Structure Sets in this folder",
+            path=folder,
+            hint="point to one of: " + ", ".join(p.name for p in found[:5]),
+        )
+    return found[0]
+
+
+def read(
+    path: Path,
+    *,
+    reference: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    keep_contours: bool | str = False,
+) -> Segmentation:
+    """Read an RTSTRUCT file (or the one in a folder).
+
+    Without ``reference`` the contours are the source representation, unless the file
+    states the exact grid it was traced on (segio's own files): then they are rasterised
+    onto it, which gives back the labelmap that was written. With ``reference`` they are
+    rasterised onto that series' grid.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = find_rtstruct(path)
+    try:
+        segmentation, grid = _read(path)
+    except SegioError:
+        raise
+    except Exception as exc:  # pydicom raises many types on damaged files
+        raise ReadError(f"not a readable RT Structure Set: {exc}", path=path) from exc
+    if reference is not None:
+        from segio.dicomseries import read_image_series
+
+        series = read_image_series(reference)
+        frame = segmentation.provenance.get("FrameOfReferenceUID")
+        if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
+            warnings.warn(
+                "the structure set and the reference series have different Frame of "
+                "Reference UIDs; the contours are placed by their coordinates anyway",
+                stacklevel=2,
+            )
+        grid = series.geometry
+    elif keep_contours is True or str(keep_contours).strip().lower() in _TRUE:
+        grid = None
+    if grid is None:
+        return segmentation
+    from segio.converters.contours import to_labelmap
+
+    return to_labelmap(segmentation, grid)
+
+
+def _open(path: Path) -> Any:
+    import pydicom
+
+    data = path.read_bytes()
+    if len(data) < 16:
+        raise ReadError("file too short to be DICOM", path=path)
+    import io
+
+    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    # pydicom returns a short last value as it is; a cut file must not pass as whole.
+    for tag in list(ds.keys())[-1:]:
+        raw = ds.get_item(tag)
+        length = getattr(raw, "length", None)
+        value = getattr(raw, "value", None)
+        if (
+            isinstance(value, bytes)
+            and isinstance(length, int)
+            and length != 0xFFFFFFFF
+            and len(value) != length
+        ):
+            raise ReadError("the file is truncated", path=path)
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class != RT_STRUCTURE_SET_STORAGE and ds.get("Modality") != "RTSTRUCT":
+        raise ReadError("not an RT Structure Set", path=path)
+    if "StructureSetROISequence" not in ds:
+        raise ReadError("the structure set has no StructureSetROISequence", path=path)
+    return ds
+
+
+def _private(item: Any, element: int) -> dict[str, Any] | None:
+    """segio's JSON extras in ``item``, or None (absent, or not segio's)."""
+    try:
+        block = item.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
+        value = block[element].value
+    except (KeyError, ValueError):
+        return None
+    try:
+        text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
+        parsed = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _grid(ds: Any) -> Geometry | None:
+    """The exact grid segio traced the contours on, when it wrote the file."""
+    extras = _private(ds, PRIVATE_GRID)
+    if extras is None:
+        return None
+    try:
+        return Geometry(extras["ijk_to_lps"], extras["shape"])
+    except (KeyError, TypeError, ValueError, SegioError):
+        return None
+
+
+def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
+    ds = _open(path)
+    colors: dict[int, list[Any]] = {}
+    contour_sets: dict[int, PlanarContours] = {}
+    skipped: dict[str, int] = {}
+    annotations = 0
+    for item in ds.get("ROIContourSequence", []):
+        number = int(item.get("ReferencedROINumber", -1))
+        if "ROIDisplayColor" in item:
+            colors[number] = list(item.ROIDisplayColor)
+        contours: list[Contour] = []
+        for c in item.get("ContourSequence", []) or []:
+            kind_text = str(c.get("ContourGeometricType", "")).strip().upper()
+            element = c.get_item(0x30060050)
+            points = parse_ds(element) if element is not None else np.zeros(0)
+            points = points[: len(points) - len(points) % 3].reshape(-1, 3)
+            images = c.get("ContourImageSequence") or []
+            image_uid = str(images[0].get("ReferencedSOPInstanceUID", "")) if images else ""
+            if kind_text in _CLOSED_TYPES:
+                kind = ContourKind.CLOSED_PLANAR
+            elif kind_text in ContourKind.__members__:
+                kind = ContourKind[kind_text]
+            else:
+                skipped[kind_text or "(none)"] = skipped.get(kind_text or "(none)", 0) + 1
+                continue
+            if len(points) < (3 if kind is ContourKind.CLOSED_PLANAR else 1):
+                skipped[f"{kind_text} with {len(points)} point(s)"] = (
+                    skipped.get(f"{kind_text} with {len(points)} point(s)", 0) + 1
+                )
+                continue
+            if not np.all(np.isfinite(points)):
+                skipped["non-finite"] = skipped.get("non-finite", 0) + 1
+                continue
+            if kind is not ContourKind.CLOSED_PLANAR:
+                annotations += 1
+            contours.append(Contour(points, kind, image_uid or None))
+        contour_sets.setdefault(number, PlanarContours()).contours.extend(contours)
+    observations: dict[int, Any] = {}
+    for item in ds.get("RTROIObservationsSequence", []):
+        observations.setdefault(int(item.get("ReferencedROINumber", -1)), item)
+
+    segments: list[Segment] = []
+    contours_by_id: dict[str, PlanarContours] = {}
+    frames: set[str] = set()
+    for index, roi in enumerate(ds.StructureSetROISequence):
+        number = int(roi.get("ROINumber", index + 1))
+        extras = _private(roi, PRIVATE_ROI) or {}
+        name = str(roi.get("ROIName", "") or f"ROI {number}")
+        properties: dict[str, str]
+        if isinstance(extras.get("properties"), dict):
+            properties = {str(k): str(v) for k, v in extras["properties"].items()}
+        else:
+            properties = {"DICOM.ROINumber": str(number)}
+            algorithm = str(roi.get("ROIGenerationAlgorithm", "") or "")
+            if algorithm:
+                properties["DICOM.ROIGenerationAlgorithm"] = algorithm
+            observation = observations.get(number)
+            if observation is not None and observation.get("RTROIInterpretedType"):
+                properties["DICOM.RTROIInterpretedType"] = str(observation.RTROIInterpretedType)
+        if "ReferencedFrameOfReferenceUID" in roi:
+            frames.add(str(roi.ReferencedFrameOfReferenceUID))
+        color = _color(extras.get("color"), colors.get(number), index)
+        terminology = None
+        if isinstance(extras.get("terminology"), str):
+            try:
+                terminology = Terminology.from_slicer(extras["terminology"])
+            except (SegioError, ValueError):
+                terminology = None
+        if terminology is None and not extras:
+            terminology = _terminology(observations.get(number))
+        taken = [s.id for s in segments]
+        wanted = extras.get("id")
+        segment_id = (
+            wanted
+            if isinstance(wanted, str) and wanted and wanted not in taken
+            else unique_id(str(number), taken)
+        )
+        segments.append(
+            Segment(segment_id, name, color, terminology=terminology, properties=properties)
+        )
+        contours_by_id[segment_id] = contour_sets.get(number, PlanarContours())
+    if skipped:
+        detail = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
+        warnings.warn(f"{path.name}: contours skipped: {detail}", stacklevel=3)
+    if annotations:
+        warnings.warn(
+            f"{path.name}: {annotations} POINT/OPEN contour(s) kept as annotations "
+            "(not part of any volume)",
+            stacklevel=3,
+        )
+    provenance = {
+        "SOPInstanceUID": str(ds.get("SOPInstanceUID", "")),
+        "SeriesInstanceUID": str(ds.get("SeriesInstanceUID", "")),
+        "StudyInstanceUID": str(ds.get("StudyInstanceUID", "")),
+    }
+    if len(frames) == 1:
+        provenance["FrameOfReferenceUID"] = frames.pop()
+    referenced = _referenced_series(ds)
+    if referenced:
+        provenance["ReferencedSeriesInstanceUID"] = referenced
+    segmentation = Segmentation(
+        segments,
+        source_representation=Representation.PLANAR_CONTOURS,
+        contours=contours_by_id,
+        provenance=provenance,
+        reference_geometry=_grid(ds),
+    )
+    return segmentation, segmentation.reference_geometry
+
+
+def _code(item: Any) -> Code | None:
+    try:
+        return Code(
+            str(item.get("CodingSchemeDesignator", "")),
+            str(item.get("CodeValue", "") or item.get("LongCodeValue", "")),
+            str(item.get("CodeMeaning", "")),
+        )
+    except SegioError:
+        return None
+
+
+def _terminology(observation: Any) -> Terminology | None:
+    """Category and type codes of an RT ROI Observations item, when it has both."""
+    if observation is None:
+        return None
+    categories = observation.get("SegmentedPropertyCategoryCodeSequence") or []
+    types = observation.get("RTROIIdentificationCodeSequence") or []
+    if not categories or not types:
+        return None
+    category, kind = _code(categories[0]), _code(types[0])
+    if category is None or kind is None:
+        return None
+    modifiers = types[0].get("SegmentedPropertyTypeModifierCodeSequence") or []
+    modifier = _code(modifiers[0]) if modifiers else None
+    try:
+        return Terminology(category, kind, type_modifier=modifier)
+    except SegioError:
+        return None
+
+
+def _referenced_series(ds: Any) -> str:
+    for frame in ds.get("ReferencedFrameOfReferenceSequence", []) or []:
+        for study in frame.get("RTReferencedStudySequence", []) or []:
+            for series in study.get("RTReferencedSeriesSequence", []) or []:
+                if "SeriesInstanceUID" in series:
+                    return str(series.SeriesInstanceUID)
+    return ""
+
+
+def _color(exact: Any, display: list[Any] | None, index: int) -> tuple[float, float, float]:
+    """segio's exact colour, else ROIDisplayColor (0-255), else the palette colour."""
+    if isinstance(exact, list) and len(exact) == 3:
+        try:
+            rgb = tuple(float(c) for c in exact)
+        except (TypeError, ValueError):
+            rgb = ()
+        if len(rgb) == 3 and all(0.0 <= c <= 1.0 for c in rgb):
+            return (rgb[0], rgb[1], rgb[2])
+    if display is not None and len(display) == 3:
+        try:
+            values = [min(max(float(c), 0.0), 255.0) / 255.0 for c in display]
+            return (values[0], values[1], values[2])
+        except (TypeError, ValueError):
+            pass
+    return color_for_index(index + 1)

@@ -1,0 +1,364 @@
+"""Write a DICOM RT Structure Set that references its image series.
+
+The labelmap is traced slice by slice on the series' own grid (``to_contours``): in
+``midpoint`` and ``edge`` modes no contour passes through a voxel centre, so any even-odd
+reader that samples voxel centres gets back exactly the voxels that were written (the
+peers that trace through centres lose half a voxel, qurit/rt-utils#86). Holes are
+separate nested contours on the same plane (what Eclipse, RayStation and rt-utils write),
+or one keyhole contour per region with ``keyhole``.
+
+What DICOM cannot hold exactly (floating-point colours, segment ids, Slicer terminology,
+free properties, the exact grid) goes into one private element per ROI and one for the
+grid, so that segio reads its own files back without loss; other readers ignore them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.contours import PlanarContours
+from segio.dicomseries import ImageSeries, read_image_series
+from segio.errors import ValidationError, WriteError
+from segio.files import OutputFiles
+from segio.geometry import Geometry
+from segio.model import Segmentation
+from segio.representations import Representation
+from segio.terminology import Code
+
+RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
+#: Private block of segio's lossless extras (odd group, creator "segio").
+PRIVATE_GROUP = 0x0071
+PRIVATE_CREATOR = "segio"
+#: Element offsets in the private block: per-ROI JSON, and the grid JSON (top level).
+PRIVATE_ROI = 0x01
+PRIVATE_GRID = 0x02
+#: Decimal places kept in ContourData (mm): far below any voxel, and every value fits DS.
+DECIMALS = 5
+#: Largest value of an Explicit VR element with a 2-byte length, as DS has.
+EXPLICIT_VR_LIMIT = 0xFFFE
+#: DICOM defined terms of RT ROI Interpreted Type (C.8.8.8); others are written empty.
+INTERPRETED_TYPES = frozenset(
+    [
+        "EXTERNAL",
+        "PTV",
+        "CTV",
+        "GTV",
+        "TREATED_VOLUME",
+        "IRRAD_VOLUME",
+        "OAR",
+        "BOLUS",
+        "AVOIDANCE",
+        "ORGAN",
+        "MARKER",
+        "REGISTRATION",
+        "ISOCENTER",
+        "CONTRAST_AGENT",
+        "CAVITY",
+        "BRACHY_CHANNEL",
+        "BRACHY_ACCESSORY",
+        "BRACHY_SRC_APP",
+        "BRACHY_CHNL_SHLD",
+        "SUPPORT",
+        "FIXATION",
+        "DOSE_REGION",
+        "CONTROL",
+        "DOSE_MEASUREMENT",
+    ]
+)
+GENERATION_ALGORITHMS = frozenset({"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"})
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def format_ds(points: NDArray[np.float64]) -> bytes:
+    """``x\\y\\z\\...`` as DS text (at most 16 characters a value), padded to even length.
+
+    Formatted here, not left to pydicom, so that every value is valid DS whatever its
+    magnitude (pydicom refuses a float whose ``str`` exceeds 16 characters) and rounded to
+    1e-5 mm, which keeps files small without moving a contour measurably.
+    """
+    values = np.round(np.asarray(points, dtype=np.float64).ravel(), DECIMALS) + 0.0
+    if values.size and float(np.max(np.abs(values))) >= 1e9:
+        text = "\\".join(f"{v:.9e}" for v in values.tolist())
+    else:
+        text = "\\".join(f"{v:.{DECIMALS}f}".rstrip("0").rstrip(".") for v in values.tolist())
+    data = text.encode("ascii")
+    return data + b" " if len(data) % 2 else data
+
+
+def _flag(value: object) -> bool:
+    return value is True or str(value).strip().lower() in _TRUE
+
+
+def write(
+    segmentation: Segmentation,
+    path: Path,
+    files: OutputFiles,
+    *,
+    reference: str | os.PathLike[str] | Sequence[str | os.PathLike[str]] | None = None,
+    contour_mode: str = "midpoint",
+    keyhole: bool | str = False,
+    series_description: str | None = None,
+    structure_set_label: str | None = None,
+    series_instance_uid: str | None = None,
+    sop_instance_uid: str | None = None,
+) -> None:
+    """Write ``segmentation`` as one RTSTRUCT file at ``path``."""
+    from segio.converters.contours import MODES, to_contours
+
+    if reference is None:
+        raise WriteError(
+            "an RTSTRUCT must reference the image series it was drawn on",
+            path=path,
+            hint="pass reference=<series folder> (-O reference=...)",
+        )
+    if contour_mode not in MODES:
+        raise ValidationError(
+            f"contour_mode must be one of {', '.join(MODES)}, got {contour_mode!r}", path=path
+        )
+    series = read_image_series(reference)
+    grid = series.geometry
+    if segmentation.source_representation is Representation.PLANAR_CONTOURS:
+        contoured = segmentation
+    else:
+        labelmap = _on_grid(segmentation, grid)
+        contoured = to_contours(labelmap, contour_mode, keyhole=_flag(keyhole))
+    dataset = _dataset(
+        contoured,
+        series,
+        grid,
+        series_description=series_description,
+        structure_set_label=structure_set_label,
+        series_instance_uid=series_instance_uid,
+        sop_instance_uid=sop_instance_uid,
+    )
+    _save(dataset, files.stage(path))
+
+
+def _on_grid(segmentation: Segmentation, grid: Geometry) -> Segmentation:
+    """The labelmap on the series' grid: as it is when it already is (within DS rounding)."""
+    from segio.converters.resample import resample
+    from segio.model import Layer
+
+    source = segmentation.require_geometry()
+    if source.is_close(grid, atol=1e-4):
+        result = segmentation.copy()
+        result.layers = [
+            Layer(layer.array, grid, max_fraction=layer.max_fraction) for layer in result.layers
+        ]
+        return result
+    warnings.warn(
+        f"the segmentation grid {source!r} differs from the series grid {grid!r}; "
+        "resampled (nearest neighbour) onto the series",
+        stacklevel=3,
+    )
+    return resample(segmentation, grid)
+
+
+def _sequence(items: list[Any]) -> Any:
+    from pydicom.sequence import Sequence as DicomSequence
+
+    return DicomSequence(items)
+
+
+def _image_ref(sop_class: str, sop_instance: str, frame: int | None) -> Any:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.ReferencedSOPClassUID = sop_class
+    item.ReferencedSOPInstanceUID = sop_instance
+    if frame is not None:
+        item.ReferencedFrameNumber = frame
+    return item
+
+
+def _code(code: Code) -> Any:
+    from pydicom.dataset import Dataset
+
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme
+    item.CodeMeaning = code.meaning[:64]
+    return item
+
+
+def _dataset(
+    segmentation: Segmentation,
+    series: ImageSeries,
+    grid: Geometry,
+    *,
+    series_description: str | None,
+    structure_set_label: str | None,
+    series_instance_uid: str | None,
+    sop_instance_uid: str | None,
+) -> Any:
+    from pydicom.dataelem import RawDataElement
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.tag import Tag
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+    source = series.dataset
+    now = datetime.now()
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
+    sop_uid = UID(sop_instance_uid) if sop_instance_uid else generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
+    names = [s.name for s in segmentation.segments.values()]
+    if not all(name.isascii() for name in names):
+        ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceCreationDate, ds.InstanceCreationTime = (
+        now.strftime("%Y%m%d"),
+        now.strftime("%H%M%S"),
+    )
+    # Patient and General Study: copied, so the structure set files under the right study.
+    for keyword in (
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientSex",
+        "StudyDate",
+        "StudyTime",
+        "ReferringPhysicianName",
+        "StudyID",
+        "AccessionNumber",
+    ):
+        setattr(ds, keyword, source.get(keyword, ""))
+    ds.StudyInstanceUID = series.study_instance_uid
+    for keyword in ("StudyDescription", "PatientAge", "IssuerOfPatientID"):
+        if keyword in source:
+            setattr(ds, keyword, source.get(keyword))
+    if "SpecificCharacterSet" in source and "SpecificCharacterSet" not in ds:
+        ds.SpecificCharacterSet = source.SpecificCharacterSet
+    # RT Series and General Equipment.
+    ds.Modality = "RTSTRUCT"
+    ds.SeriesInstanceUID = series_instance_uid or generate_uid()
+    ds.SeriesNumber = ""
+    if series_description:
+        ds.SeriesDescription = series_description
+    ds.OperatorsName = ""
+    ds.Manufacturer = "segio"
+    # Structure Set.
+    frame_uid = series.frame_of_reference_uid
+    if frame_uid is None:
+        frame_uid = generate_uid()
+        warnings.warn(
+            "the series has no Frame of Reference UID; the RTSTRUCT uses a new one",
+            stacklevel=4,
+        )
+    # Frame of Reference module: the same patient space as the images.
+    ds.FrameOfReferenceUID = frame_uid
+    ds.PositionReferenceIndicator = source.get("PositionReferenceIndicator", "")
+    ds.StructureSetLabel = structure_set_label or "RTSTRUCT"
+    ds.StructureSetDate, ds.StructureSetTime = ds.InstanceCreationDate, ds.InstanceCreationTime
+    images = [
+        _image_ref(f.sop_class_uid, f.sop_instance_uid, f.frame_number)
+        for f in series.frames
+        if f is not None
+    ]
+    ref_series = Dataset()
+    ref_series.SeriesInstanceUID = series.series_instance_uid
+    ref_series.ContourImageSequence = _sequence(images)
+    ref_study = Dataset()
+    ref_study.ReferencedSOPClassUID = (
+        "1.2.840.10008.3.1.2.3.1"  # as the standard's examples (retired class)
+    )
+    ref_study.ReferencedSOPInstanceUID = series.study_instance_uid
+    ref_study.RTReferencedSeriesSequence = _sequence([ref_series])
+    ref_frame = Dataset()
+    ref_frame.FrameOfReferenceUID = frame_uid
+    ref_frame.RTReferencedStudySequence = _sequence([ref_study])
+    ds.ReferencedFrameOfReferenceSequence = _sequence([ref_frame])
+
+    normal = np.cross(grid.direction[:, 0], grid.direction[:, 1])
+    step = float(grid.ijk_to_lps[:3, 2] @ normal)
+    roi_items, contour_items, observation_items = [], [], []
+    explicit = True
+    for number, segment in enumerate(segmentation.segments.values(), start=1):
+        props = segment.properties
+        roi = Dataset()
+        roi.ROINumber = number
+        roi.ReferencedFrameOfReferenceUID = frame_uid
+        roi.ROIName = segment.name
+        algorithm = props.get("DICOM.ROIGenerationAlgorithm", "").strip().upper()
+        roi.ROIGenerationAlgorithm = algorithm if algorithm in GENERATION_ALGORITHMS else ""
+        extras = {
+            "id": segment.id,
+            "color": list(segment.color),
+            "terminology": segment.terminology.to_slicer() if segment.terminology else None,
+            "properties": props,
+        }
+        block = roi.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+        block.add_new(PRIVATE_ROI, "UT", json.dumps(extras, ensure_ascii=True))
+        roi_items.append(roi)
+
+        item = Dataset()
+        item.ROIDisplayColor = [round(c * 255) for c in segment.color]
+        contours: list[Any] = []
+        for contour in segmentation.contours.get(segment.id, PlanarContours()):
+            c = Dataset()
+            k = int(np.round(float((contour.points[0] - grid.origin) @ normal) / step))
+            frame = series.frames[k] if 0 <= k < len(series.frames) else None
+            # The slice is found geometrically: a UID the contour came with may name an
+            # image of another series.
+            if frame is not None and contour.is_closed:
+                c.ContourImageSequence = _sequence(
+                    [_image_ref(frame.sop_class_uid, frame.sop_instance_uid, frame.frame_number)]
+                )
+            c.ContourGeometricType = contour.kind.value
+            c.NumberOfContourPoints = len(contour.points)
+            data = format_ds(contour.points)
+            explicit = explicit and len(data) <= EXPLICIT_VR_LIMIT
+            tag = Tag(0x30060050)
+            c._dict[tag] = RawDataElement(tag, "DS", len(data), data, 0, False, True)
+            contours.append(c)
+        for n, c in enumerate(contours, start=1):
+            c.ContourNumber = n
+        if contours:
+            item.ContourSequence = _sequence(contours)
+        item.ReferencedROINumber = number
+        contour_items.append(item)
+
+        observation = Dataset()
+        observation.ObservationNumber = number
+        observation.ReferencedROINumber = number
+        kind = props.get("DICOM.RTROIInterpretedType", "ORGAN").strip().upper()
+        observation.RTROIInterpretedType = kind if kind in INTERPRETED_TYPES else ""
+        observation.ROIInterpreter = ""
+        if segment.terminology is not None:
+            # SEG-style meaning in standard attributes (C.8.8.8), for other readers.
+            term = segment.terminology
+            observation.SegmentedPropertyCategoryCodeSequence = _sequence([_code(term.category)])
+            identification = _code(term.type)
+            if term.type_modifier is not None:
+                identification.SegmentedPropertyTypeModifierCodeSequence = _sequence(
+                    [_code(term.type_modifier)]
+                )
+            observation.RTROIIdentificationCodeSequence = _sequence([identification])
+        observation_items.append(observation)
+    ds.StructureSetROISequence = _sequence(roi_items)
+    ds.ROIContourSequence = _sequence(contour_items)
+    ds.RTROIObservationsSequence = _sequence(observation_items)
+    grid_json = {"ijk_to_lps": grid.ijk_to_lps.tolist(), "shape": list(grid.shape)}
+    block = ds.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(PRIVATE_GRID, "UT", json.dumps(grid_json))
+    if not explicit:
+        from pydicom.uid import ImplicitVRLittleEndian
+
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    return ds
+
+
+def _save(dataset: Any, target: Path) -> None:
+    dataset.save_as(target, enforce_file_format=True)
