@@ -53,7 +53,9 @@ def _nearest(array: np.ndarray, source: Geometry, target: Geometry) -> np.ndarra
     order = [2, 1, 0]
     matrix = ijk[:3, :3][np.ix_(order, order)]
     offset = ijk[:3, 3][order]
+    # grid-constant: a voxel extends half a step around its centre (plain "constant"
+    # would call points between the last centre and the edge outside).
     resampled: np.ndarray = ndimage.affine_transform(
-        array, matrix, offset=offset, output_shape=target.shape, order=0, mode="grid-constant", cval=0
+        array, matrix, offset=offset, output_shape=target.shape, order=0, mode="grid-constant"
     )
     return resampled
