@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segio-installed
 
-.PHONY: demo test lint bench fixtures clean
+.PHONY: demo test lint bench fixtures clean tools
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,14 +20,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks
 	$(BIN)/mypy
 
-test: lint
+# External tools the interop tests and benchmarks run (the tests fail, not skip, without them).
+tools:
+	command -v plastimatch >/dev/null || (apt-get update -qq && apt-get install -y -qq plastimatch)
+
+test: lint tools
 	$(BIN)/pytest -m "not slow" -q
 
-bench: $(STAMP)
+bench: $(STAMP) tools
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/seg_nrrd_io.py
 	$(BIN)/python benchmarks/dicom_seg.py --segments 24
 	$(BIN)/python benchmarks/dicom_seg.py --segments 104
+	$(BIN)/python benchmarks/rtstruct.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

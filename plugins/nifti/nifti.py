@@ -47,14 +47,15 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
                     image, data = _load(stream, path)
             else:
                 image, data = _load(raw, path)
+        arrays = _layers(data, path)
+        geometry = _geometry(image, arrays[0].shape, path)
+        entries = _header_labels(image, path)
     except SegioError:
         raise
     except Exception as exc:  # nibabel, gzip and numpy raise many kinds for a bad file
         raise ReadError(f"not a readable NIfTI file: {exc}", path=path) from exc
-    arrays = _layers(data, path)
-    geometry = _geometry(image, arrays[0].shape, path)
     return read_labelmap_segmentation(
-        arrays, geometry, path, labels=labels, fallback_entries=_header_labels(image, path)
+        arrays, geometry, path, labels=labels, fallback_entries=entries
     )
 
 
