@@ -39,6 +39,7 @@ from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation, label_histogram
 from segio.representations import Representation
 
+from . import fastparse
 from .frames import (
     GRID_TOLERANCE,
     Frames,
@@ -121,12 +122,22 @@ def _is_seg_file(file: Path) -> bool:
 
 def _load(source: Path) -> Any:
     import pydicom
-    from pydicom.uid import UID
 
+    fast = fastparse.read(source)
+    if fast is not None:
+        ds, groups = fast
+        ds._segio_frame_groups = groups  # plain dicts, read by _placement
+        return _check_sop(ds, source)
     try:
         ds = pydicom.dcmread(source)
     except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ...
         raise ReadError(f"not a readable DICOM file: {exc}", path=source) from exc
+    return _check_sop(ds, source)
+
+
+def _check_sop(ds: Any, source: Path) -> Any:
+    from pydicom.uid import UID
+
     sop = str(ds.get("SOPClassUID", ""))
     if sop not in SEG_CLASSES:
         kind = UID(sop).name if sop else "no SOP Class UID"
@@ -210,7 +221,9 @@ def _placement(
     ds: Any, path: Path, seg_type: str, numbers: list[int], reference: Reference | None
 ) -> Placement:
     count = int(ds.get("NumberOfFrames") or 1)
-    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
+    per_frame = getattr(ds, "_segio_frame_groups", None) or list(
+        ds.get("PerFrameFunctionalGroupsSequence") or []
+    )
     shared = (list(ds.get("SharedFunctionalGroupsSequence") or []) or [None])[0]
     tiled_full = str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_FULL"
     if per_frame and len(per_frame) != count:
