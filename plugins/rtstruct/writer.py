@@ -322,6 +322,9 @@ def _dataset(
             explicit = explicit and len(data) <= EXPLICIT_VR_LIMIT
             tag = Tag(0x30060050)
             c._dict[tag] = RawDataElement(tag, "DS", len(data), data, 0, False, True)
+            # Declared as read in the encoding it will be written in, pydicom writes the raw
+            # ContourData as it is instead of parsing every number back (2.5 s on 24 CTs).
+            c.set_original_encoding(False, True, c._character_set)
             contours.append(c)
         for n, c in enumerate(contours, start=1):
             c.ContourNumber = n
