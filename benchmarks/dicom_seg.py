@@ -56,7 +56,8 @@ HIGHDICOM_WRITE = """
     tissue = hd.sr.CodedConcept("85756007", "SCT", "Tissue")
     descriptions = [hd.seg.SegmentDescription(
         segment_number=s["label"], segment_label=s["name"], segmented_property_category=tissue,
-        segmented_property_type=tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL)
+        segmented_property_type=tissue, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.MANUAL,
+        display_color=hd.color.CIELabColor.from_rgb(*[round(c * 255) for c in s["color"]]))
         for s in meta["segments"]]
     out = work / "highdicom-{kind}.dcm"
     seg = hd.seg.Segmentation(

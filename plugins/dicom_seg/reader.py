@@ -379,7 +379,10 @@ def _labelmap(
     array[k] = planes
     for value in background - {0}:
         array[array == value] = 0
-    histogram = label_histogram(array, int(array.max(initial=0)))
+    top = int(array.max(initial=0))
+    if set(range(1, top + 1)) <= described:
+        return Layer(array, grid)  # every value up to the largest is a segment: nothing stray
+    histogram = label_histogram(array, top)
     stray = sorted(set(np.flatnonzero(histogram).tolist()) - described - {0})
     if stray:
         raise ReadError(
