@@ -13,28 +13,22 @@ frame costs seconds; here every step works on whole blocks of frames with numpy:
   faster than frame-by-frame codecs on segmentation frames;
 * :func:`per_frame_groups` has pydicom encode each *distinct* element of the Per-Frame
   Functional Groups once (per slice, per segment); frames only join the pieces;
-* :func:`save` streams the file, the whole dataset through a parallel :class:`Deflater`
+* :func:`save` streams the file, the whole dataset through a parallel deflate
   for Deflated Explicit VR Little Endian.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import os
 import struct
-import zlib
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
 
+from segio.deflate import ParallelDeflate
 from segio.dicomseries import SourceFrame
 from segio.terminology import Code
 
@@ -525,7 +519,7 @@ def save(
     ``raw`` (references, Per-Frame Functional Groups), then the Pixel Data.
 
     The frames are streamed from ``blocks``; with ``deflate`` the whole dataset (not the
-    file meta) goes through a :class:`Deflater`.
+    file meta) goes through :class:`segio.deflate.ParallelDeflate`.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.encaps import encapsulate
@@ -545,22 +539,30 @@ def save(
     fp = DicomFileLike(handle)
     fp.is_little_endian, fp.is_implicit_VR = True, False
     write_file_meta_info(fp, meta, enforce_standard=True)
-    with Deflater(handle) if codec == "deflate" else nullcontext(handle) as sink:
-        sink.write(encoded(dataset, raw))
+    deflating = codec == "deflate"
+    sink: Any = (
+        ParallelDeflate(handle, level=DEFLATE_LEVEL, mem_level=9, block=DEFLATE_CHUNK)
+        if deflating
+        else nullcontext(handle)
+    )
+    with sink as stream:
+        stream.write(encoded(dataset, raw))
         if codec in ("none", "deflate"):
             frames, rows, columns = int(dataset.NumberOfFrames), dataset.Rows, dataset.Columns
             length = (frames * rows * columns * bits + 7) // 8
             vr = "OW" if bits == 16 else "OB"
-            sink.write(element_header(0x7FE00010, vr, length + length % 2))
+            stream.write(element_header(0x7FE00010, vr, length + length % 2))
             for chunk in native(blocks, bits):
-                sink.write(chunk)
-            sink.write(b"\x00" * (length % 2))
+                stream.write(chunk)
+            stream.write(b"\x00" * (length % 2))
         else:
             frames_data = list(compressed(blocks, codec, bits))
             fits = sum(len(f) + len(f) % 2 + 8 for f in frames_data) < 2**32
-            sink.write(element_header(0x7FE00010, "OB", UNDEFINED))
-            sink.write(encapsulate(frames_data, has_bot=fits))  # Basic Offset Table if it fits
-            sink.write(SEQUENCE_DELIMITER)
+            stream.write(element_header(0x7FE00010, "OB", UNDEFINED))
+            stream.write(encapsulate(frames_data, has_bot=fits))  # Basic Offset Table if it fits
+            stream.write(SEQUENCE_DELIMITER)
+    if deflating:  # DICOM values, the deflated dataset included, have even lengths
+        handle.write(b"\x00" * (sink.written % 2))
 
 
 def compressed(blocks: Iterator[NDArray[Any]], codec: str, bits: int) -> Iterator[bytes]:
@@ -606,78 +608,3 @@ def _jpeg(codec: str, bits: int) -> Callable[[NDArray[Any]], bytes]:
             frame, rows=frame.shape[0], columns=frame.shape[1], number_of_frames=1, **options
         )
     )
-
-
-class Deflater:
-    """A raw deflate stream (RFC 1951, as Deflated Explicit VR Little Endian wants) of
-    everything written, compressed in parallel chunks (zlib releases the GIL).
-
-    Each chunk is compressed on its own with the previous 32 KiB as preset dictionary
-    and ends with a sync flush, so the chunks join into one valid stream (as pigz does);
-    only the last one is final. The stream is padded to an even length.
-    """
-
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
-        self.pending = bytearray()
-        self.window = b""
-        self.size = 0
-        self.workers = max(1, min(4, os.cpu_count() or 1))
-        self.pool = ThreadPoolExecutor(self.workers)
-        self.queue: deque[Future[bytes]] = deque()
-
-    def write(self, data: Any) -> None:
-        view = memoryview(data).cast("B")
-        while view.nbytes:
-            take = min(DEFLATE_CHUNK - len(self.pending), view.nbytes)
-            self.pending += view[:take]
-            view = view[take:]
-            if len(self.pending) == DEFLATE_CHUNK:
-                self._submit(bytes(self.pending), final=False)
-                self.pending = bytearray()
-
-    def _submit(self, chunk: bytes, *, final: bool) -> None:
-        self.queue.append(self.pool.submit(_deflate, chunk, self.window, final))
-        self.window = chunk[-32768:]
-        while len(self.queue) > 2 * self.workers or (final and self.queue):
-            self._put(self.queue.popleft().result())
-
-    def _put(self, data: bytes) -> None:
-        self.handle.write(data)
-        self.size += len(data)
-
-    def __enter__(self) -> Deflater:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        try:
-            if exc_type is None:
-                self._submit(bytes(self.pending), final=True)
-                self._put(b"\x00" * (self.size % 2))
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _deflate(chunk: bytes, window: bytes, final: bool) -> bytes:
-    engine = _zlib()
-    level, method, bits = DEFLATE_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS
-    if window:
-        compressor = engine.compressobj(level, method, bits, 9, zlib.Z_DEFAULT_STRATEGY, window)
-    else:
-        compressor = engine.compressobj(level, method, bits, 9)
-    flush = zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH
-    return bytes(compressor.compress(chunk) + compressor.flush(flush))
-
-
-@functools.cache
-def _zlib() -> Any:
-    """zlib-ng when installed (the same streams, about 1.6 times faster at level 8), or zlib."""
-    try:
-        return importlib.import_module("zlib_ng.zlib_ng")
-    except ImportError:
-        return zlib

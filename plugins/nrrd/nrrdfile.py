@@ -18,16 +18,15 @@ import os
 import re
 import struct
 import zlib
-from collections import deque
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import numpy.typing as npt
 
+from segio.deflate import ParallelDeflate
 from segio.errors import ReadError, WriteError
 
 __all__ = ["DEFAULT_LEVEL", "NrrdHeader", "ijk_to_lps", "read_data", "read_header", "write"]
@@ -40,7 +39,6 @@ PathLike = str | os.PathLike[str]
 DEFAULT_LEVEL = 9
 _CHUNK = 1 << 20  # read/inflate granularity: all the memory reading needs beyond the array
 _BLOCK = 8 << 20  # parallel deflate block: each costs ~20 bytes of flush; 8 MiB keeps that < 0.01%
-_WINDOW = 32768  # deflate window: each block is primed with this much of the previous one
 _HEADER_CAP, _MAX_BYTES = 16 << 20, 1 << 40
 _CORRUPT = "the file is truncated, corrupt or not a NRRD file"
 _BLANK, _ESCAPE = re.compile(rb"\n\r?\n"), re.compile(r"\\(\\|n)")
@@ -393,35 +391,13 @@ def _pieces(arr: npt.NDArray[Any], dtype: np.dtype[Any], block: int) -> Iterator
             yield from _pieces(np.ascontiguousarray(arr[start : start + step], dtype), dtype, block)
 
 
-def _deflate(block: memoryview, primer: bytes, level: int, last: bool) -> bytes:
-    c = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, primer)
-    return c.compress(block) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
-
-
-def _gzip(out: io.BufferedIOBase, pieces: Iterator[memoryview], level: int, threads: int) -> None:
-    """Write one gzip member whose blocks were deflated in parallel (pigz's method).
-
-    Each block is raw deflate ending on a byte boundary (sync flush) and primed with the
-    previous 32 KiB, so matches reach across block edges and the result is a valid single
-    stream; zlib releases the GIL, so threads scale. Blocks are written in order as they
-    finish, at most 2 x threads in flight.
-    """
+def _gzip(out: IO[bytes], pieces: Iterator[memoryview], level: int, threads: int) -> None:
+    """Write one gzip member whose blocks are deflated in parallel (segio.deflate)."""
     out.write(b"\x1f\x8b\x08\0\0\0\0\0" + bytes([{9: 2, 1: 4}.get(level, 0), 255]))
-    crc, total, primer = 0, 0, b""
-    pending: deque[Future[bytes]] = deque()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        block: memoryview | None = next(pieces, memoryview(b""))
-        while block is not None:
-            after = next(pieces, None)
-            pending.append(pool.submit(_deflate, block, primer, level, after is None))
-            crc, total = zlib.crc32(block, crc), total + len(block)
-            primer = (primer + bytes(block[-_WINDOW:]))[-_WINDOW:]
-            while len(pending) > 2 * threads or (pending and pending[0].done()):
-                out.write(pending.popleft().result())
-            block = after
-        while pending:
-            out.write(pending.popleft().result())
-    out.write(struct.pack("<II", crc, total & 0xFFFFFFFF))
+    with ParallelDeflate(out, level=level, mem_level=8, block=_BLOCK, threads=threads) as stream:
+        for piece in pieces:
+            stream.write(piece)
+    out.write(struct.pack("<II", stream.crc32, stream.size & 0xFFFFFFFF))
 
 
 def _header(
