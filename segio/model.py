@@ -11,8 +11,9 @@ Slicer (``Segments in separate layers can have the same label value``).
 from __future__ import annotations
 
 import copy as _copy
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -452,40 +453,19 @@ class Segmentation:
         if len(result.layers) <= 1:
             return result
         grid = result.require_geometry()
-        packed: list[NDArray[np.integer]] = [result.layers[0].array]
-        # Next label of a packed layer: above its segments' labels *and* above any voxel
-        # value in it (voxels no segment owns must not be absorbed), as Slicer does.
-        top: list[int] = [
-            max(
-                int(result.layers[0].array.max(initial=0)),
-                max((s.label_value for s in result.segments_in_layer(0)), default=0),
-            )
-        ]
+        packer = FirstFitPacker(grid.shape)
+        first = result.layers[0].array
+        labels = [s.label_value for s in result.segments_in_layer(0)]
+        packer.keep(first, max(int(first.max(initial=0)), max(labels, default=0)))
         for old_index, old_layer in enumerate(result.layers):
             if old_index == 0:
                 continue
             for segment in result.segments_in_layer(old_index):
                 mask = old_layer.array == segment.label_value
                 box = _bounding_box(mask)
-                if box is None:  # an empty segment fits anywhere
-                    target = 0
-                else:
-                    sub = mask[box]
-                    target = next(
-                        (n for n, arr in enumerate(packed) if not np.any(arr[box][sub])),
-                        len(packed),
-                    )
-                if target == len(packed):
-                    packed.append(np.zeros(grid.shape, dtype=np.uint8))
-                    top.append(0)
-                label = top[target] + 1
-                if label > np.iinfo(packed[target].dtype).max:
-                    packed[target] = packed[target].astype(np.min_scalar_type(label))
-                if box is not None:
-                    packed[target][box][mask[box]] = label
-                top[target] = label
-                segment.layer, segment.label_value = target, label
-        result.layers = [Layer(arr, grid) for arr in packed]
+                regions = [] if box is None else [(box, mask[box])]
+                segment.layer, segment.label_value = packer.place(regions)
+        result.layers = [Layer(arr, grid) for arr in packer.layers]
         result.validate()
         return result
 
@@ -494,6 +474,50 @@ class Segmentation:
             f"Segmentation({len(self.segments)} segments, {len(self.layers)} layer(s), "
             f"{self.geometry!r})"
         )
+
+
+class FirstFitPacker:
+    """Slicer's first-fit layer packing, for every path that builds layers from masks.
+
+    A mask goes to the first layer that has no voxel under it, with that layer's next
+    label value: above every value already in it, so voxels no segment owns are never
+    absorbed. When no layer is free, a new one starts with label 1. Greedy and
+    order-dependent, like ``vtkSegmentation::CollapseBinaryLabelmaps``, and lossless.
+    """
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.shape = shape
+        self.layers: list[NDArray[np.integer]] = []
+        self._tops: list[int] = []
+
+    def keep(self, array: NDArray[np.integer], top: int) -> None:
+        """Start from an existing layer whose highest used value is ``top``."""
+        self.layers.append(array)
+        self._tops.append(top)
+
+    def place(self, regions: Sequence[tuple[Any, NDArray[np.bool_]]]) -> tuple[int, int]:
+        """Paint one mask, given as (index into a layer, boolean mask of that region) pairs.
+
+        Returns its (layer, label value). An empty mask (no regions) takes a label in the
+        first layer.
+        """
+        target = next(
+            (
+                n
+                for n, array in enumerate(self.layers)
+                if not any(np.any(array[where][mask]) for where, mask in regions)
+            ),
+            len(self.layers),
+        )
+        if target == len(self.layers):
+            self.keep(np.zeros(self.shape, dtype=np.uint8), 0)
+        label = self._tops[target] + 1
+        if label > np.iinfo(self.layers[target].dtype).max:
+            self.layers[target] = self.layers[target].astype(np.min_scalar_type(label))
+        for where, mask in regions:
+            self.layers[target][where][mask] = label
+        self._tops[target] = label
+        return target, label
 
 
 def _half_inside(layer: Layer) -> NDArray[np.bool_]:

@@ -26,7 +26,7 @@ from segio.converters.planar import polygons_from_mask, rasterize
 from segio.dicomseries import slice_grid
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
-from segio.model import Layer, Segmentation
+from segio.model import FirstFitPacker, Layer, Segmentation
 from segio.representations import Representation
 
 #: Conversion parameter: pixel size (mm) of a grid derived from the contours alone.
@@ -154,35 +154,16 @@ def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) ->
         raise ValidationError("to_labelmap needs a planar-contour segmentation")
     grid = geometry or segmentation.reference_geometry or derive_grid(segmentation)
     rows, cols = grid.shape[1], grid.shape[2]
-    layers: list[NDArray[np.integer]] = []
-    top: list[int] = []
+    packer = FirstFitPacker(grid.shape)
     segments = []
     snapped = dropped = 0
     for segment in segmentation.segments.values():
         planes, s, d = slice_polygons(segmentation.contours[segment.id], grid)
         snapped, dropped = snapped + s, dropped + d
         masks = {k: rasterize(polys, (rows, cols)) for k, polys in sorted(planes.items())}
-        masks = {k: m for k, m in masks.items() if m.any()}
-        target = next(
-            (
-                n
-                for n, layer in enumerate(layers)
-                if not any(np.any(layer[k][m]) for k, m in masks.items())
-            ),
-            len(layers),
-        )
-        if target == len(layers):
-            layers.append(np.zeros(grid.shape, dtype=np.uint8))
-            top.append(0)
-        label = top[target] + 1
-        if label > np.iinfo(layers[target].dtype).max:
-            layers[target] = layers[target].astype(np.min_scalar_type(label))
-        for k, m in masks.items():
-            layers[target][k][m] = label
-        top[target] = label
+        target, label = packer.place([(k, m) for k, m in masks.items() if m.any()])
         segments.append(dataclasses.replace(segment, layer=target, label_value=label))
-    if not layers:
-        layers.append(np.zeros(grid.shape, dtype=np.uint8))
+    layers = packer.layers or [np.zeros(grid.shape, dtype=np.uint8)]
     if snapped:
         warnings.warn(
             f"{snapped} contour(s) were off their slice plane by up to {SNAP_LIMIT} slice and "
