@@ -11,12 +11,14 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from segio.converters import planar
 from segio.converters.planar import (
     contains,
     crossing_polygons,
     polygon_area,
     polygons_from_mask,
     rasterize,
+    rasterize_many,
 )
 from segio.testing import dice, synthetic_segmentation
 
@@ -195,6 +197,92 @@ def test_errors() -> None:
     with pytest.raises(ValueError):
         rasterize([np.zeros((3, 3))], (2, 2))
     assert polygons_from_mask(np.zeros((3, 3), bool)) == []
+
+
+def _expanded(blocks: list[tuple[int, int, Mask]], shape: tuple[int, int]) -> list[Mask]:
+    result = []
+    for row, col, block in blocks:
+        full = np.zeros(shape, dtype=bool)
+        full[row : row + block.shape[0], col : col + block.shape[1]] = block
+        assert full.sum() == block.sum(), "a block reaches beyond the image"
+        result.append(full)
+    return result
+
+
+def _random_plane(rng: np.random.Generator, shape: tuple[int, int]) -> Polygons:
+    """A few polygons: random stars, axis-aligned boxes on the tie lines, far outside,
+    sub-pixel, degenerate (collinear, repeated vertices), or none."""
+    h, w = shape
+    polygons: Polygons = []
+    for _ in range(int(rng.integers(0, 4))):
+        kind = rng.integers(0, 5)
+        centre = rng.uniform(-0.3, 1.3, 2) * (w, h)
+        if kind == 0:  # star, maybe self-crossing
+            n = int(rng.integers(3, 12))
+            angle = (
+                np.sort(rng.uniform(0, 2 * np.pi, n))
+                if rng.random() < 0.5
+                else rng.uniform(0, 2 * np.pi, n)
+            )
+            radius = rng.uniform(0.2, 1.0, n) * rng.uniform(0.5, max(h, w))
+            polygons.append(
+                centre + np.column_stack([np.cos(angle), np.sin(angle)]) * radius[:, None]
+            )
+        elif kind == 1:  # a box with integer or half-integer corners: ties everywhere
+            x0, y0 = np.round(centre * 2) / 2
+            dx, dy = rng.integers(0, 6, 2) / 2
+            polygons.append(np.array([(x0, y0), (x0 + dx, y0), (x0 + dx, y0 + dy), (x0, y0 + dy)]))
+        elif kind == 2:  # tiny
+            polygons.append(centre + rng.uniform(-0.4, 0.4, (int(rng.integers(3, 6)), 2)))
+        elif kind == 3:  # degenerate: on a line, repeated vertices
+            t = rng.uniform(0, 3, 4)
+            polygons.append(centre + np.outer(t, rng.normal(size=2)))
+        else:  # huge, around the image
+            polygons.append(np.array([(-1e5, -1e5), (1e5, -2e5), (3e5, 1e5), (-1e5, 1e5)]))
+    return polygons
+
+
+def test_rasterize_many_is_rasterize_bit_for_bit() -> None:
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 40)))
+        planes = [_random_plane(rng, shape) for _ in range(int(rng.integers(0, 12)))]
+        blocks = rasterize_many(planes, shape)
+        assert len(blocks) == len(planes)
+        for polygons, got in zip(planes, _expanded(blocks, shape), strict=True):
+            assert np.array_equal(got, rasterize(polygons, shape)), trial
+
+
+def test_rasterize_many_on_exact_contours() -> None:
+    """Contours of masks (holes, islands) of many planes at once read back exactly."""
+    rng = np.random.default_rng(5)
+    masks = [rng.random((23, 31)) < d for d in (0.1, 0.3, 0.5, 0.7, 0.9, 0.0, 1.0)]
+    planes = [polygons_from_mask(m, mode=mode) for m in masks for mode in MODES]
+    got = _expanded(rasterize_many(planes, (23, 31)), (23, 31))
+    assert all(
+        np.array_equal(g, m) for g, m in zip(got, [m for m in masks for _ in MODES], strict=True)
+    )
+
+
+def test_rasterize_many_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
+    square = np.array([(0.5, 0.5), (20.5, 0.5), (20.5, 3.5), (0.5, 3.5)])
+    assert rasterize_many([], (4, 4)) == []
+    for shape in ((0, 4), (4, 0)):
+        ((_, _, block),) = rasterize_many([[square]], shape)
+        assert not block.any()
+    with pytest.raises(ValueError):
+        rasterize_many([[square], [np.zeros((3, 3))]], (2, 2))
+    with pytest.raises(ValueError):
+        rasterize_many([[np.full((3, 2), np.nan)]], (2, 2))
+    expected = [rasterize([square], (5, 30)), rasterize([], (5, 30))]
+    assert all(
+        map(np.array_equal, _expanded(rasterize_many([[square], []], (5, 30)), (5, 30)), expected)
+    )
+    # The running XOR has a byte-wise fallback for big-endian machines.
+    monkeypatch.setattr(planar.sys, "byteorder", "big")
+    got = _expanded(rasterize_many([[square], [square + 1.7]], (5, 30)), (5, 30))
+    assert np.array_equal(got[0], expected[0])
+    assert np.array_equal(got[1], rasterize([square + 1.7], (5, 30)))
 
 
 def _realistic_slices(step: int, *, crop: bool = False) -> list[Mask]:

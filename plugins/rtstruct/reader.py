@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,6 +38,9 @@ PRIVATE_GRID = 0x02
 #: Geometric types read as closed polygons (the last two are vendor variants seen in the wild).
 _CLOSED_TYPES = {"CLOSED_PLANAR", "CLOSEDPLANAR_XOR", "CLOSED_PLANAR_XOR"}
 _TRUE = {"1", "true", "yes", "on"}
+#: An ROI Contour item as the reader uses it: ReferencedROINumber, ROIDisplayColor (None
+#: when absent) and its contours as (geometric type, ContourData numbers, image UID).
+_RoiContours = tuple[int, list[Any] | None, list[tuple[str, NDArray[np.float64], str]]]
 
 
 def parse_ds(element: Any) -> NDArray[np.float64]:
@@ -117,7 +122,11 @@ def read(
     return to_labelmap(segmentation, grid)
 
 
-def _open(path: Path) -> Any:
+def _open(path: Path) -> tuple[Any, list[_RoiContours] | None]:
+    """The dataset, and its ROI Contour Sequence when the fast path could read it.
+
+    When it could, the dataset is parsed without that sequence (see :func:`_fast_split`).
+    """
     import pydicom
 
     data = path.read_bytes()
@@ -125,7 +134,18 @@ def _open(path: Path) -> Any:
         raise ReadError("file too short to be DICOM", path=path)
     import io
 
-    ds = pydicom.dcmread(io.BytesIO(data), force=True)
+    fast = _fast_split(data)
+    if fast is not None:
+        try:
+            ds = _checked(pydicom.dcmread(io.BytesIO(fast[0]), force=True), path)
+        except Exception:  # whatever the split header does, pydicom alone decides
+            fast = None
+        else:
+            return ds, fast[1]
+    return _checked(pydicom.dcmread(io.BytesIO(data), force=True), path), None
+
+
+def _checked(ds: Any, path: Path) -> Any:
     # pydicom returns a short last value as it is; a cut file must not pass as whole.
     for tag in list(ds.keys())[-1:]:
         raw = ds.get_item(tag)
@@ -144,6 +164,175 @@ def _open(path: Path) -> Any:
     if "StructureSetROISequence" not in ds:
         raise ReadError("the structure set has no StructureSetROISequence", path=path)
     return ds
+
+
+class _FallbackError(Exception):
+    """The fast path met something it does not read exactly as pydicom does."""
+
+
+def _fast_split(data: bytes) -> tuple[bytes, list[_RoiContours]] | None:
+    """(the file without its ROI Contour Sequence, that sequence) or None.
+
+    pydicom builds a Dataset per contour and converts each ContourData; for thousands of
+    contours that is most of the read. Here the top-level elements are walked with
+    ``struct`` (:mod:`segio.dicomfast`), the ROI Contour Sequence is read into plain
+    values, all ContourData at once, and pydicom parses the rest, which is small. Only
+    explicit VR little endian files with a file meta are read so, and only when every
+    value the reader uses is plain; otherwise None, and pydicom reads the whole file.
+    """
+    from segio import dicomfast
+
+    try:
+        if data[128:132] != b"DICM":
+            return None
+        pos, syntax = 132, None
+        while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
+            tag, vr, size, pos = _element_header(data, pos)
+            if tag == 0x00020010:
+                syntax = data[pos : pos + size].decode("ascii").rstrip("\x00 ")
+            pos += size
+        if syntax != "1.2.840.10008.1.2.1":  # explicit VR little endian
+            return None
+        span = None
+        while pos < len(data):
+            start = pos
+            tag, vr, size, pos = _element_header(data, pos)
+            if tag >> 16 == 0xFFFE:  # a stray delimiter: how pydicom takes it is its business
+                return None
+            if vr == b"SQ":
+                items, pos = dicomfast.sequence(data, pos, size, _RAW_TAGS)
+                if tag == 0x30060039:
+                    span = (start, pos, items)
+            elif size == dicomfast.UNDEFINED or pos + size > len(data):
+                return None
+            else:
+                pos += size
+        if span is None:
+            return None
+        return data[: span[0]] + data[span[1] :], _fast_contours(span[2])
+    except (_FallbackError, dicomfast.MalformedError, struct.error, ValueError, IndexError):
+        return None
+
+
+def _element_header(data: bytes, pos: int) -> tuple[int, bytes, int, int]:
+    """(tag, VR, value length, value position) of an explicit VR little endian element."""
+    from segio.dicomfast import LONG_VRS
+
+    group, element = struct.unpack_from("<HH", data, pos)
+    vr = data[pos + 4 : pos + 6]
+    if vr in LONG_VRS:
+        (size,) = struct.unpack_from("<I", data, pos + 8)
+        return (group << 16) | element, vr, size, pos + 12
+    (size,) = struct.unpack_from("<H", data, pos + 6)
+    return (group << 16) | element, vr, size, pos + 8
+
+
+#: Elements the fast path keeps as bytes, to convert exactly as pydicom would.
+_RAW_TAGS = frozenset({0x30060084, 0x3006002A, 0x30060042, 0x30060050, 0x00081155})
+#: Values pydicom reads without a validation warning (its own rules: pydicom.valuerep);
+#: the fast path takes only these, so pydicom warns (or not) exactly as before.
+_INTEGER = re.compile(rb" *[+-]?[0-9]+ *")
+_CODE = re.compile(rb"[A-Z0-9 _]{0,16}")
+_UID = re.compile(rb"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+
+
+def _raw(item: dict[str, Any], keyword: str, vr: bytes) -> bytes | None:
+    """The bytes of a plain ASCII value of ``vr``, None when absent; else _FallbackError."""
+    if keyword not in item:
+        return None
+    value = item[keyword]
+    if not isinstance(value, tuple) or value[0] != vr:
+        raise _FallbackError(keyword)
+    data: bytes = value[1]
+    if not data.isascii() or b"\x00" in data.rstrip(b"\x00"):
+        raise _FallbackError(keyword)
+    return data
+
+
+def _integers(data: bytes) -> list[int]:
+    values = data.split(b"\\")
+    if not all(len(v) <= 12 and _INTEGER.fullmatch(v) for v in values):
+        raise _FallbackError("IS")
+    return [int(v) for v in values]
+
+
+_DECIMAL = b"0123456789+-.eE"
+
+
+def _ds_numbers(raws: list[bytes]) -> tuple[NDArray[np.float64], list[int]]:
+    """The numbers of many DS values (as :func:`parse_ds` reads each) and their counts.
+
+    Plain decimal values (digits, sign, point, exponent; backslashes between, no empty
+    field; trailing padding) go through one ``np.fromstring``, which must find exactly one
+    number per field; anything else through :func:`parse_ds`'s own split and cast. Both
+    round correctly, so the numbers are the same bits (the tests compare them).
+    """
+    trimmed = [raw.rstrip(b" ") for raw in raws]
+    joined = b"\\".join(t for t in trimmed if t)
+    counts = [t.count(b"\\") + 1 if t else 0 for t in trimmed]
+    if (
+        joined
+        and not joined.translate(None, _DECIMAL + b"\\")
+        and b"\\\\" not in joined
+        and joined[:1] != b"\\"
+        and joined[-1:] != b"\\"
+    ):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns when a field is not all read
+            try:
+                values = np.fromstring(joined.replace(b"\\", b" "), dtype=np.float64, sep=" ")
+            except (DeprecationWarning, ValueError):
+                values = np.zeros(0)
+        if len(values) == sum(counts):
+            return values, counts
+    fields = [raw.replace(b"\\", b" ").split() for raw in raws]
+    flat = [field for found in fields for field in found]
+    values = np.array(flat).astype(np.float64) if flat else np.zeros(0)
+    return values, [len(found) for found in fields]
+
+
+def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
+    """The ROI Contour Sequence items of the fast walker as :func:`_pydicom_contours` has them."""
+    rois: list[tuple[int, list[Any] | None, list[tuple[str, str]]]] = []
+    raws: list[bytes] = []
+    valid: set[bytes] = set()  # geometric types already checked
+    valid_uids: set[bytes] = set()
+    for item in items:
+        raw_number = _raw(item, "ReferencedROINumber", b"IS")
+        numbers = _integers(raw_number) if raw_number is not None else [-1]
+        raw_color = _raw(item, "ROIDisplayColor", b"IS")
+        color: list[Any] | None = None
+        if raw_color is not None:
+            color = _integers(raw_color)
+            if len(color) < 2:  # pydicom gives a single number, not a list
+                raise _FallbackError("ROIDisplayColor")
+        sequence = item.get("ContourSequence", [])
+        if len(numbers) != 1 or not isinstance(sequence, list):
+            raise _FallbackError("ROI Contour item")
+        contours: list[tuple[str, str]] = []
+        for c in sequence:
+            raw_kind = _raw(c, "ContourGeometricType", b"CS") or b""
+            if raw_kind not in valid and not _CODE.fullmatch(raw_kind.rstrip(b" ")):
+                raise _FallbackError("ContourGeometricType")
+            valid.add(raw_kind)
+            raws.append(_raw(c, "ContourData", b"DS") or b"")
+            images = c.get("ContourImageSequence", [])
+            if not isinstance(images, list):
+                raise _FallbackError("ContourImageSequence")
+            uid = (_raw(images[0], "ReferencedSOPInstanceUID", b"UI") or b"") if images else b""
+            if uid and uid not in valid_uids:
+                plain = uid.rstrip(b"\x00 ")
+                if len(plain) > 64 or not _UID.fullmatch(plain):
+                    raise _FallbackError("ReferencedSOPInstanceUID")
+                valid_uids.add(uid)
+            contours.append((raw_kind.decode().strip().upper(), uid.decode().rstrip("\x00 ")))
+        rois.append((numbers[0], color, contours))
+    values, counts = _ds_numbers(raws)
+    pieces = iter(np.split(values, np.cumsum(counts)[:-1]) if counts else [])
+    return [
+        (number, color, [(kind, next(pieces), uid) for kind, uid in contours])
+        for number, color, contours in rois
+    ]
 
 
 def _private(item: Any, element: int) -> dict[str, Any] | None:
@@ -172,24 +361,38 @@ def _grid(ds: Any) -> Geometry | None:
         return None
 
 
-def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
-    ds = _open(path)
-    colors: dict[int, list[Any]] = {}
-    contour_sets: dict[int, PlanarContours] = {}
-    skipped: dict[str, int] = {}
-    annotations = 0
+def _pydicom_contours(ds: Any) -> list[_RoiContours]:
+    """The ROI Contour Sequence through pydicom: the reference the fast path must match."""
+    result: list[_RoiContours] = []
     for item in ds.get("ROIContourSequence", []):
         number = int(item.get("ReferencedROINumber", -1))
-        if "ROIDisplayColor" in item:
-            colors[number] = list(item.ROIDisplayColor)
-        contours: list[Contour] = []
+        color = list(item.ROIDisplayColor) if "ROIDisplayColor" in item else None
+        contours: list[tuple[str, NDArray[np.float64], str]] = []
         for c in item.get("ContourSequence", []) or []:
             kind_text = str(c.get("ContourGeometricType", "")).strip().upper()
             element = c.get_item(0x30060050)
             points = parse_ds(element) if element is not None else np.zeros(0)
-            points = points[: len(points) - len(points) % 3].reshape(-1, 3)
             images = c.get("ContourImageSequence") or []
             image_uid = str(images[0].get("ReferencedSOPInstanceUID", "")) if images else ""
+            contours.append((kind_text, points, image_uid))
+        result.append((number, color, contours))
+    return result
+
+
+def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
+    ds, roi_contours = _open(path)
+    if roi_contours is None:
+        roi_contours = _pydicom_contours(ds)
+    colors: dict[int, list[Any]] = {}
+    contour_sets: dict[int, PlanarContours] = {}
+    skipped: dict[str, int] = {}
+    annotations = 0
+    for number, display, items in roi_contours:
+        if display is not None:
+            colors[number] = display
+        contours: list[Contour] = []
+        for kind_text, points, image_uid in items:
+            points = points[: len(points) - len(points) % 3].reshape(-1, 3)
             if kind_text in _CLOSED_TYPES:
                 kind = ContourKind.CLOSED_PLANAR
             elif kind_text in ContourKind.__members__:

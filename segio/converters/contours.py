@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.contours import Contour, ContourKind, PlanarContours, all_points
-from segio.converters.planar import polygons_from_mask, rasterize
+from segio.converters.planar import polygons_from_mask, rasterize_many
 from segio.dicomseries import slice_grid
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
@@ -160,8 +160,15 @@ def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) ->
     for segment in segmentation.segments.values():
         planes, s, d = slice_polygons(segmentation.contours[segment.id], grid)
         snapped, dropped = snapped + s, dropped + d
-        masks = {k: rasterize(polys, (rows, cols)) for k, polys in sorted(planes.items())}
-        target, label = packer.place([(k, m) for k, m in masks.items() if m.any()])
+        order = sorted(planes)
+        blocks = rasterize_many([planes[k] for k in order], (rows, cols))
+        # Each plane as the block its crossings span (everything else is False).
+        regions = [
+            ((k, slice(r, r + m.shape[0]), slice(c, c + m.shape[1])), m)
+            for k, (r, c, m) in zip(order, blocks, strict=True)
+            if m.any()
+        ]
+        target, label = packer.place(regions)
         segments.append(dataclasses.replace(segment, layer=target, label_value=label))
     layers = packer.layers or [np.zeros(grid.shape, dtype=np.uint8)]
     if snapped:

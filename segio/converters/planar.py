@@ -37,6 +37,7 @@ half a voxel (qurit/rt-utils#86) and tiny masks become 2-point contours (#87).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 
 import numpy as np
@@ -128,6 +129,114 @@ def rasterize(polygons: Sequence[ArrayLike], shape: tuple[int, int]) -> BoolArra
     toggles = np.bincount((row - r0) * (w + 1) + col - c0, minlength=h * (w + 1))
     out[r0 : r0 + h, c0 : c0 + w] = (toggles.reshape(h, w + 1)[:, :w].cumsum(axis=1) & 1) > 0
     return out
+
+
+def rasterize_many(
+    planes: Sequence[Sequence[ArrayLike]], shape: tuple[int, int]
+) -> list[tuple[int, int, BoolArray]]:
+    """:func:`rasterize` of many planes at once, each as ``(row, col, block)``.
+
+    ``block`` is the part of that plane's mask from ``(row, col)`` on (everything outside
+    it is False; it may be empty), computed with exactly the arithmetic of
+    :func:`rasterize`, so ``rasterize(polygons, shape)[row:, col:][:h, :w] == block`` bit
+    for bit. One set of numpy calls for all the edges of all the planes instead of one
+    per plane: the planes of a structure are many and small.
+    """
+    height, width = (int(n) for n in shape)
+    empty: list[tuple[int, int, BoolArray]] = [(0, 0, np.zeros((0, 0), dtype=bool)) for _ in planes]
+    if not len(planes) or height <= 0 or width <= 0:
+        for polygons in planes:  # same validation as rasterize
+            _edges(polygons)
+        return empty
+    # All edges at once, as _edges makes them plane by plane (same validation, same ends).
+    arrays = [[np.asarray(p, dtype=np.float64) for p in polygons] for polygons in planes]
+    for a in (a for plane_arrays in arrays for a in plane_arrays):
+        if a.ndim != 2 or a.shape[1] != 2:
+            raise ValueError(f"a polygon must be an (N, 2) array of (x, y), got {a.shape}")
+    flat_arrays = [a for plane_arrays in arrays for a in plane_arrays if len(a)]
+    if not flat_arrays:
+        return empty
+    xy = np.concatenate(flat_arrays)
+    if not np.isfinite(xy).all():
+        raise ValueError("polygon vertices must be finite")
+    counts = np.array([len(a) for a in flat_arrays])
+    ends = np.cumsum(counts)
+    following = np.arange(1, len(xy) + 1)
+    following[ends - 1] = ends - counts
+    swap = (xy[:, 1] > xy[following, 1])[:, None]
+    lo, hi = np.where(swap, xy[following], xy), np.where(swap, xy, xy[following])
+    sizes = np.array([sum(len(a) for a in plane_arrays) for plane_arrays in arrays])
+    plane_of_edge = np.repeat(np.arange(len(planes)), sizes)
+    first = np.maximum(np.ceil(np.clip(lo[:, 1], -1, height)).astype(np.intp), 0)
+    last = np.minimum(np.ceil(np.clip(hi[:, 1], -1, height)).astype(np.intp) - 1, height - 1)
+    count = np.maximum(last - first + 1, 0)
+    if not int(count.sum()):
+        return empty
+    edge, step = _expand(count)
+    row = first[edge] + step
+    x = _cross_x(lo[edge], hi[edge], row.astype(np.float64))
+    col = np.ceil(np.clip(x, -1, width)).astype(np.intp).clip(0, width)
+    plane = plane_of_edge[edge]  # non-decreasing: edges are grouped by plane
+    n = len(planes)
+    crossings = np.bincount(plane, minlength=n)
+    starts = np.cumsum(crossings) - crossings
+    hit = crossings > 0
+    r0 = np.zeros(n, dtype=np.intp)
+    r1 = np.zeros(n, dtype=np.intp)
+    c0 = np.zeros(n, dtype=np.intp)
+    c1 = np.zeros(n, dtype=np.intp)
+    r0[hit] = np.minimum.reduceat(row, starts[hit])
+    r1[hit] = np.maximum.reduceat(row, starts[hit])
+    c0[hit] = np.minimum.reduceat(col, starts[hit])
+    c1[hit] = np.maximum.reduceat(col, starts[hit])
+    h = np.where(hit, r1 - r0 + 1, 0)
+    w = np.where(hit, c1 - c0, 0)  # parity is even from the last crossing on
+    w = np.maximum(w, 0)
+    cells = h * (w + 1)
+    base = np.cumsum(cells) - cells
+    key = base[plane] + (row - r0[plane]) * (w[plane] + 1) + col - c0[plane]
+    # A closed ring crosses every row an even number of times (as often up as down, under
+    # the half-open rule), so sorted crossings pair up into the runs [a, b) that the
+    # running parity fills, and no run leaves its row: one running XOR over all the rows.
+    key.sort()
+    a, b = key[0::2], key[1::2]
+    a, b = a[a < b], b[a < b]
+    flat = _parity_runs(a, b, int(cells.sum()))
+    result = []
+    for p in range(n):
+        if w[p] <= 0:
+            result.append(empty[p])
+            continue
+        block = flat[base[p] : base[p] + cells[p]].reshape(int(h[p]), int(w[p]) + 1)
+        result.append((int(r0[p]), int(c0[p]), block[:, : w[p]]))
+    return result
+
+
+_BYTES = np.uint64(0x0101010101010101)
+
+
+def _parity_runs(starts: IntArray, ends: IntArray, size: int) -> BoolArray:
+    """A flat mask of ``size`` True on the disjoint sorted runs ``[starts, ends)``.
+
+    A running parity of the run ends, eight bytes at a time (a byte-wise ``cumsum`` costs
+    several times more, and this is the bulk of the rasterisation): multiplying a word of
+    0/1 bytes by 0x0101...01 leaves in each byte the sum of it and the bytes before (at
+    most 8: no carry), whose low bit is the parity within the word; the parity of the
+    words before is one ``cumsum`` over an eighth of the cells.
+    """
+    words = -(-size // 8)
+    toggles = np.zeros(words * 8, dtype=np.uint8)
+    toggles[starts] = 1
+    toggles[ends] ^= 1  # an end may be the next run's start: the two cancel
+    if sys.byteorder != "little":
+        return (np.cumsum(toggles[:size], dtype=np.uint8) & 1).astype(bool)
+    x = toggles.view(np.uint64)
+    np.multiply(x, _BYTES, out=x)
+    word = (x >> np.uint64(56)).astype(np.uint8) & 1  # the parity of each whole word
+    before = (np.cumsum(word, dtype=np.uint8) & 1) ^ word
+    x &= _BYTES
+    x ^= before.astype(np.uint64) * _BYTES
+    return toggles[:size].view(bool)
 
 
 def contains(polygons: Sequence[ArrayLike], points: ArrayLike) -> BoolArray:

@@ -1,0 +1,220 @@
+"""The RTSTRUCT fast path (struct walk of the ROI Contour Sequence) agrees with pydicom
+bit for bit, on our files and the shared ones, and steps aside when it cannot help."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import ExplicitVRLittleEndian
+from segio_plugins.rtstruct import reader
+
+import segio
+from segio.errors import ReadError
+from segio.model import Segmentation
+from segio.testing import assert_same_segmentation, grid, reference_series, synthetic_segmentation
+
+SHARED = [
+    "rt-utils/tests/mock_data/rt.dcm",
+    "rt-utils/tests/mock_data/invalid_reference_rt.dcm",
+    "rt-utils/tests/mock_data/non_existent_reference_rt.dcm",
+    "rt-utils/tests/empty/dummy_rt.dcm",
+    "pydicom/src/pydicom/data/test_files/rtstruct.dcm",
+]
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """One of our structure sets (holes, islands, overlaps) and its series."""
+    root = tmp_path_factory.mktemp("own")
+    geometry = grid("oblique", (9, 44, 36))
+    seg = synthetic_segmentation(geometry=geometry, n_segments=8, overlapping=True, seed=3)
+    series = reference_series(geometry, root / "ct")
+    path = root / "own.rtstruct.dcm"
+    segio.write(seg, path, reference=series)
+    return path, series
+
+
+def _explicit(source: Path, target: Path) -> Path:
+    """``source`` re-encoded as explicit VR little endian with a file meta (values kept)."""
+    ds = pydicom.dcmread(source, force=True)
+    ds.ensure_file_meta()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rt-utils' file has an invalid UID; kept as it is
+        ds.save_as(target, enforce_file_format=True, implicit_vr=False, little_endian=True)
+    return target
+
+
+def _check_agrees(path: Path) -> None:
+    """The fast contours are pydicom's, numbers bit for bit; the rest of the header too."""
+    fast = reader._fast_split(path.read_bytes())
+    assert fast is not None
+    header, contours = fast
+    full = pydicom.dcmread(path, force=True)
+    expected = reader._pydicom_contours(full)
+    assert len(contours) == len(expected)
+    for (number, color, items), (number_, color_, items_) in zip(contours, expected, strict=True):
+        assert (number, color) == (number_, color_)
+        assert len(items) == len(items_)
+        for (kind, points, uid), (kind_, points_, uid_) in zip(items, items_, strict=True):
+            assert (kind, uid) == (kind_, uid_)
+            assert points.dtype == points_.dtype and points.shape == points_.shape
+            assert np.array_equal(points.view(np.int64), points_.view(np.int64))
+    import io
+
+    rest = pydicom.dcmread(io.BytesIO(header), force=True)
+    assert "ROIContourSequence" not in rest
+    del full.ROIContourSequence
+    assert rest == full
+
+
+def _read_both(
+    path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> tuple[tuple[Segmentation, list[str]], tuple[Segmentation, list[str]]]:
+    """The read with the fast path and with pydicom alone, each with its warnings."""
+    results = []
+    for fast in (True, False):
+        with monkeypatch.context() as patch:
+            if not fast:
+                patch.setattr(reader, "_fast_split", lambda data: None)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                seg = segio.read(path, format="rtstruct", **options)
+            results.append((seg, [str(w.message) for w in caught]))
+    return results[0], results[1]
+
+
+def _same_contours(a: Segmentation, b: Segmentation) -> None:
+    assert [repr(s) for s in a.segments.values()] == [repr(s) for s in b.segments.values()]
+    assert a.provenance == b.provenance
+    assert a.reference_geometry == b.reference_geometry
+    for key in a.contours:
+        for ca, cb in zip(a.contours[key], b.contours[key], strict=True):
+            assert (ca.kind, ca.image_uid) == (cb.kind, cb.image_uid)
+            assert np.array_equal(ca.points, cb.points)
+
+
+def test_own_file_agrees(own: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    path, series = own
+    _check_agrees(path)
+    (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
+    assert fast_warnings == slow_warnings
+    assert_same_segmentation(fast, slow)
+    (fast, _), (slow, _) = _read_both(path, monkeypatch, reference=series)
+    assert_same_segmentation(fast, slow)
+    (fast, _), (slow, _) = _read_both(path, monkeypatch, keep_contours=True)
+    _same_contours(fast, slow)
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_shared_files_agree(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # The shared files are implicit VR (or have no file meta): pydicom reads them.
+    assert reader._fast_split((shared_data / name).read_bytes()) is None
+    # Re-encoded as explicit VR, the fast path reads them exactly as pydicom does.
+    path = _explicit(shared_data / name, tmp_path / "explicit.dcm")
+    _check_agrees(path)
+    (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
+    assert fast_warnings == slow_warnings
+    _same_contours(fast, slow)
+
+
+def _patched(path: Path, old: bytes, new: bytes, target: Path) -> Path:
+    data = path.read_bytes()
+    assert old in data
+    start = data.index(old)
+    target.write_bytes(data[:start] + new + data[start + len(new) :])
+    return target
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        # A multi-valued CS (pydicom gives a MultiValue, str() of which is a list).
+        (b"CLOSED_PLANAR ", b"CLOSED\\PLANAR "),
+        # A CS pydicom warns about (lower case), read by pydicom so that it still does.
+        (b"CLOSED_PLANAR ", b"closed_planar "),
+        # The ROI Contour Sequence's length beyond the end of the file.
+        (b"\x06\x309\x00SQ\x00\x00", b"\x06\x309\x00SQ\x00\x00\xff\xff\xff\x7f"),
+    ],
+)
+def test_falls_back_on_what_it_does_not_read(
+    own: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    old: bytes,
+    new: bytes,
+) -> None:
+    path = _patched(own[0], old, new, tmp_path / "odd.dcm")
+    assert reader._fast_split(path.read_bytes()) is None
+    try:
+        (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
+    except ReadError:
+        return  # pydicom could not read it either
+    assert fast_warnings == slow_warnings
+    _same_contours(fast, slow)
+
+
+def test_fallback_on_odd_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own: Any) -> None:
+    """IS values pydicom reads differently from int(), or not at all, go to pydicom."""
+    ds = pydicom.dcmread(own[0])
+    item = ds.ROIContourSequence[0]
+    item["ROIDisplayColor"].value = 255  # one number: pydicom's value is not a list
+    path = tmp_path / "one-colour.dcm"
+    ds.save_as(path)
+    assert reader._fast_split(path.read_bytes()) is None
+    with pytest.raises(ReadError):
+        segio.read(path, format="rtstruct")
+
+
+def test_implicit_vr_and_cut_files_go_to_pydicom(own: tuple[Path, Path], tmp_path: Path) -> None:
+    ds = pydicom.dcmread(own[0])
+    implicit = tmp_path / "implicit.dcm"
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
+    ds.save_as(implicit)
+    assert reader._fast_split(implicit.read_bytes()) is None
+    assert len(segio.read(implicit, format="rtstruct").segments) == 8
+    data = own[0].read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[: data.index(b"\x06\x30\x39\x00") + 5000])
+    assert reader._fast_split(cut.read_bytes()) is None
+    with pytest.raises(ReadError):
+        segio.read(cut, format="rtstruct")
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("ReferencedSOPInstanceUID", "1.2.03"), ("ReferencedROINumber", "1234567890123")],
+)
+def test_values_pydicom_warns_about_go_to_pydicom(
+    own: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+    value: str,
+) -> None:
+    """An invalid UID, an IS longer than 12: pydicom reads them, warning as it always has."""
+    ds = pydicom.dcmread(own[0])
+    item = ds.ROIContourSequence[0]
+    target = item if where == "ReferencedROINumber" else item.ContourSequence[0]
+    if where == "ReferencedSOPInstanceUID":
+        target = target.ContourImageSequence[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target[where].value = value
+        path = tmp_path / "odd.dcm"
+        ds.save_as(path)
+    assert reader._fast_split(path.read_bytes()) is None
+    (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
+    assert fast_warnings == slow_warnings
+    if where == "ReferencedSOPInstanceUID":
+        assert any("Invalid value" in m for m in fast_warnings)
+    _same_contours(fast, slow)
