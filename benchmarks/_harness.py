@@ -27,6 +27,20 @@ PRELUDE = textwrap.dedent(
         peak = int(status.split("VmHWM:")[1].split()[0]) / 1024
         size = path.stat().st_size if path is not None else 0
         print(json.dumps({"seconds": seconds, "bytes": size, "peak_mb": peak}))
+    def load_segmentation(tissue=False):
+        # The benchmark's segmentation, from labels.npy and meta.json in ``work``.
+        import segio
+        from segio.model import Layer, Segment, Segmentation
+        from segio.terminology import Code, Terminology
+        meta = json.loads((work / "meta.json").read_text())
+        labels = np.load(work / "labels.npy")
+        code = Code("SCT", "85756007", "Tissue")
+        terminology = Terminology(code, code) if tissue else None
+        segments = [Segment(id=s["id"], name=s["name"], color=tuple(s["color"]),
+                            label_value=s["label"], terminology=terminology)
+                    for s in meta["segments"]]
+        grid = segio.Geometry(meta["ijk_to_lps"], labels.shape)
+        return Segmentation(segments, [Layer(labels, grid)])
     """
 )
 

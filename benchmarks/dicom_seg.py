@@ -29,16 +29,7 @@ BIN = Path(sys.executable).parent
 SEGIO_WRITE = """
     import pydicom  # what highdicom imports at its own import: both clocks start after it
     import segio
-    from segio.model import Layer, Segment, Segmentation
-    from segio.terminology import Code, Terminology
-    meta = json.loads((work / "meta.json").read_text())
-    labels = np.load(work / "labels.npy")
-    grid = segio.Geometry(meta["ijk_to_lps"], labels.shape)
-    tissue = Code("SCT", "85756007", "Tissue")
-    segments = [Segment(id=s["id"], name=s["name"], color=tuple(s["color"]),
-                        label_value=s["label"], terminology=Terminology(tissue, tissue))
-                for s in meta["segments"]]
-    seg = Segmentation(segments, [Layer(labels, grid)])
+    seg = load_segmentation(tissue=True)
     out = work / "segio-{kind}.dcm"; out.unlink(missing_ok=True)
     t = time.perf_counter()
     segio.write(seg, out, reference=work / "ct", seg_type="{kind}")

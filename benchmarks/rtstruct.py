@@ -40,13 +40,7 @@ from dicom_seg import prepare
 
 SEGIO_WRITE = """
     import segio
-    from segio.model import Layer, Segment, Segmentation
-    meta = json.loads((work / "meta.json").read_text())
-    labels = np.load(work / "labels.npy")
-    grid = segio.Geometry(meta["ijk_to_lps"], labels.shape)
-    segments = [Segment(id=s["id"], name=s["name"], color=tuple(s["color"]),
-                        label_value=s["label"]) for s in meta["segments"]]
-    seg = Segmentation(segments, [Layer(labels, grid)])
+    seg = load_segmentation()
     out = work / "segio.rtstruct.dcm"; out.unlink(missing_ok=True)
     t = time.perf_counter()
     segio.write(seg, out, reference=work / "ct", contour_mode="midpoint")

@@ -41,13 +41,7 @@ JOBS = {
     """,
     "segio write": """
         import segio
-        from segio.model import Layer, Segment, Segmentation
-        meta = json.loads((work / "meta.json").read_text())
-        array = np.load(work / "labels.npy")
-        grid = segio.Geometry(meta["ijk_to_lps"], array.shape)
-        segments = [Segment(id=s["id"], name=s["name"], color=tuple(s["color"]),
-                            label_value=s["label"]) for s in meta["segments"]]
-        seg = Segmentation(segments, [Layer(array, grid)])
+        seg = load_segmentation()
         out = work / "segio.seg.nrrd"; out.unlink(missing_ok=True)
         t = time.perf_counter(); segio.write(seg, out); done(time.perf_counter() - t, out)
     """,
