@@ -96,7 +96,8 @@ class Registry:
                 return spec
         for spec in candidates:
             if spec.sniff is not None and spec.sniff(head):
-                if by_suffix:
+                # A generic ending (".dcm") that this format also uses is no mismatch.
+                if by_suffix and not any(s.endswith(path.suffix.lower()) for s in spec.suffixes):
                     warnings.warn(
                         f"{path}: the name says {by_suffix[0].name} but the content is "
                         f"{spec.name}; reading it as {spec.name}",

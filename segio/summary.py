@@ -21,6 +21,7 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
     segments = []
     for segment in segmentation.segments.values():
         box = extents[segment.id]
+        contours = segmentation.contours.get(segment.id)
         segments.append(
             {
                 "id": segment.id,
@@ -36,6 +37,8 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
                 if box is None
                 else {"i": list(box[2]), "j": list(box[1]), "k": list(box[0])},
                 "properties": dict(segment.properties),
+                "contours": None if contours is None else len(contours.closed),
+                "annotations": None if contours is None else len(contours.annotations),
             }
         )
     return {

@@ -12,6 +12,10 @@ from click.testing import CliRunner
 
 import segio
 from segio.cli import cli
+from segio.contours import Contour, ContourKind, PlanarContours
+from segio.model import Segment, Segmentation
+from segio.representations import Representation
+from segio.summary import summarize
 from segio.testing import assert_same_segmentation, small_segmentation
 
 
@@ -125,3 +129,16 @@ def test_console_script_runs() -> None:
         [sys.executable, "-m", "segio", "--version"], capture_output=True, text=True, check=True
     )
     assert segio.__version__ in result.stdout
+
+
+def test_info_on_contours_counts_contours() -> None:
+    square = [[0, 0, 1.0], [4, 0, 1.0], [4, 4, 1.0], [0, 4, 1.0]]
+    contours = PlanarContours([Contour(square), Contour(square[:1], kind=ContourKind.POINT)])
+    segmentation = Segmentation(
+        [Segment("s", "skin")],
+        source_representation=Representation.PLANAR_CONTOURS,
+        contours={"s": contours},
+    )
+    summary = summarize(segmentation)
+    assert summary["segments"][0]["contours"] == 1
+    assert summary["segments"][0]["annotations"] == 1

@@ -41,8 +41,10 @@ def render_info(summary: dict[str, Any]) -> None:
             str(segment["label"]),
             segment["color_hex"],
             _terminology(segment["terminology"]),
-            f"{segment['voxels']:,}",
-            "empty"
+            f"{segment['voxels']:,}"
+            if segment["contours"] is None
+            else f"{segment['contours']} contours",
+            ("empty" if segment["contours"] is None else "")
             if extent is None
             else " ".join(f"{extent[a][0]}-{extent[a][1]}" for a in ("i", "j", "k")),
         )
