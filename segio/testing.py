@@ -267,21 +267,23 @@ _CATALOGUE = _catalogue()
 
 #: Names that break naive encoders: CJK, combining accents (NFD), right-to-left text,
 #: 4-byte emoji, colons, quotes, ampersands. None holds ``|``, ``~``, ``^`` or a newline.
+#: They follow the order of the anatomical catalogue, so each name means what its
+#: terminology says (liver, left kidney, spleen, left kidney mass, aorta, ...).
 _UNICODE_NAMES: tuple[str, ...] = (
     "Leber ✓",
-    "脾臓",
-    "Ñandú",
-    "🫀 Herz",
     "Niere links: Rinde",
-    "Пищевод",
-    "κόλον (colon)",
-    "Rückenmark Ø 2 mm",
-    "Cafe\u0301 décomposé",
-    "rein droit « cortex »",
-    "गुर्दा",
+    "脾臓",
+    "masse rénale « gauche »",
     "אבי העורקים",
-    "naïve ½ \"quoted\" 'name'",
-    "comma, semicolon; equals = & percent %",
+    "rein droit, cortex",
+    "pa\u0301ncreas",
+    "vesícula biliar ½ \"quoted\" 'name'",
+    "Magen 🫃",
+    "vena cava inferior; IVC = & %",
+    "Пищевод",
+    "τραχεία",
+    "🫀 Herz",
+    "फुफ्फुसीय धमनी",
 )
 
 
