@@ -29,10 +29,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.deflate import ParallelDeflate
+from segio.dicomcodes import code_item
 from segio.dicomseries import SourceFrame
 from segio.terminology import Code
-
-from .segments import code_item
 
 #: Transfer syntax of each ``compression`` option.
 SYNTAXES = {

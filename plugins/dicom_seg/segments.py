@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from segio.dicomcodes import code_from_item, code_item
 from segio.model import Segment
-from segio.terminology import Code, Terminology
+from segio.terminology import Terminology
 
 _RGB_TO_XYZ = np.array(
     [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]
@@ -64,28 +65,6 @@ def dicom_lab_to_rgb(values: Any) -> tuple[float, float, float]:
     )
     r, g, b = (float(x) for x in np.clip(c, 0.0, 1.0))
     return (r, g, b)
-
-
-def code_from_item(item: Any) -> Code:
-    """A Code from a code sequence item (CodeValue, or Long/URN Code Value)."""
-    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue") or ""
-    return Code(
-        str(item.get("CodingSchemeDesignator", "")), str(value), str(item.get("CodeMeaning", ""))
-    ).normalized()
-
-
-def code_item(code: Code) -> Any:
-    """A code sequence item for ``code`` (LongCodeValue when longer than 16 characters)."""
-    from pydicom.dataset import Dataset
-
-    item = Dataset()
-    if len(code.value) > 16:
-        item.LongCodeValue = code.value
-    else:
-        item.CodeValue = code.value
-    item.CodingSchemeDesignator = code.scheme
-    item.CodeMeaning = code.meaning[:64]
-    return item
 
 
 def terminology_from_item(item: Any) -> Terminology | None:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
+from segio.dicomcodes import code_from_item
 from segio.errors import ReadError, SegioError
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation, unique_id
@@ -486,12 +487,9 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
 
 
 def _code(item: Any) -> Code | None:
+    """The item's code, or None for an incomplete one (readers are lenient)."""
     try:
-        return Code(
-            str(item.get("CodingSchemeDesignator", "")),
-            str(item.get("CodeValue", "") or item.get("LongCodeValue", "")),
-            str(item.get("CodeMeaning", "")),
-        )
+        return code_from_item(item)
     except SegioError:
         return None
 

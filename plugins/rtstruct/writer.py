@@ -26,13 +26,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.contours import PlanarContours
+from segio.dicomcodes import code_item
 from segio.dicomseries import ImageSeries, read_image_series
 from segio.errors import ValidationError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
 from segio.model import Segmentation
 from segio.representations import Representation
-from segio.terminology import Code
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 #: Private block of segio's lossless extras (odd group, creator "segio").
@@ -177,16 +177,6 @@ def _image_ref(sop_class: str, sop_instance: str, frame: int | None) -> Any:
     item.ReferencedSOPInstanceUID = sop_instance
     if frame is not None:
         item.ReferencedFrameNumber = frame
-    return item
-
-
-def _code(code: Code) -> Any:
-    from pydicom.dataset import Dataset
-
-    item = Dataset()
-    item.CodeValue = code.value
-    item.CodingSchemeDesignator = code.scheme
-    item.CodeMeaning = code.meaning[:64]
     return item
 
 
@@ -342,11 +332,13 @@ def _dataset(
         if segment.terminology is not None:
             # SEG-style meaning in standard attributes (C.8.8.8), for other readers.
             term = segment.terminology
-            observation.SegmentedPropertyCategoryCodeSequence = _sequence([_code(term.category)])
-            identification = _code(term.type)
+            observation.SegmentedPropertyCategoryCodeSequence = _sequence(
+                [code_item(term.category)]
+            )
+            identification = code_item(term.type)
             if term.type_modifier is not None:
                 identification.SegmentedPropertyTypeModifierCodeSequence = _sequence(
-                    [_code(term.type_modifier)]
+                    [code_item(term.type_modifier)]
                 )
             observation.RTROIIdentificationCodeSequence = _sequence([identification])
         observation_items.append(observation)
