@@ -23,6 +23,7 @@ from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
 from segio.representations import ConversionParameters, Representation
+from segio.surfaces import Surface
 from segio.terminology import Terminology
 
 Color = tuple[float, float, float]
@@ -209,11 +210,14 @@ class Segmentation:
         provenance: Mapping[str, str] | None = None,
         extras: Mapping[str, Mapping[str, str]] | None = None,
         contours: Mapping[str, PlanarContours] | None = None,
+        surfaces: Mapping[str, Surface] | None = None,
     ) -> None:
         self.segments = SegmentMap(segments)
         self.layers: list[Layer] = list(layers)
         #: Planar contours per segment id, when they are the source representation.
         self.contours: dict[str, PlanarContours] = dict(contours or {})
+        #: Triangle meshes per segment id, when closed surfaces are the source representation.
+        self.surfaces: dict[str, Surface] = dict(surfaces or {})
         self.source_representation = source_representation
         self.conversion_parameters = (
             conversion_parameters
@@ -231,16 +235,16 @@ class Segmentation:
     def validate(self) -> None:
         """Check every rule of the model; raise ValidationError or GeometryError."""
         if self.source_representation is Representation.PLANAR_CONTOURS:
-            self._validate_contours()
+            self._validate_shapes("planar contours", self.contours, PlanarContours)
             return
-        if self.contours:
-            raise ValidationError("contours are kept only when they are the source representation")
-        fractional = self.source_representation is Representation.FRACTIONAL_LABELMAP
-        if not fractional and self.source_representation is not Representation.BINARY_LABELMAP:
+        if self.source_representation is Representation.CLOSED_SURFACE:
+            self._validate_shapes("closed surfaces", self.surfaces, Surface)
+            return
+        if self.contours or self.surfaces:
             raise ValidationError(
-                f"source representation {self.source_representation.value!r} has no "
-                "data type in segio yet; labelmaps and planar contours do"
+                "contours and surfaces are kept only when they are the source representation"
             )
+        fractional = self.source_representation is Representation.FRACTIONAL_LABELMAP
         for index, layer in enumerate(self.layers):
             if layer.is_fractional != fractional:
                 raise ValidationError(
@@ -279,16 +283,20 @@ class Segmentation:
                 )
             owners[slot] = segment.id
 
-    def _validate_contours(self) -> None:
+    def _validate_shapes(self, what: str, shapes: Mapping[str, object], kind: type) -> None:
+        """Rules of a source representation without voxels: one shape per segment."""
         if self.layers:
-            raise ValidationError("a planar-contour segmentation has no labelmap layers")
+            raise ValidationError(f"a segmentation of {what} has no labelmap layers")
+        other = self.surfaces if shapes is self.contours else self.contours
+        if other:
+            raise ValidationError(f"a segmentation of {what} keeps no other shapes")
         for segment in self.segments.values():
             segment.validate()
-            if not isinstance(self.contours.get(segment.id), PlanarContours):
-                raise ValidationError(f"segment {segment.id!r} has no planar contours")
-        unknown = set(self.contours) - set(self.segments)
+            if not isinstance(shapes.get(segment.id), kind):
+                raise ValidationError(f"segment {segment.id!r} has no {what}")
+        unknown = set(shapes) - set(self.segments)
         if unknown:
-            raise ValidationError(f"contours for unknown segment(s): {sorted(unknown)}")
+            raise ValidationError(f"{what} for unknown segment(s): {sorted(unknown)}")
 
     # -- grid ----------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
     for segment in segmentation.segments.values():
         box = extents[segment.id]
         contours = segmentation.contours.get(segment.id)
+        surface = segmentation.surfaces.get(segment.id)
         segments.append(
             {
                 "id": segment.id,
@@ -39,6 +40,8 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
                 "properties": dict(segment.properties),
                 "contours": None if contours is None else len(contours.closed),
                 "annotations": None if contours is None else len(contours.annotations),
+                "triangles": None if surface is None else len(surface.faces),
+                "surface_volume_mm3": None if surface is None else surface.volume(),
             }
         )
     return {

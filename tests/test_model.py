@@ -19,6 +19,7 @@ from segio.model import (
     unique_id,
 )
 from segio.representations import ConversionParameters, Representation
+from segio.surfaces import LPS_TO_RAS, Surface
 from segio.terminology import DEFAULT_TISSUE
 
 GRID = Geometry.from_spacing((2, 3, 4), (0.5, 0.5, 2.0), (10.0, -20.0, 5.0))
@@ -196,9 +197,38 @@ def test_duplicate_ids() -> None:
         Segmentation([seg("a", 0, 1), seg("a", 0, 2)], [layer([1, 2])])
 
 
-def test_other_source_representations_are_refused() -> None:
-    with pytest.raises(ValidationError, match="no data type in segio yet"):
-        Segmentation(source_representation=Representation.CLOSED_SURFACE)
+def tetrahedron() -> Surface:
+    return Surface(
+        [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]
+    )
+
+
+def test_surface_source_needs_one_surface_per_segment() -> None:
+    closed = Representation.CLOSED_SURFACE
+    segmentation = Segmentation(
+        [Segment("a", "A", layer=0)], source_representation=closed, surfaces={"a": tetrahedron()}
+    )
+    assert segmentation.surfaces["a"].volume() == pytest.approx(1 / 6)
+    with pytest.raises(ValidationError, match="segment 'b' has no closed surfaces"):
+        Segmentation([Segment("b", "B")], source_representation=closed)
+    with pytest.raises(ValidationError, match="unknown segment"):
+        Segmentation(source_representation=closed, surfaces={"x": tetrahedron()})
+    with pytest.raises(ValidationError, match="has no labelmap layers"):
+        Segmentation([seg("a", 0, 1)], [layer([1])], source_representation=closed)
+    with pytest.raises(ValidationError, match="kept only when they are the source"):
+        Segmentation([seg("a", 0, 1)], [layer([1])], surfaces={"a": tetrahedron()})
+
+
+def test_surface_checks_and_transforms() -> None:
+    with pytest.raises(ValidationError, match=r"outside 0\.\.2"):
+        Surface(np.zeros((3, 3)), [[0, 1, 3]])
+    with pytest.raises(ValidationError, match="NaN"):
+        Surface([[np.nan, 0, 0]], np.zeros((0, 3)))
+    mirrored = tetrahedron().transformed(np.diag([-1.0, 1.0, 1.0, 1.0]))
+    assert mirrored.volume() == pytest.approx(1 / 6)  # winding flipped with the handedness
+    ras = tetrahedron().transformed(LPS_TO_RAS)
+    assert ras.bounds.tolist() == [[-1, -1, 0], [0, 0, 1]]
+    assert Surface(np.zeros((0, 3)), np.zeros((0, 3))).volume() == 0.0
 
 
 def test_validation_errors_are_segio_errors() -> None:

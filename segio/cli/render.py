@@ -41,14 +41,21 @@ def render_info(summary: dict[str, Any]) -> None:
             str(segment["label"]),
             segment["color_hex"],
             _terminology(segment["terminology"]),
-            f"{segment['voxels']:,}"
-            if segment["contours"] is None
-            else f"{segment['contours']} contours",
-            ("empty" if segment["contours"] is None else "")
+            _size(segment),
+            ("empty" if segment["contours"] is None and segment["triangles"] is None else "")
             if extent is None
             else " ".join(f"{extent[a][0]}-{extent[a][1]}" for a in ("i", "j", "k")),
         )
     console.print(table)
+
+
+def _size(segment: dict[str, Any]) -> str:
+    """Voxels for a labelmap, contours or triangles for the shapes without voxels."""
+    if segment["contours"] is not None:
+        return f"{segment['contours']} contours"
+    if segment["triangles"] is not None:
+        return f"{segment['triangles']:,} triangles"
+    return f"{segment['voxels']:,}"
 
 
 def render_formats(rows: list[dict[str, Any]]) -> None:
