@@ -48,9 +48,11 @@ class Contour:
         array = np.array(points, dtype=np.float64, copy=True).reshape(-1, 3)
         if not np.all(np.isfinite(array)):
             raise ValidationError("a contour has NaN or infinite coordinates")
-        minimum = 3 if kind is ContourKind.CLOSED_PLANAR else 1
-        if len(array) < minimum:
-            raise ValidationError(f"a {kind.value} contour needs {minimum} point(s) or more")
+        # One or two points are legal even when closed: readers that trace contours through
+        # voxel centres write a one-voxel-wide line that way (qurit/rt-utils#87), and the
+        # boundary rule of segio.converters.planar keeps the voxels they pass through.
+        if not len(array):
+            raise ValidationError(f"a {kind.value} contour needs at least one point")
         array.flags.writeable = False
         object.__setattr__(self, "points", array)
         object.__setattr__(self, "kind", kind)

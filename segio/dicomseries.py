@@ -14,6 +14,7 @@ grid slices, as highdicom does), otherwise it is a :class:`GeometryError`.
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,8 +104,23 @@ class ImageSeries:
     frame_of_reference_uid: str | None
     study_instance_uid: str
     series_instance_uid: str
-    dataset: Any  # the first instance (patient, study, equipment attributes to copy)
+    header: Any  # the first instance's header (a pydicom Dataset or a dicomfast.Header)
     files: list[Path]
+
+    @property
+    def dataset(self) -> Any:
+        """The first instance as a pydicom Dataset (patient, study, equipment to copy).
+
+        Loaded on first use: reading a series for its grid needs only the fast headers.
+        """
+        if hasattr(self.header, "dir"):  # already pydicom's
+            return self.header
+        import pydicom
+
+        dataset = pydicom.dcmread(self.header.filename, stop_before_pixels=True)
+        dataset.filename = self.header.filename
+        self.header = dataset
+        return dataset
 
 
 def dicom_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -123,18 +139,13 @@ def read_image_series(
     path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
 ) -> ImageSeries:
     """The image series in a folder or list of files (one series; SEG/RTSTRUCT ignored)."""
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-
     images: dict[str, list[Any]] = {}
     for file in dicom_files(path):
-        try:
-            dataset = pydicom.dcmread(file, stop_before_pixels=True)
-        except (InvalidDicomError, OSError, ValueError, EOFError):
+        dataset = _header(file)
+        if dataset is None:
             continue
         if "Rows" not in dataset or dataset.get("Modality") in ("SEG", "RTSTRUCT", "SR"):
             continue
-        dataset.filename = str(file)
         images.setdefault(str(dataset.get("SeriesInstanceUID", "")), []).append(dataset)
     where = path if isinstance(path, (str, os.PathLike)) else None
     if not images:
@@ -147,6 +158,40 @@ def read_image_series(
         )
     ((series_uid, datasets),) = images.items()
     return _series(datasets, series_uid)
+
+
+#: Bytes read first for an image header; the rest only when the header is longer.
+_HEAD = 16384
+
+
+def _header(file: Path) -> Any | None:
+    """The header of one file (everything before the pixel data); None if it is not DICOM.
+
+    The struct walker reads the first kilobytes of a plain little-endian file
+    (:func:`segio.dicomfast.read_part10`); anything it does not take goes to pydicom.
+    """
+    from segio import dicomfast
+
+    try:
+        with file.open("rb") as stream:
+            head = stream.read(_HEAD)
+            try:
+                header = dicomfast.read_part10(head, stop=dicomfast.PIXEL_DATA, cut=True)
+            except dicomfast.MalformedError:
+                header = dicomfast.read_part10(head + stream.read(), stop=dicomfast.PIXEL_DATA)
+        header.filename = str(file)
+        return header
+    except (dicomfast.MalformedError, OSError, struct.error):
+        pass
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(file, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, ValueError, EOFError):
+        return None
+    dataset.filename = str(file)
+    return dataset
 
 
 def _series(datasets: list[Any], series_uid: str) -> ImageSeries:
@@ -189,7 +234,7 @@ def _series(datasets: list[Any], series_uid: str) -> ImageSeries:
         else None,
         study_instance_uid=str(first.StudyInstanceUID),
         series_instance_uid=series_uid,
-        dataset=first,
+        header=first,
         files=[Path(d.filename) for d in datasets],
     )
 

@@ -24,7 +24,7 @@ from segio.testing import dice, synthetic_segmentation
 
 Mask = NDArray[np.bool_]
 Polygons = list[NDArray[np.float64]]
-MODES = ("midpoint", "edge")
+MODES = ("midpoint", "edge", "centre")
 EIGHT = np.ones((3, 3), dtype=bool)
 
 
@@ -193,7 +193,7 @@ def test_errors() -> None:
     with pytest.raises(ValueError):
         polygons_from_mask(np.zeros((2, 2, 2), bool))
     with pytest.raises(ValueError):
-        polygons_from_mask(np.ones((2, 2), bool), mode="centre")
+        polygons_from_mask(np.ones((2, 2), bool), mode="center")
     with pytest.raises(ValueError):
         rasterize([np.zeros((3, 3))], (2, 2))
     assert polygons_from_mask(np.zeros((3, 3), bool)) == []
@@ -251,6 +251,35 @@ def test_rasterize_many_is_rasterize_bit_for_bit() -> None:
         assert len(blocks) == len(planes)
         for polygons, got in zip(planes, _expanded(blocks, shape), strict=True):
             assert np.array_equal(got, rasterize(polygons, shape)), trial
+        inclusive = rasterize_many(planes, shape, boundary=True)
+        for polygons, got in zip(planes, _expanded(inclusive, shape), strict=True):
+            assert np.array_equal(got, rasterize(polygons, shape, boundary=True)), trial
+
+
+def test_boundary_rule_keeps_the_voxels_a_contour_runs_through() -> None:
+    """Contours traced through boundary voxel centres (OpenCV, rt-utils) read back whole.
+
+    A 6 x 7 block with a 2 x 3 hole, traced through the centres of its outer and inner
+    boundary voxels, plus a diamond whose slanted sides pass through centres: the half-open
+    rule loses the right and bottom sides, the boundary rule keeps every traced voxel,
+    within DS rounding of the vertices.
+    """
+    mask = np.zeros((10, 12), dtype=bool)
+    mask[2:8, 3:10] = True
+    mask[4:6, 5:8] = False
+    outline = np.array([(3, 2), (9, 2), (9, 7), (3, 7)], dtype=np.float64)
+    hole = np.array([(4, 3), (4, 6), (8, 6), (8, 3)], dtype=np.float64)
+    polygons = [outline + 4e-4, hole - 4e-4]
+    assert np.array_equal(rasterize(polygons, mask.shape, boundary=True), mask)
+    assert rasterize(polygons, mask.shape).sum() < mask.sum()
+    diamond = np.array([(5, 1), (8, 4), (5, 7), (2, 4)], dtype=np.float64)
+    yy, xx = np.mgrid[0:10, 0:12]
+    expected = np.abs(xx - 5) + np.abs(yy - 4) <= 3
+    assert np.array_equal(rasterize([diamond], (10, 12), boundary=True), expected)
+    # Contours that avoid centres (ours) are unaffected.
+    for mode in MODES:
+        ours = polygons_from_mask(mask, mode=mode)
+        assert np.array_equal(rasterize(ours, mask.shape, boundary=True), mask), mode
 
 
 def test_rasterize_many_on_exact_contours() -> None:

@@ -120,35 +120,78 @@ def read(
         return segmentation
     from segio.converters.contours import to_labelmap
 
+    if segmentation.provenance.get("ManufacturerModelName") == "rt-utils":
+        segmentation = _undo_spacing_swap(segmentation, grid, path)
     return to_labelmap(segmentation, grid)
+
+
+def _undo_spacing_swap(segmentation: Segmentation, grid: Geometry, path: Path) -> Segmentation:
+    """Put back contours that rt-utils stretched by swapping the two pixel spacings.
+
+    rt-utils up to 1.2.7 turns pixels into millimetres with the row and column spacings
+    swapped (fixed upstream in qurit/rt-utils 8992c98, not released), so on non-square
+    pixels its contours are stretched; its own reader swaps them back. Its vertices are
+    voxel centres (``cv.findContours``), so the evidence is exact: only when every vertex
+    is off whole pixels on ``grid`` and on whole pixels with the spacings swapped are the
+    contours corrected, with a warning.
+    """
+    col_spacing, row_spacing = float(grid.spacing[0]), float(grid.spacing[1])
+    closed = [c for group in segmentation.contours.values() for c in group.closed]
+    if np.isclose(col_spacing, row_spacing, rtol=1e-6) or not closed:
+        return segmentation
+    ijk = grid.points_to_ijk(np.concatenate([c.points for c in closed]))
+    ratio = np.array([col_spacing / row_spacing, row_spacing / col_spacing])
+    swapped = ijk[:, :2] * ratio
+    if not (
+        np.abs(ijk[:, :2] - np.round(ijk[:, :2])).max() > 0.01
+        and np.abs(swapped - np.round(swapped)).max() < 1e-3
+    ):
+        return segmentation
+    warnings.warn(
+        f"{path.name}: rt-utils wrote these contours with the pixel spacings swapped "
+        "(qurit/rt-utils 1.2.7); they are put back where the voxels are",
+        stacklevel=3,
+    )
+    fixed = segmentation.copy()
+    for group in fixed.contours.values():
+        group.contours = [
+            Contour(_unswap(c.points, grid, ratio), c.kind, c.image_uid) if c.is_closed else c
+            for c in group.contours
+        ]
+    return fixed
+
+
+def _unswap(
+    points: NDArray[np.float64], grid: Geometry, ratio: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    ijk = grid.points_to_ijk(points)
+    ijk[:, :2] *= ratio
+    return grid.ijk_to_points(ijk)
 
 
 def _open(path: Path) -> tuple[Any, list[_RoiContours] | None]:
     """The dataset, and its ROI Contour Sequence when the fast path could read it.
 
-    When it could, the dataset is parsed without that sequence (see :func:`_fast_split`).
+    When it could, the dataset is a :class:`segio.dicomfast.Header` (see
+    :func:`_fast_read`); otherwise pydicom's Dataset, contours and all.
     """
-    import pydicom
-
     data = path.read_bytes()
     if len(data) < 16:
         raise ReadError("file too short to be DICOM", path=path)
+    fast = _fast_read(data)
+    if fast is not None:
+        return _checked(fast[0], path), fast[1]
     import io
 
-    fast = _fast_split(data)
-    if fast is not None:
-        try:
-            ds = _checked(pydicom.dcmread(io.BytesIO(fast[0]), force=True), path)
-        except Exception:  # whatever the split header does, pydicom alone decides
-            fast = None
-        else:
-            return ds, fast[1]
+    import pydicom
+
     return _checked(pydicom.dcmread(io.BytesIO(data), force=True), path), None
 
 
 def _checked(ds: Any, path: Path) -> Any:
-    # pydicom returns a short last value as it is; a cut file must not pass as whole.
-    for tag in list(ds.keys())[-1:]:
+    # pydicom returns a short last value as it is; a cut file must not pass as whole (the
+    # struct walker refuses one itself).
+    for tag in [] if isinstance(ds, dict) else list(ds.keys())[-1:]:
         raw = ds.get_item(tag)
         length = getattr(raw, "length", None)
         value = getattr(raw, "value", None)
@@ -171,61 +214,24 @@ class _FallbackError(Exception):
     """The fast path met something it does not read exactly as pydicom does."""
 
 
-def _fast_split(data: bytes) -> tuple[bytes, list[_RoiContours]] | None:
-    """(the file without its ROI Contour Sequence, that sequence) or None.
+def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
+    """(the dataset as a :class:`segio.dicomfast.Header`, its ROI Contour Sequence) or None.
 
-    pydicom builds a Dataset per contour and converts each ContourData; for thousands of
-    contours that is most of the read. Here the top-level elements are walked with
-    ``struct`` (:mod:`segio.dicomfast`), the ROI Contour Sequence is read into plain
-    values, all ContourData at once, and pydicom parses the rest, which is small. Only
-    explicit VR little endian files with a file meta are read so, and only when every
-    value the reader uses is plain; otherwise None, and pydicom reads the whole file.
+    pydicom builds a Dataset per contour and converts each ContourData, and importing it
+    costs more than this whole read; for thousands of contours that is most of the time.
+    Here the file is walked with ``struct`` (:mod:`segio.dicomfast`: little endian, explicit
+    or implicit VR, Latin-1 or UTF-8), the ROI Contour Sequence into plain values with all
+    ContourData parsed at once. Only when every value the reader uses is plain; otherwise
+    None, and pydicom reads the whole file.
     """
     from segio import dicomfast
 
     try:
-        if data[128:132] != b"DICM":
-            return None
-        pos, syntax = 132, None
-        while pos + 8 <= len(data) and data[pos : pos + 2] == b"\x02\x00":
-            tag, vr, size, pos = _element_header(data, pos)
-            if tag == 0x00020010:
-                syntax = data[pos : pos + size].decode("ascii").rstrip("\x00 ")
-            pos += size
-        if syntax != "1.2.840.10008.1.2.1":  # explicit VR little endian
-            return None
-        span = None
-        while pos < len(data):
-            start = pos
-            tag, vr, size, pos = _element_header(data, pos)
-            if tag >> 16 == 0xFFFE:  # a stray delimiter: how pydicom takes it is its business
-                return None
-            if vr == b"SQ":
-                items, pos = dicomfast.sequence(data, pos, size, _RAW_TAGS)
-                if tag == 0x30060039:
-                    span = (start, pos, items)
-            elif size == dicomfast.UNDEFINED or pos + size > len(data):
-                return None
-            else:
-                pos += size
-        if span is None:
-            return None
-        return data[: span[0]] + data[span[1] :], _fast_contours(span[2])
+        header = dicomfast.read_part10(data, raw={0x30060039: _RAW_TAGS})
+        items = header.pop("ROIContourSequence", None) or []
+        return header, _fast_contours(items)
     except (_FallbackError, dicomfast.MalformedError, struct.error, ValueError, IndexError):
         return None
-
-
-def _element_header(data: bytes, pos: int) -> tuple[int, bytes, int, int]:
-    """(tag, VR, value length, value position) of an explicit VR little endian element."""
-    from segio.dicomfast import LONG_VRS
-
-    group, element = struct.unpack_from("<HH", data, pos)
-    vr = data[pos + 4 : pos + 6]
-    if vr in LONG_VRS:
-        (size,) = struct.unpack_from("<I", data, pos + 8)
-        return (group << 16) | element, vr, size, pos + 12
-    (size,) = struct.unpack_from("<H", data, pos + 6)
-    return (group << 16) | element, vr, size, pos + 8
 
 
 #: Elements the fast path keeps as bytes, to convert exactly as pydicom would.
@@ -338,11 +344,17 @@ def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
 
 def _private(item: Any, element: int) -> dict[str, Any] | None:
     """segio's JSON extras in ``item``, or None (absent, or not segio's)."""
-    try:
-        block = item.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)
-        value = block[element].value
-    except (KeyError, ValueError):
-        return None
+    if isinstance(item, dict):  # a dicomfast.Header
+        from segio.dicomfast import private_value
+
+        value = private_value(item, PRIVATE_GROUP, PRIVATE_CREATOR, element)
+        if value is None:
+            return None
+    else:
+        try:
+            value = item.private_block(PRIVATE_GROUP, PRIVATE_CREATOR)[element].value
+        except (KeyError, ValueError):
+            return None
     try:
         text = value.decode("utf-8") if isinstance(value, bytes) else str(value)
         parsed = json.loads(text)
@@ -401,7 +413,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
             else:
                 skipped[kind_text or "(none)"] = skipped.get(kind_text or "(none)", 0) + 1
                 continue
-            if len(points) < (3 if kind is ContourKind.CLOSED_PLANAR else 1):
+            if not len(points):
                 skipped[f"{kind_text} with {len(points)} point(s)"] = (
                     skipped.get(f"{kind_text} with {len(points)} point(s)", 0) + 1
                 )
@@ -473,6 +485,8 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
     }
     if len(frames) == 1:
         provenance["FrameOfReferenceUID"] = frames.pop()
+    if ds.get("ManufacturerModelName"):
+        provenance["ManufacturerModelName"] = str(ds.ManufacturerModelName)
     referenced = _referenced_series(ds)
     if referenced:
         provenance["ReferencedSeriesInstanceUID"] = referenced

@@ -46,8 +46,10 @@ def segio_formats() -> list[FormatSpec]:
             },
             write_options={
                 "reference": "the referenced image series (folder or files); required",
-                "contour_mode": "midpoint (default, exact), edge (exact, along voxel sides) "
-                "or smooth (midpoint simplified by up to half a pixel)",
+                "contour_mode": "midpoint (default, exact), edge (exact, along voxel sides), "
+                "centre (exact, just outside the boundary voxels' centres: for readers that "
+                "round vertices to pixels, such as rt-utils) or smooth (midpoint simplified "
+                "by up to half a pixel)",
                 "keyhole": "true: join holes to their outline (one contour per region)",
                 "series_description": "Series Description",
                 "structure_set_label": "Structure Set Label (default RTSTRUCT)",

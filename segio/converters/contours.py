@@ -38,7 +38,7 @@ ON_PLANE = 1e-3
 #: Contours farther than this from every slice (in slices) are dropped, nearer ones snapped.
 SNAP_LIMIT = 0.5
 
-MODES = ("midpoint", "edge", "smooth")
+MODES = ("midpoint", "edge", "centre", "smooth")
 
 
 # -- contours -> labelmap -------------------------------------------------------------------
@@ -161,7 +161,7 @@ def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) ->
         planes, s, d = slice_polygons(segmentation.contours[segment.id], grid)
         snapped, dropped = snapped + s, dropped + d
         order = sorted(planes)
-        blocks = rasterize_many([planes[k] for k in order], (rows, cols))
+        blocks = rasterize_many([planes[k] for k in order], (rows, cols), boundary=True)
         # Each plane as the block its crossings span (everything else is False).
         regions = [
             ((k, slice(r, r + m.shape[0]), slice(c, c + m.shape[1])), m)

@@ -134,7 +134,8 @@ def test_folder_read_picks_the_structure_set(shared_data: Path, tmp_path: Path) 
 
 @pytest.mark.parametrize("kind", sorted(GRIDS))
 @pytest.mark.parametrize(
-    ("mode", "keyhole"), [("midpoint", False), ("edge", False), ("midpoint", True)]
+    ("mode", "keyhole"),
+    [("midpoint", False), ("edge", False), ("centre", False), ("midpoint", True)],
 )
 def test_labelmap_round_trip_is_voxel_exact(
     cases: dict[str, tuple[Segmentation, Path]], tmp_path: Path, kind: str, mode: str, keyhole: bool
@@ -352,12 +353,12 @@ def _rows_cols(mask: Any, like: Any) -> Any:
 
 
 def _rt_utils_dice(
-    seg: Segmentation, series: Path, tmp_path: Path
+    seg: Segmentation, series: Path, tmp_path: Path, contour_mode: str = "midpoint"
 ) -> tuple[list[float], list[float]]:
     """Dice of rt-utils reading our file, and of rt-utils reading its own file of the case."""
     rt_utils = pytest.importorskip("rt_utils")
     ours = tmp_path / "ours.rtstruct.dcm"
-    segio.write(seg, ours, reference=series)
+    segio.write(seg, ours, reference=series, contour_mode=contour_mode, force=True)
     read_ours = rt_utils.RTStructBuilder.create_from(
         dicom_series_path=str(series), rt_struct_path=str(ours)
     )
@@ -382,32 +383,35 @@ def _rt_utils_dice(
 
 
 @pytest.mark.interop
-def test_rt_utils_reads_our_file(tmp_path: Path) -> None:
-    """rt-utils rounds vertices and fills them inclusively (cv.fillPoly): on its own
-    contours (through voxel centres) that is exact, on sub-voxel contours it adds about half
-    a voxel ring; segio reading rt-utils' contours loses that half ring instead (#86)."""
+def test_rt_utils_and_segio_read_each_other(tmp_path: Path) -> None:
+    """rt-utils rounds vertices to pixels and fills them inclusively (``cv.fillPoly``): exact
+    on contours through voxel centres (its own), half a voxel ring off on sub-voxel ones
+    (qurit/rt-utils#86). Our ``centre`` contours pass 1/32 pixel outside the boundary
+    centres, so rt-utils reads them exactly as well as its own, and so does every reader
+    that tests centres strictly. segio keeps the voxels an edge traced from centre to
+    centre runs through, so it reads rt-utils' files exactly too."""
     geometry = grid("axial", (8, 48, 48))
     seg = synthetic_segmentation(geometry=geometry, n_segments=5, seed=1)
     series = reference_series(geometry, tmp_path / "ct")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        on_ours, on_theirs = _rt_utils_dice(seg, series, tmp_path)
+        on_midpoint, _ = _rt_utils_dice(seg, series, tmp_path)
+        on_centre, on_theirs = _rt_utils_dice(seg, series, tmp_path, "centre")
         theirs_by_segio = segio.read(tmp_path / "theirs.dcm", format="rtstruct", reference=series)
+        ours_by_segio = segio.read(tmp_path / "ours.rtstruct.dcm", reference=series)
+    present = [s for s in seg.segments.values() if seg.mask(s.id).any()]
     by_segio = [
         dice(seg.mask(a.id), theirs_by_segio.mask(b.id))
-        for a, b in zip(
-            [s for s in seg.segments.values() if seg.mask(s.id).any()],
-            theirs_by_segio.segments.values(),
-            strict=True,
-        )
+        for a, b in zip(present, theirs_by_segio.segments.values(), strict=True)
     ]
-    print("rt_utils_dice_on_segio_file", [round(d, 3) for d in on_ours])  # shown with pytest -s
-    print("rt_utils_dice_on_own_file", [round(d, 3) for d in on_theirs])  # shown with pytest -s
-    print("segio_dice_on_rt_utils_file", [round(d, 3) for d in by_segio])  # shown with pytest -s
-    assert min(on_ours) >= 0.85
-    # The half-voxel loss is symmetric: rt-utils on our file does at least as well as
-    # segio on rt-utils' file.
-    assert np.mean(on_ours) >= np.mean(by_segio) - 0.01
+    print("rt_utils_dice_on_segio_midpoint", [round(d, 3) for d in on_midpoint])  # pytest -s
+    print("rt_utils_dice_on_segio_centre", [round(d, 3) for d in on_centre])
+    print("rt_utils_dice_on_own_file", [round(d, 3) for d in on_theirs])
+    print("segio_dice_on_rt_utils_file", [round(d, 3) for d in by_segio])
+    assert min(on_theirs) == 1.0 and min(on_centre) >= min(on_theirs)
+    assert min(by_segio) == 1.0
+    assert 0.85 <= min(on_midpoint) < 1.0  # why the centre mode exists
+    assert_same_segmentation(seg, ours_by_segio, check_properties=False)
 
 
 @pytest.mark.interop

@@ -1,4 +1,4 @@
-"""The RTSTRUCT fast path (struct walk of the ROI Contour Sequence) agrees with pydicom
+"""The RTSTRUCT fast path (struct walk of the whole file, no pydicom) agrees with pydicom
 bit for bit, on our files and the shared ones, and steps aside when it cannot help."""
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ def _explicit(source: Path, target: Path) -> Path:
 
 
 def _check_agrees(path: Path) -> None:
-    """The fast contours are pydicom's, numbers bit for bit; the rest of the header too."""
-    fast = reader._fast_split(path.read_bytes())
+    """The fast contours are pydicom's, numbers bit for bit; the header's values too."""
+    fast = reader._fast_read(path.read_bytes())
     assert fast is not None
     header, contours = fast
     full = pydicom.dcmread(path, force=True)
@@ -67,12 +67,29 @@ def _check_agrees(path: Path) -> None:
             assert (kind, uid) == (kind_, uid_)
             assert points.dtype == points_.dtype and points.shape == points_.shape
             assert np.array_equal(points.view(np.int64), points_.view(np.int64))
-    import io
+    assert "ROIContourSequence" not in header
+    _same_values(header, full, skip={"ROIContourSequence"})
 
-    rest = pydicom.dcmread(io.BytesIO(header), force=True)
-    assert "ROIContourSequence" not in rest
-    del full.ROIContourSequence
-    assert rest == full
+
+def _same_values(header: Any, dataset: Any, skip: set[str] = set()) -> None:  # noqa: B006
+    """Every public element of ``dataset`` has the same value in the walked ``header``."""
+    for element in dataset:
+        name = element.keyword
+        if not name or name in skip or element.tag.is_private:
+            continue
+        got, want = header[name], element.value
+        if element.VR == "SQ":
+            assert len(got) == len(want), name
+            for a, b in zip(got, want, strict=True):
+                _same_values(a, b)
+        elif element.VR in ("DS", "IS") and want not in (None, ""):
+            assert np.array_equal(np.ravel(got).astype(float), np.ravel(want).astype(float)), name
+        elif isinstance(want, pydicom.multival.MultiValue):
+            assert [str(v) for v in got] == [str(v) for v in want], name
+        elif isinstance(want, bytes):
+            assert got == want, name
+        else:
+            assert str("" if got is None else got) == str("" if want is None else want), name
 
 
 def _read_both(
@@ -83,7 +100,7 @@ def _read_both(
     for fast in (True, False):
         with monkeypatch.context() as patch:
             if not fast:
-                patch.setattr(reader, "_fast_split", lambda data: None)
+                patch.setattr(reader, "_fast_read", lambda data: None)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 seg = segio.read(path, format="rtstruct", **options)
@@ -117,10 +134,13 @@ def test_own_file_agrees(own: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 def test_shared_files_agree(
     shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
-    # The shared files are implicit VR (or have no file meta): pydicom reads them.
-    assert reader._fast_split((shared_data / name).read_bytes()) is None
+    source = shared_data / name
+    if source.read_bytes()[128:132] != b"DICM":  # no file meta: pydicom reads it
+        assert reader._fast_read(source.read_bytes()) is None
+    else:  # implicit VR as they are
+        _check_agrees(source)
     # Re-encoded as explicit VR, the fast path reads them exactly as pydicom does.
-    path = _explicit(shared_data / name, tmp_path / "explicit.dcm")
+    path = _explicit(source, tmp_path / "explicit.dcm")
     _check_agrees(path)
     (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
     assert fast_warnings == slow_warnings
@@ -154,7 +174,7 @@ def test_falls_back_on_what_it_does_not_read(
     new: bytes,
 ) -> None:
     path = _patched(own[0], old, new, tmp_path / "odd.dcm")
-    assert reader._fast_split(path.read_bytes()) is None
+    assert reader._fast_read(path.read_bytes()) is None
     try:
         (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
     except ReadError:
@@ -170,24 +190,42 @@ def test_fallback_on_odd_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     item["ROIDisplayColor"].value = 255  # one number: pydicom's value is not a list
     path = tmp_path / "one-colour.dcm"
     ds.save_as(path)
-    assert reader._fast_split(path.read_bytes()) is None
+    assert reader._fast_read(path.read_bytes()) is None
     with pytest.raises(ReadError):
         segio.read(path, format="rtstruct")
 
 
-def test_implicit_vr_and_cut_files_go_to_pydicom(own: tuple[Path, Path], tmp_path: Path) -> None:
+def test_implicit_vr_is_walked_and_cut_files_go_to_pydicom(
+    own: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ds = pydicom.dcmread(own[0])
     implicit = tmp_path / "implicit.dcm"
     ds.file_meta.TransferSyntaxUID = pydicom.uid.ImplicitVRLittleEndian
     ds.save_as(implicit)
-    assert reader._fast_split(implicit.read_bytes()) is None
-    assert len(segio.read(implicit, format="rtstruct").segments) == 8
+    _check_agrees(implicit)
+    (fast, _), (slow, _) = _read_both(implicit, monkeypatch)
+    assert len(fast.segments) == 8
+    assert_same_segmentation(fast, slow)
     data = own[0].read_bytes()
     cut = tmp_path / "cut.dcm"
     cut.write_bytes(data[: data.index(b"\x06\x30\x39\x00") + 5000])
-    assert reader._fast_split(cut.read_bytes()) is None
+    assert reader._fast_read(cut.read_bytes()) is None
     with pytest.raises(ReadError):
         segio.read(cut, format="rtstruct")
+
+
+def test_reading_needs_no_pydicom(own: tuple[Path, Path]) -> None:
+    """The fast path is also the light one: a structure set and its series without pydicom."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, warnings, segio; warnings.simplefilter('ignore'); "
+        f"seg = segio.read({str(own[0])!r}, format='rtstruct', reference={str(own[1])!r}); "
+        "assert len(seg.segments) == 8; print('pydicom' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize(
@@ -212,7 +250,7 @@ def test_values_pydicom_warns_about_go_to_pydicom(
         target[where].value = value
         path = tmp_path / "odd.dcm"
         ds.save_as(path)
-    assert reader._fast_split(path.read_bytes()) is None
+    assert reader._fast_read(path.read_bytes()) is None
     (fast, fast_warnings), (slow, slow_warnings) = _read_both(path, monkeypatch)
     assert fast_warnings == slow_warnings
     if where == "ReferencedSOPInstanceUID":
