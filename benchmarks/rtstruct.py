@@ -6,7 +6,8 @@ fresh process (``_harness``); plastimatch runs under ``/usr/bin/time``, so its n
 include start-up and reading the series, as segio's include imports-free work only for
 Python (time) but the whole process (peak memory).
 
-Writes, each from the same labelmap: segio (``midpoint`` contours), plastimatch (from a
+Writes, each from the same labelmap: segio (``midpoint`` contours, and ``centre`` ones for
+rt-utils to read), plastimatch (from a
 structure-set image: uint32 NRRD, bit n = structure n, the form its own labelmap export
 takes) and rt-utils (one ``add_roi`` per segment). Reads go to a volume: segio with the
 series as reference (a labelmap), plastimatch into a structure-set image (``--output-ss-img``,
@@ -41,9 +42,9 @@ from dicom_seg import prepare
 SEGIO_WRITE = """
     import segio
     seg = load_segmentation()
-    out = work / "segio.rtstruct.dcm"; out.unlink(missing_ok=True)
+    out = work / "{file}"; out.unlink(missing_ok=True)
     t = time.perf_counter()
-    segio.write(seg, out, reference=work / "ct", contour_mode="midpoint")
+    segio.write(seg, out, reference=work / "ct", contour_mode="{mode}")
     done(time.perf_counter() - t, out)
 """
 
@@ -87,7 +88,7 @@ RT_UTILS_READ = """
     from rt_utils import RTStructBuilder
     t = time.perf_counter()
     rt = RTStructBuilder.create_from(dicom_series_path=str(work / "ct"),
-                                     rt_struct_path=str(work / "rt-utils.dcm"))
+                                     rt_struct_path=str(work / "{file}"))
     masks = {{name: rt.get_roi_mask_by_name(name) for name in rt.get_roi_names()}}
     done(time.perf_counter() - t)
     names = [s["name"] for s in json.loads((work / "meta.json").read_text())["segments"]]
@@ -206,12 +207,19 @@ def main() -> None:
         structure_set_image(work)
         print(f"CT {args.slices} x 512 x 512, {args.segments} segments, RTSTRUCT")
         times = args.repeat
-        results["segio write"] = repeat(lambda: run_python(SEGIO_WRITE, work), times)
+        for mode, file in (
+            ("midpoint", "segio.rtstruct.dcm"),
+            ("centre", "segio-centre.rtstruct.dcm"),
+        ):
+            code = SEGIO_WRITE.format(file=file, mode=mode)
+            job = "segio write" + ("" if mode == "midpoint" else " centre")
+            results[job] = repeat(partial(run_python, code, work), times)
         results["plastimatch write"] = repeat(lambda: plastimatch_write(work), times)
         results["rt-utils write"] = repeat(lambda: run_python(RT_UTILS_WRITE, work), times)
         reads = {
             "segio read own": ("segio.rtstruct.dcm", None),
             "segio read plastimatch's": ("plastimatch.rtstruct.dcm", None),
+            "segio read rt-utils'": ("rt-utils.dcm", None),
             "plastimatch read own": ("plastimatch.rtstruct.dcm", False),
             "plastimatch read own xor": ("plastimatch.rtstruct.dcm", True),
             "plastimatch read segio's xor": ("segio.rtstruct.dcm", True),
@@ -225,9 +233,14 @@ def main() -> None:
             else:
                 results[job] = repeat(partial(plastimatch_read, work, file, out, xor=xor), times)
                 dice[job] = scores(work, plastimatch_bits(work, out))
-        code = RT_UTILS_READ.format(out="rt-utils")
-        results["rt-utils read own"] = repeat(lambda: run_python(code, work), times)
-        dice["rt-utils read own"] = scores(work, np.load(work / "bits-rt-utils.npy"))
+        for job, file in (
+            ("rt-utils read own", "rt-utils.dcm"),
+            ("rt-utils read segio's centre", "segio-centre.rtstruct.dcm"),
+        ):
+            out = job.replace(" ", "-").replace("'", "")
+            code = RT_UTILS_READ.format(file=file, out=out)
+            results[job] = repeat(partial(run_python, code, work), times)
+            dice[job] = scores(work, np.load(work / f"bits-{out}.npy"))
     print_table(results)
     print("\nDice vs ground truth per segment (reading <- writer):")
     for job, values in dice.items():

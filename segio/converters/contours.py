@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -26,7 +27,7 @@ from segio.converters.planar import polygons_from_mask, rasterize_many
 from segio.dicomseries import slice_grid
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
-from segio.model import FirstFitPacker, Layer, Segmentation
+from segio.model import FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import Representation
 
 #: Conversion parameter: pixel size (mm) of a grid derived from the contours alone.
@@ -213,6 +214,35 @@ def mask_polygons(
     return result
 
 
+def _segment_boxes(
+    segmentation: Segmentation,
+) -> Iterator[tuple[Segment, NDArray[np.intp], NDArray[np.bool_]]]:
+    """Each segment, the ``(k, j, i)`` start of its bounding box and its mask within it.
+
+    The boxes of a layer come from one pass over it (``ndimage.find_objects``), so a
+    segment costs its box, not a comparison over the whole volume.
+    """
+    from scipy import ndimage
+
+    boxes = {
+        index: ndimage.find_objects(layer.array)
+        for index, layer in enumerate(segmentation.layers)
+        if not layer.is_fractional
+    }
+    origin = np.zeros(3, dtype=np.intp)
+    for segment in segmentation.segments.values():
+        found = boxes.get(segment.layer)
+        if found is None or segment.label_value < 1:  # fractional: the whole mask
+            yield segment, origin, segmentation.mask(segment.id)
+        elif segment.label_value > len(found) or found[segment.label_value - 1] is None:
+            yield segment, origin, np.zeros((0, 0, 0), dtype=bool)
+        else:
+            box = found[segment.label_value - 1]
+            array = segmentation.layers[segment.layer].array
+            start = np.array([s.start for s in box], dtype=np.intp)
+            yield segment, start, np.asarray(array[box] == segment.label_value)
+
+
 def to_contours(
     segmentation: Segmentation, mode: str = "midpoint", *, keyhole: bool = False
 ) -> Segmentation:
@@ -223,13 +253,11 @@ def to_contours(
     """
     grid = segmentation.require_geometry()
     contours: dict[str, PlanarContours] = {}
-    for segment in segmentation.segments.values():
+    for segment, start, mask in _segment_boxes(segmentation):
         items: list[Contour] = []
-        for k, polygons in mask_polygons(
-            segmentation.mask(segment.id), mode, keyhole=keyhole
-        ).items():
+        for k, polygons in mask_polygons(mask, mode, keyhole=keyhole).items():
             for xy in polygons:
-                ijk = np.column_stack([xy, np.full(len(xy), float(k))])
+                ijk = np.column_stack([xy + start[:0:-1], np.full(len(xy), float(k + start[0]))])
                 items.append(Contour(grid.ijk_to_points(ijk), ContourKind.CLOSED_PLANAR))
         contours[segment.id] = PlanarContours(items)
     contained = [*segmentation.contained_representations, segmentation.source_representation]
