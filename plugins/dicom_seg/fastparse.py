@@ -20,13 +20,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from segio.dicomfast import UNDEFINED, MalformedError, sequence
+from segio.dicomfast import UNDEFINED, Header, MalformedError, sequence
 
 _PER_FRAME = b"\x00\x52\x30\x92SQ\x00\x00"  # (5200,9230) SQ, explicit VR little endian
 _PIXEL_DATA = b"\xe0\x7f\x10\x00"  # (7FE0,0010)
 
 
-def read(path: Path) -> tuple[Any, list[dict[str, Any]]] | None:
+def read(path: Path) -> tuple[Any, list[Header]] | None:
     """(dataset without the per-frame groups but with Pixel Data, groups) or None."""
     import pydicom
     from pydicom.uid import ExplicitVRLittleEndian
