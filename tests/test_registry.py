@@ -15,6 +15,7 @@ import segio
 from segio.errors import MissingDependencyError, UnknownFormatError
 from segio.registry import Registry, default_registry, load
 from segio.representations import Representation
+from segio.testing import small_segmentation
 
 HEAVY = ("pydicom", "highdicom", "nibabel", "vtk", "trimesh", "scipy", "rich")
 
@@ -74,7 +75,7 @@ def test_unknown_output_suffix_lists_known_ones() -> None:
 
 
 def test_reader_sniffs_content_when_the_suffix_lies(tmp_path: Path) -> None:
-    segmentation = segio.testing.small_segmentation()
+    segmentation = small_segmentation()
     written = segio.write(segmentation, tmp_path / "a.seg.nrrd")
     renamed = written[0].rename(tmp_path / "mystery.dat")
     assert default_registry().reader_for(renamed).name == "seg-nrrd"
@@ -99,7 +100,7 @@ def test_missing_dependency_names_the_extra() -> None:
 
 def test_unknown_option_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(segio.ValidationError, match="does not take the write option"):
-        segio.write(segio.testing.small_segmentation(), tmp_path / "a.seg.nrrd", colour="red")
+        segio.write(small_segmentation(), tmp_path / "a.seg.nrrd", colour="red")
 
 
 OUTSIDE_PLUGIN = '''
@@ -190,7 +191,7 @@ def test_cheapest_conversion_path_like_slicer() -> None:
 
 
 def test_write_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
-    segmentation = segio.testing.small_segmentation()
+    segmentation = small_segmentation()
     target = tmp_path / "a.seg.nrrd"
     target.write_bytes(b"precious")
     with pytest.raises(segio.WriteError, match="exists already"):
@@ -201,7 +202,7 @@ def test_write_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
 
 
 def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
-    segmentation = segio.testing.small_segmentation()
+    segmentation = small_segmentation()
     segmentation.segments[next(iter(segmentation.segments))].properties["bad|key"] = "x"
     with pytest.raises(segio.WriteError):
         segio.write(segmentation, tmp_path / "a.seg.nrrd")
