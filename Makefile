@@ -23,6 +23,9 @@ lint: $(STAMP)
 # External tools the interop tests and benchmarks run (the tests fail, not skip, without them).
 tools:
 	command -v plastimatch >/dev/null || (apt-get update -qq && apt-get install -y -qq plastimatch)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	test -d .tools/node_modules/gltf-validator -a -d .tools/node_modules/three \
+		|| npm install --prefix .tools --no-save --silent gltf-validator@2.0.0-dev.3.10 three@0.187.0
 
 test: lint tools
 	$(BIN)/pytest -m "not slow" -q
@@ -33,9 +36,11 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/dicom_seg.py --segments 24
 	$(BIN)/python benchmarks/dicom_seg.py --segments 104
 	$(BIN)/python benchmarks/rtstruct.py
+	$(BIN)/python benchmarks/surfaces.py --segments 24
+	$(BIN)/python benchmarks/surfaces.py --segments 104
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .tools

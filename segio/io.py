@@ -130,12 +130,16 @@ def select_segments(segmentation: Segmentation, keys: Iterable[str]) -> Segmenta
     kept = {s.id for s in wanted}
     for segment in list(result.segments.values()):
         if segment.id not in kept:
-            layer = result.layers[segment.layer].array
-            layer[layer == segment.label_value] = 0
+            if result.layers:
+                layer = result.layers[segment.layer].array
+                layer[layer == segment.label_value] = 0
             result.segments.remove(segment.id)
     ordered = Segmentation(
         wanted,
         result.layers,
+        source_representation=result.source_representation,
+        contours={k: v for k, v in result.contours.items() if k in kept},
+        surfaces={k: v for k, v in result.surfaces.items() if k in kept},
         conversion_parameters=result.conversion_parameters,
         reference_geometry=result.reference_geometry,
         contained_representations=result.contained_representations,

@@ -20,6 +20,10 @@ and runs every format plugin (built-in or third party) through the same battery:
 * :func:`conformance_cases`, :func:`check_round_trip`, :func:`check_rejects_garbage` and
   :func:`check_sniffing` are what ``tests/test_conformance.py`` parametrizes over every
   installed format; a plugin author can call them from their own tests the same way.
+* Mesh formats hold closed surfaces, not voxels: :func:`surface_segmentation` and
+  :func:`surface_conformance_cases` are their cases, and :func:`assert_same_segmentation`
+  compares surfaces triangle by triangle (:func:`surface_difference`, any vertex order,
+  float32 precision).
 
 It is a library module, not a test module: it imports neither pytest nor any format
 library, so ``import segio.testing`` costs only numpy.
@@ -46,6 +50,8 @@ from segio.geometry import Geometry
 from segio.io import read, write
 from segio.model import Layer, Segment, Segmentation
 from segio.registry import HEAD_SIZE, Registry, default_registry
+from segio.representations import Representation
+from segio.surfaces import Surface
 from segio.terminology import DEFAULT_TISSUE, Code, Terminology
 
 __all__ = [
@@ -61,6 +67,9 @@ __all__ = [
     "reference_series",
     "segment_names",
     "small_segmentation",
+    "surface_conformance_cases",
+    "surface_difference",
+    "surface_segmentation",
     "synthetic_segmentation",
 ]
 
@@ -769,6 +778,7 @@ def assert_same_segmentation(
     check_properties: bool = True,
     color_atol: float = 0.0,
     check_layers: bool = False,
+    surface_rtol: float = 4 * float(np.finfo(np.float32).eps),
 ) -> None:
     """Raise AssertionError listing every difference between ``a`` and ``b``.
 
@@ -780,6 +790,10 @@ def assert_same_segmentation(
     (:meth:`Geometry.is_close`). With ``check_layers`` the layer count and every segment's
     layer and label value must also be equal. The ``check_*`` switches exist for formats
     that cannot store a field at all; use them only with a stated reason.
+
+    When both hold closed surfaces, each pair of meshes must have the same triangles with
+    the same winding, whatever the vertex order, every vertex within ``surface_rtol``
+    times the mesh's largest coordinate (default: float32 precision, what mesh files store).
     """
     segs_a = list(a.segments.values())
     segs_b = list(b.segments.values())
@@ -841,8 +855,139 @@ def assert_same_segmentation(
             )
     if same_shape:
         problems.extend(_voxel_differences(a, b, pairs))
+    if a.surfaces or b.surfaces:
+        for n, (sa, sb) in enumerate(pairs):
+            surface_a, surface_b = a.surfaces.get(sa.id), b.surfaces.get(sb.id)
+            if surface_a is None or surface_b is None:
+                problems.append(f"{_who(n, sa)}: a closed surface on one side only")
+                continue
+            difference = surface_difference(surface_a, surface_b, surface_rtol)
+            if difference:
+                problems.append(f"{_who(n, sa)}: {difference}")
     if problems:
         raise AssertionError("segmentations differ:\n  " + "\n  ".join(problems))
+
+
+def surface_difference(a: Surface, b: Surface, rtol: float) -> str | None:
+    """How two meshes differ (None when they are the same within ``rtol``), order-free.
+
+    Each vertex of ``a`` is matched to the nearest vertex of ``b``; the triangles of ``a``
+    so renumbered must be those of ``b``, each with the same winding (rotations allowed).
+    """
+    from scipy.spatial import cKDTree
+
+    if len(a.faces) != len(b.faces) or len(a.vertices) != len(b.vertices):
+        return (
+            f"mesh has {len(a.vertices)} vertices / {len(a.faces)} triangles vs "
+            f"{len(b.vertices)} / {len(b.faces)}"
+        )
+    if not len(a.faces):
+        return None
+    scale = max(1.0, float(np.abs(a.vertices).max()))
+    distance, match = cKDTree(b.vertices).query(a.vertices)
+    worst = float(distance.max())
+    if worst > rtol * scale:
+        where = a.vertices[int(np.argmax(distance))]
+        return f"a vertex moved by {worst:.3g} mm (allowed {rtol * scale:.3g}) near {where}"
+    if len(np.unique(match)) != len(match):
+        return "two vertices collapsed into one"
+
+    def canonical(faces: NDArray[np.int64]) -> NDArray[np.int64]:
+        turn = np.argmin(faces, axis=1)[:, None]  # rotate the smallest index first
+        rotated = np.take_along_axis(faces, (turn + np.arange(3)) % 3, axis=1)
+        return rotated[np.lexsort(rotated.T[::-1])]
+
+    renumbered, other = canonical(match[a.faces]), canonical(b.faces)
+    if not np.array_equal(renumbered, other):
+        flipped = canonical(match[a.faces][:, ::-1])
+        if np.array_equal(flipped, other):
+            return "every triangle's winding is reversed (normals point inwards)"
+        return f"{int(np.any(renumbered != other, axis=1).sum())} triangle(s) differ"
+    return None
+
+
+def _sphere(center: FloatArray, radii: FloatArray, rotation: FloatArray, rings: int = 8) -> Surface:
+    """A closed UV ellipsoid (poles + rings), counter-clockwise seen from outside."""
+    sectors = 2 * rings
+    theta = np.pi * np.arange(1, rings) / rings
+    phi = 2 * np.pi * np.arange(sectors) / sectors
+    t, p = np.meshgrid(theta, phi, indexing="ij")
+    unit = np.stack([np.sin(t) * np.cos(p), np.sin(t) * np.sin(p), np.cos(t)], axis=-1)
+    body = unit.reshape(-1, 3)
+    points = np.concatenate([[[0, 0, 1]], body, [[0, 0, -1]]]) * np.asarray(radii)
+    south = len(points) - 1
+    faces = []
+    for j in range(sectors):
+        k = (j + 1) % sectors
+        faces.append((0, 1 + j, 1 + k))
+        for i in range(rings - 2):
+            a, b = 1 + i * sectors + j, 1 + i * sectors + k
+            c, d = a + sectors, b + sectors
+            faces += [(a, c, d), (a, d, b)]
+        last = 1 + (rings - 2) * sectors
+        faces.append((south, last + k, last + j))
+    return Surface(points @ rotation.T + np.asarray(center), faces)
+
+
+def _torus(center: FloatArray, radius: float, tube: float, rotation: FloatArray) -> Surface:
+    """A closed torus (genus 1: a segment with a hole), outward winding."""
+    n, m = 16, 8
+    u = 2 * np.pi * np.arange(n) / n
+    v = 2 * np.pi * np.arange(m) / m
+    uu, vv = np.meshgrid(u, v, indexing="ij")
+    ring = radius + tube * np.cos(vv)
+    points = np.stack([ring * np.cos(uu), ring * np.sin(uu), tube * np.sin(vv)], axis=-1)
+    i, j = np.meshgrid(np.arange(n), np.arange(m), indexing="ij")
+    a = (i * m + j).ravel()
+    b = (((i + 1) % n) * m + j).ravel()
+    c = (((i + 1) % n) * m + (j + 1) % m).ravel()
+    d = (i * m + (j + 1) % m).ravel()
+    faces = np.concatenate([np.stack([a, b, c], 1), np.stack([a, c, d], 1)])
+    return Surface(points.reshape(-1, 3) @ rotation.T + np.asarray(center), faces)
+
+
+def surface_segmentation(
+    n_segments: int = 3, *, unicode_names: bool = False, seed: int = 0
+) -> Segmentation:
+    """Closed surfaces in LPS mm: oblique ellipsoids and a torus (a hole), one per segment.
+
+    For the mesh formats, whose source representation is the closed surface. Colours have
+    full precision, the third segment is half transparent (property ``opacity``), all have
+    terminology. Coordinates are off-centre (about -150..150 mm), as in a CT.
+    """
+    rng = np.random.default_rng(seed)
+    names = segment_names(n_segments, unicode_names=unicode_names)
+    colors = _colors(n_segments, rng)
+    segments, surfaces = [], {}
+    for n in range(n_segments):
+        rotation = _random_rotation(rng)
+        center = rng.uniform(-150.0, 150.0, 3)
+        if n % 3 == 2:
+            surface = _torus(center, 12.0 + n, 4.0, rotation)
+        else:
+            surface = _sphere(center, rng.uniform(5.0, 30.0, 3), rotation)
+        segment = Segment(
+            id=f"Segment_{n + 1}",
+            name=names[n],
+            color=colors[n],
+            terminology=_terminology_for(n),
+            label_value=n + 1,
+            properties={"opacity": "0.5"} if n % 3 == 2 else {},
+        )
+        segments.append(segment)
+        surfaces[segment.id] = surface
+    return Segmentation(
+        segments, source_representation=Representation.CLOSED_SURFACE, surfaces=surfaces
+    )
+
+
+def surface_conformance_cases() -> list[tuple[str, Callable[[], Segmentation]]]:
+    """Closed-surface cases every mesh format should round-trip (float32 precision)."""
+    return [
+        ("surfaces", partial(surface_segmentation, 3)),
+        ("surface_unicode_names", partial(surface_segmentation, 4, unicode_names=True)),
+        ("single_surface", partial(surface_segmentation, 1)),
+    ]
 
 
 # -- the conformance battery ---------------------------------------------------------------
@@ -1067,6 +1212,8 @@ def check_rejects_garbage(
     *,
     registry: Registry | None = None,
     timeout_s: float = 10.0,
+    case: Segmentation | None = None,
+    write_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Reading garbage named like this format must raise :class:`SegioError`, and soon.
 
@@ -1076,7 +1223,8 @@ def check_rejects_garbage(
     read twice, once letting segio choose the format and once forcing ``format_name``
     (so the reader itself, not only the sniffer, sees the garbage). Any other exception,
     a successful read or a read running longer than ``timeout_s`` fails, and every
-    failure is listed with where the wrong exception was raised.
+    failure is listed with where the wrong exception was raised. The valid file is written
+    from ``case`` (default :func:`small_segmentation`) with ``write_options``.
     """
     registry = registry or default_registry()
     spec = registry.format(format_name)
@@ -1092,8 +1240,8 @@ def check_rejects_garbage(
     ]
     if spec.writer is not None:
         source = _fresh_path(folder, "valid", suffix)
-        case = small_segmentation("axial")
-        options = _with_reference(format_name, case, source, registry, {})
+        case = case or small_segmentation("axial")
+        options = _with_reference(format_name, case, source, registry, write_options or {})
         write(case, source, format=format_name, registry=registry, **options)
         valid = _main_file(source).read_bytes()
         size = len(valid)
@@ -1136,6 +1284,8 @@ def check_sniffing(
     *,
     compare: Mapping[str, Any] | None = None,
     registry: Registry | None = None,
+    case: Segmentation | None = None,
+    write_options: Mapping[str, Any] | None = None,
 ) -> None:
     """A file of this format under a neutral name (no suffix) must still be recognised.
 
@@ -1145,7 +1295,8 @@ def check_sniffing(
     :func:`check_round_trip`). When the writer produced sidecar files, which a renamed copy
     leaves behind, only the voxels and the grid are compared. Does nothing for a format
     without a sniffer (``sniff=None``): such a format is only ever chosen by suffix or by
-    name.
+    name. ``case`` (default :func:`small_segmentation` on the oblique grid) is written
+    with ``write_options``.
     """
     registry = registry or default_registry()
     spec = registry.format(format_name)
@@ -1154,9 +1305,9 @@ def check_sniffing(
     if spec.writer is None or spec.reader is None:
         raise ValueError(f"format {format_name!r} needs a reader and a writer to check sniffing")
     folder = Path(tmp_path)
-    original = small_segmentation("oblique")
+    original = case or small_segmentation("oblique")
     source = _fresh_path(folder, "sniff_source", spec.suffixes[0] if spec.suffixes else "")
-    options = _with_reference(format_name, original, source, registry, {})
+    options = _with_reference(format_name, original, source, registry, write_options or {})
     written = write(original, source, format=format_name, registry=registry, **options)
     options = dict(compare or {})
     if len(written) > 1:  # the sidecars stay with the original name

@@ -36,26 +36,70 @@ from segio import (
 from segio.files import OutputFiles
 from segio.geometry import Geometry
 from segio.registry import Registry, default_registry, is_installed
+from segio.representations import Representation
 from segio.testing import (
+    assert_same_segmentation,
     check_rejects_garbage,
     check_round_trip,
     check_sniffing,
     conformance_cases,
     small_segmentation,
+    surface_conformance_cases,
+    surface_segmentation,
 )
 
 #: Cases a format cannot hold by design: ``{format: {case: reason}}``. They are reported
 #: as skipped with the reason; the format's writer must refuse them rather than write a
 #: file that loses something.
-UNSUPPORTED: dict[str, dict[str, str]] = {}
+UNSUPPORTED: dict[str, dict[str, str]] = {
+    "sliceomatic": {
+        "overlapping": "a .tag holds one label per voxel; the writer refuses overlaps",
+        "uint16_labels": "type:BYTE holds labels 0-255; the writer refuses larger values",
+        "empty_segment": "a label without voxels leaves no trace in a .tag (names come "
+        "from a label table or preset on reading)",
+    },
+}
 
 #: Fields a format cannot store at all: ``{format: (assert_same_segmentation options,
 #: reason)}``. Kept empty unless a format truly has no place for the field.
 COMPARE: dict[str, tuple[dict[str, Any], str]] = {
+    "sliceomatic": (
+        {
+            "check_ids": False,
+            "check_names": False,
+            "check_terminology": False,
+            "check_properties": False,
+            "color_atol": 1.0,
+        },
+        "a .tag holds label values only: names, colours and codes are not in the file "
+        "(they come back from a label table or preset: labels=, preset=)",
+    ),
     "dicom-seg": (
         {"color_atol": 5e-4, "check_properties": False},
         "colours are stored as 16-bit CIELab; a segment has no free properties in DICOM, "
         "which in turn requires an algorithm type",
+    ),
+    "stl": (
+        {
+            "check_ids": False,
+            "check_terminology": False,
+            "check_properties": False,
+            "color_atol": 1,
+        },
+        "STL stores no segment id, terminology, colour or opacity (ASCII solids keep names)",
+    ),
+}
+
+#: Mesh formats hold closed surfaces, not voxels: a labelmap comes back only through the
+#: surface converters, never voxel-exact, so the labelmap cases are replaced for them by
+#: the surface cases (same triangles within float32 precision, names, colours, ids).
+SURFACE_ONLY = "a mesh format stores closed surfaces; a labelmap cannot come back voxel-exact"
+
+#: Write options the surface battery needs: ``{format: (options, reason)}``.
+SURFACE_WRITE_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
+    "stl": (
+        {"merge": "true", "ascii": "true"},
+        "STL writes one file per segment by default (as Slicer) and binary STL has no names",
     ),
 }
 
@@ -69,6 +113,17 @@ def _installed_formats() -> tuple[dict[str, FormatSpec], str | None]:
 
 
 FORMATS, REGISTRY_ERROR = _installed_formats()
+
+
+def _surface_only(spec: FormatSpec) -> bool:
+    return (
+        Representation.CLOSED_SURFACE in spec.writes
+        and Representation.BINARY_LABELMAP not in spec.writes
+    )
+
+
+def _surface_options(name: str) -> dict[str, Any]:
+    return dict(SURFACE_WRITE_OPTIONS.get(name, ({}, ""))[0])
 
 
 def _marks(spec: FormatSpec) -> list[pytest.MarkDecorator]:
@@ -85,6 +140,8 @@ def _round_trip_params() -> list[Any]:
         for case_name, build in conformance_cases():
             marks = _marks(spec)
             reason = UNSUPPORTED.get(name, {}).get(case_name)
+            if _surface_only(spec):
+                reason = SURFACE_ONLY
             if reason is not None:
                 marks = [pytest.mark.skip(reason=f"{name} does not support {case_name}: {reason}")]
             params.append(pytest.param(name, build, marks=marks, id=f"{name}-{case_name}"))
@@ -98,6 +155,16 @@ def _suffix_params() -> list[Any]:
         for name, spec in sorted(FORMATS.items())
         if spec.reader is not None and spec.writer is not None and not spec.directory
         for suffix in spec.suffixes[1:]
+    ]
+
+
+def _surface_params() -> list[Any]:
+    return [
+        pytest.param(name, build, suffix, marks=_marks(spec), id=f"{name}{suffix}-{case_name}")
+        for name, spec in sorted(FORMATS.items())
+        if spec.reader is not None and spec.writer is not None and _surface_only(spec)
+        for suffix in spec.suffixes
+        for case_name, build in surface_conformance_cases()
     ]
 
 
@@ -138,20 +205,43 @@ def test_round_trip_other_suffixes(
 ) -> None:
     if case_name in UNSUPPORTED.get(format_name, {}):
         pytest.skip(UNSUPPORTED[format_name][case_name])
+    if _surface_only(FORMATS[format_name]):
+        pytest.skip(SURFACE_ONLY)
     case = dict(conformance_cases())[case_name]()
     check_round_trip(format_name, case, tmp_path, suffix=suffix, compare=_compare(format_name))
 
 
+@pytest.mark.parametrize(("format_name", "build", "suffix"), _surface_params())
+def test_surface_round_trip(
+    format_name: str, build: Callable[[], Segmentation], suffix: str, tmp_path: Path
+) -> None:
+    check_round_trip(
+        format_name,
+        build(),
+        tmp_path,
+        suffix=suffix,
+        compare=_compare(format_name),
+        **_surface_options(format_name),
+    )
+
+
+def _case_for(format_name: str) -> dict[str, Any]:
+    """What the garbage and sniffing checks write: a surface case for a mesh format."""
+    if not _surface_only(FORMATS[format_name]):
+        return {}
+    return {"case": surface_segmentation(2), "write_options": _surface_options(format_name)}
+
+
 @pytest.mark.parametrize("format_name", _readable_params())
 def test_rejects_garbage(format_name: str, tmp_path: Path) -> None:
-    check_rejects_garbage(format_name, tmp_path)
+    check_rejects_garbage(format_name, tmp_path, **_case_for(format_name))
 
 
 @pytest.mark.parametrize("format_name", _readable_params(needs_writer=True))
 def test_sniffing(format_name: str, tmp_path: Path) -> None:
     if FORMATS[format_name].sniff is None:
         pytest.skip(f"{format_name} has no sniffer (sniff=None): chosen by suffix only")
-    check_sniffing(format_name, tmp_path, compare=_compare(format_name))
+    check_sniffing(format_name, tmp_path, compare=_compare(format_name), **_case_for(format_name))
 
 
 # -- the battery tested on a toy format ----------------------------------------------------------
@@ -297,6 +387,27 @@ def test_battery_catches_a_reader_raising_other_exceptions(
     assert "raised ValueError: no toy magic" in message and "instead of a SegioError" in message
     assert "read(format='toycrashy')" in message
     assert "test_conformance.py" in message, "the failure says where it was raised"
+
+
+def test_surface_comparison_catches_moved_vertices_and_flipped_winding() -> None:
+    original = surface_segmentation(2)
+    moved, flipped = original.copy(), original.copy()
+    surface = original.surfaces["Segment_2"]
+    shifted = surface.vertices.copy()
+    shifted[5] += 1e-3
+    moved.surfaces["Segment_2"] = type(surface)(shifted, surface.faces)
+    flipped.surfaces["Segment_2"] = type(surface)(surface.vertices, surface.faces[:, ::-1])
+    with pytest.raises(AssertionError, match=r"vertex moved by 0\.001"):
+        assert_same_segmentation(original, moved)
+    with pytest.raises(AssertionError, match="winding is reversed"):
+        assert_same_segmentation(original, flipped)
+    reordered = original.copy()
+    order = np.random.default_rng(1).permutation(len(surface.vertices))
+    inverse = np.argsort(order)
+    reordered.surfaces["Segment_2"] = type(surface)(
+        surface.vertices[order], np.roll(inverse[surface.faces], 1, axis=1)[::-1]
+    )
+    assert_same_segmentation(original, reordered)
 
 
 def test_battery_catches_a_blind_sniffer(tmp_path: Path, toy_registry: Registry) -> None:

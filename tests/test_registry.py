@@ -207,3 +207,25 @@ def test_failed_write_leaves_no_file(tmp_path: Path) -> None:
     with pytest.raises(segio.WriteError):
         segio.write(segmentation, tmp_path / "a.seg.nrrd")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_select_segments_keeps_contours_and_surfaces() -> None:
+    """Selection works on every source representation, not only on labelmaps."""
+    from segio.contours import Contour, PlanarContours
+    from segio.io import select_segments
+    from segio.model import Segment, Segmentation
+    from segio.surfaces import Surface
+
+    square = PlanarContours([Contour([[0, 0, 0], [1, 0, 0], [1, 1, 0]])])
+    tetra = Surface([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], [[0, 2, 1], [0, 1, 3]])
+    for source, shapes in (
+        (Representation.PLANAR_CONTOURS, {"contours": {"a": square, "b": square}}),
+        (Representation.CLOSED_SURFACE, {"surfaces": {"a": tetra, "b": tetra}}),
+    ):
+        seg = Segmentation(
+            [Segment("a", "A"), Segment("b", "B")], source_representation=source, **shapes
+        )
+        picked = select_segments(seg, ["B"])
+        assert list(picked.segments) == ["b"]
+        assert picked.source_representation is source
+        assert set(picked.contours) | set(picked.surfaces) == {"b"}

@@ -35,4 +35,53 @@ def segio_converters() -> list[ConverterSpec]:
             function="segio.converters.contours:to_contours",
             cost=1200,
         ),
+        # Slicer's closed-surface rules (vtkSegmentationCore): labelmap <-> surface 500 each.
+        ConverterSpec(
+            name="binary-to-closed-surface",
+            source=Representation.BINARY_LABELMAP,
+            target=Representation.CLOSED_SURFACE,
+            function="segio.converters.surfaces:to_closed_surface",
+            cost=500,
+            parameters={
+                "Smoothing factor": "0.5",
+                "Decimation factor": "0.0",
+                "Compute surface normals": "1",
+                "Conversion method": "0",
+                "SurfaceNets smoothing": "0",
+                "Joint smoothing": "0",
+            },
+            requires=("vtk",),
+            extra="mesh",
+        ),
+        ConverterSpec(
+            name="closed-surface-to-binary",
+            source=Representation.CLOSED_SURFACE,
+            target=Representation.BINARY_LABELMAP,
+            function="segio.converters.surfaces:to_labelmap",
+            cost=500,
+            parameters={
+                "Oversampling factor": "1",
+                "Crop to reference image geometry": "0",
+                "Collapse labelmaps": "1",
+                "Surface rasterization spacing": "1.0",
+            },
+            requires=("vtk",),
+            extra="mesh",
+        ),
+        # Slicer prices its 216-stencil rule at 7000; segio's slab-wise sampling is closer
+        # to one rasterisation, and the binary path stays cheaper either way.
+        ConverterSpec(
+            name="closed-surface-to-fractional",
+            source=Representation.CLOSED_SURFACE,
+            target=Representation.FRACTIONAL_LABELMAP,
+            function="segio.converters.surfaces:to_fractional",
+            cost=600,
+            parameters={
+                "Fractional labelmap oversampling factor": "1",
+                "Crop to reference image geometry": "0",
+                "Surface rasterization spacing": "1.0",
+            },
+            requires=("vtk",),
+            extra="mesh",
+        ),
     ]

@@ -1,0 +1,271 @@
+"""What every mesh format shares: segments as named coloured meshes, options, errors.
+
+Writers see a segmentation as a list of :class:`Part` (one per segment, in order): the
+surface in the file's coordinate system, plus name, colour and opacity. Readers build
+parts back and :func:`to_segmentation` turns them into segments. Parsing errors of any
+kind become one :class:`ReadError` naming the file (:func:`reading`), so a truncated or
+corrupt mesh never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.colors import color_for_index
+from segio.errors import ReadError, SegioError, ValidationError
+from segio.geometry import Geometry
+from segio.model import Segment, Segmentation, unique_id
+from segio.representations import Representation
+from segio.surfaces import LPS_TO_RAS, Surface
+from segio.terminology import Terminology
+
+#: Segment property holding the display opacity (0..1) that OBJ, glTF and VTK store.
+OPACITY = "opacity"
+SPACES = ("lps", "ras")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+#: Characters that cannot be in a file name on some system (Slicer leaves names as they are).
+_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+_SPACE_TAG = re.compile(rb"SPACE=(LPS|RAS)", re.IGNORECASE)
+
+
+@dataclass
+class Part:
+    """One segment as a mesh format sees it."""
+
+    name: str
+    surface: Surface
+    color: tuple[float, float, float] | None = None
+    opacity: float | None = None
+    id: str | None = None
+    terminology: Terminology | None = None
+    extras: dict[str, str] = field(default_factory=dict)
+
+
+def flag(value: object, option: str) -> bool:
+    """A boolean option given as bool or text (``-O merge=true``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValidationError(f"option {option} must be true or false, got {value!r}")
+
+
+def choice(value: object, option: str, allowed: Sequence[str]) -> str:
+    text = str(value).strip().lower()
+    if text not in allowed:
+        raise ValidationError(f"option {option} must be one of {', '.join(allowed)}, got {value!r}")
+    return text
+
+
+def space_matrix(space: str) -> NDArray[np.float64]:
+    """LPS -> the file's space (and back: both matrices are their own inverse)."""
+    return LPS_TO_RAS if space == "ras" else np.eye(4)
+
+
+def space_in(header: bytes, default: str = "lps") -> str:
+    """Slicer's ``SPACE=LPS|RAS`` tag in a header or comment (Mimics' convention)."""
+    found = _SPACE_TAG.search(header)
+    return found.group(1).decode().lower() if found else default
+
+
+def parts_of(segmentation: Segmentation, space: str = "lps") -> list[Part]:
+    """The segments as parts, their surfaces moved from LPS to ``space`` (lps or ras)."""
+    if segmentation.source_representation is not Representation.CLOSED_SURFACE:
+        raise ValidationError("mesh writers take closed surfaces; convert the segmentation first")
+    matrix = space_matrix(space)
+    parts = []
+    for segment in segmentation.segments.values():
+        surface = segmentation.surfaces[segment.id]
+        if space != "lps":
+            surface = surface.transformed(matrix)
+        opacity = segment.properties.get(OPACITY)
+        parts.append(
+            Part(
+                name=segment.name,
+                surface=surface,
+                color=segment.color,
+                opacity=_opacity(opacity, segment.id),
+                id=segment.id,
+                terminology=segment.terminology,
+            )
+        )
+    return parts
+
+
+def _opacity(text: str | None, segment_id: str) -> float:
+    if text is None:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ValidationError(f"segment {segment_id!r}: opacity must be in 0..1, got {text!r}")
+    return value
+
+
+def to_segmentation(
+    parts: Sequence[Part],
+    path: Path,
+    *,
+    space: str = "lps",
+    reference: str | os.PathLike[str] | None = None,
+) -> Segmentation:
+    """Segments from parts read in ``space``; ``reference`` gives the grid for labelmaps."""
+    if not parts or all(part.surface.is_empty for part in parts):
+        raise ReadError(
+            "the file holds no triangle",
+            path=path,
+            hint="a closed surface needs at least one triangle; check the export",
+        )
+    matrix = space_matrix(space)
+    segments: list[Segment] = []
+    surfaces: dict[str, Surface] = {}
+    taken: dict[str, Segment] = {}
+    for n, part in enumerate(parts):
+        wanted = part.id or f"Segment_{n + 1}"
+        segment_id = wanted if wanted not in taken else unique_id(wanted, taken)
+        properties = dict(part.extras)
+        if part.opacity is not None and part.opacity != 1.0:
+            properties[OPACITY] = repr(float(part.opacity))
+        segment = Segment(
+            id=segment_id,
+            name=part.name or f"Segment_{n + 1}",
+            color=part.color if part.color is not None else color_for_index(n),
+            terminology=part.terminology,
+            label_value=n + 1,
+            properties=properties,
+        )
+        taken[segment_id] = segment
+        segments.append(segment)
+        surfaces[segment_id] = part.surface if space == "lps" else part.surface.transformed(matrix)
+    geometry = reference_geometry(reference) if reference is not None else None
+    return Segmentation(
+        segments,
+        source_representation=Representation.CLOSED_SURFACE,
+        surfaces=surfaces,
+        reference_geometry=geometry,
+        provenance={"coordinate_system": space.upper()},
+    )
+
+
+def reference_geometry(reference: str | os.PathLike[str]) -> Geometry:
+    """The grid of ``reference``: a DICOM series (folder or file), or any image segio reads.
+
+    A segmentation file (``.seg.nrrd``, ``.nii.gz``, DICOM SEG) gives its labelmap grid;
+    a NIfTI image without segments goes through nibabel.
+    """
+    path = Path(reference)
+    if not path.exists():
+        raise ReadError("the reference image does not exist", path=path)
+    if path.is_dir() or path.suffix.lower() in (".dcm", ""):
+        from segio.dicomseries import read_image_series
+
+        try:
+            return read_image_series(path).geometry
+        except ReadError:
+            if path.is_dir():
+                raise
+    from segio.io import read
+
+    try:
+        geometry = read(path).geometry
+    except SegioError as exc:
+        geometry = _nibabel_geometry(path, exc)
+    if geometry is None:
+        raise ReadError("the reference has no image grid", path=path)
+    return geometry
+
+
+def _nibabel_geometry(path: Path, error: SegioError) -> Geometry:
+    try:
+        import nibabel
+    except ImportError:
+        raise error from None
+    try:
+        image: Any = nibabel.load(path)
+        shape = tuple(int(n) for n in image.shape[:3])
+        affine = np.asarray(image.affine, dtype=np.float64)
+    except Exception:  # nibabel raises many kinds for files it does not know
+        raise error from None
+    # nibabel indexes (i, j, k); segio's arrays are (k, j, i).
+    return Geometry.from_ras(affine, shape[::-1])
+
+
+@contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Turn any parsing failure inside the block into a ReadError naming ``path``."""
+    try:
+        yield
+    except SegioError as exc:
+        if exc.path is None:  # raised deep in a parser that does not know the file
+            raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
+        raise
+    except MemoryError as exc:
+        raise ReadError("not enough memory to read this file", path=path) from exc
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    except Exception as exc:  # a corrupt file breaks parsers in every possible way
+        raise ReadError(
+            f"not a valid {what} file ({type(exc).__name__}: {exc})",
+            path=path,
+            hint="the file may be truncated or not of this format",
+        ) from exc
+
+
+def checked_surface(vertices: Any, faces: Any, path: Path, what: str) -> Surface:
+    """A Surface from parsed arrays; out-of-range indices become a ReadError."""
+    try:
+        return Surface(vertices, faces)
+    except ValidationError as exc:
+        raise ReadError(f"invalid {what} mesh: {exc}", path=path) from exc
+
+
+def welded(triangles: NDArray[np.floating[Any]]) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Shared vertices from a triangle soup ``(M, 3, 3)`` (STL): exact duplicates merged."""
+    points = np.ascontiguousarray(triangles.reshape(-1, 3)) + 0.0  # -0.0 becomes 0.0
+    if not len(points):
+        return points, np.zeros((0, 3), np.int64)
+    # Rows as opaque byte strings: a 1-D unique, three times faster than unique(axis=0).
+    rows = points.view(np.dtype((np.void, points.itemsize * 3))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    return points[first], inverse.reshape(-1, 3).astype(np.int64)
+
+
+def vertex_normals(surface: Surface) -> NDArray[np.float32]:
+    """Unit per-vertex normals: the surface's own, else area-weighted face normals."""
+    if surface.normals is not None:
+        normals = surface.normals.astype(np.float64)
+    else:
+        v, f = surface.vertices, surface.faces
+        face = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
+        normals = np.zeros_like(v)
+        for corner in range(3):
+            np.add.at(normals, f[:, corner], face)
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    unit = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+    return unit.astype(np.float32)
+
+
+def safe_name(name: str) -> str:
+    """A segment name usable in a file name (only characters no system accepts replaced)."""
+    cleaned = _UNSAFE.sub("_", name).strip().strip(".")
+    return cleaned or "segment"
+
+
+def rgb8(color: Sequence[float]) -> tuple[int, int, int]:
+    r, g, b = (round(min(max(float(c), 0.0), 1.0) * 255) for c in color[:3])
+    return r, g, b

@@ -1,0 +1,499 @@
+"""glTF 2.0, as ``.glb`` (one binary file) or ``.gltf`` (JSON with the buffer inlined).
+
+Coordinates follow glTF (§3.4: right-handed, +Y up, +Z forward, metres) so web viewers show
+the patient upright: from segio's LPS millimetres, glTF ``X = L``, ``Y = S``, ``Z = A = -P``
+(rotation, determinant +1, winding kept), times 0.001 for metres; OpenAnatomy uses the
+same "LSA" mapping through a root matrix, segio bakes it into the vertices so no viewer can
+skip it. ``units=mm`` keeps millimetres (same axes). The file records the units in
+``asset.extras.segio`` and the reader undoes exactly that; for other files it assumes the
+glTF convention (metres, LSA axes). Read options ``units=mm axes=lps`` read the pre-2023
+OpenAnatomy exports, whose vertices are LPS millimetres without a root matrix.
+
+One node and one mesh per segment, both named after it; a PBR material whose
+``baseColorFactor`` is the segment colour and opacity (``alphaMode: BLEND`` below 1);
+``POSITION`` and ``NORMAL`` float32 with min/max, ``uint32`` indices; node ``extras`` keep
+the segment id and terminology. ``hierarchy=true`` puts segments under parent nodes per
+terminology category and type (as OpenAnatomy's folders); ``quantize=true`` writes
+KHR_mesh_quantization (see :func:`build`). A segment without triangles is a node without
+mesh (its extras keep it, colour included). Checked with the Khronos glTF Validator.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.errors import ReadError
+from segio.files import OutputFiles
+from segio.model import Segmentation
+from segio.terminology import Terminology
+
+from .common import (
+    Part,
+    checked_surface,
+    choice,
+    flag,
+    parts_of,
+    reading,
+    to_segmentation,
+    vertex_normals,
+)
+
+#: LPS -> glTF axes (X = L, Y = S, Z = A); orthonormal, so its inverse is its transpose.
+LPS_TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+SCALE = {"m": 0.001, "mm": 1.0}
+_BYTE, _SHORT, _UINT16, _FLOAT, _UINT32 = 5120, 5122, 5123, 5126, 5125
+_ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
+_COMPONENTS = {5120: "i1", 5121: "u1", 5122: "<i2", 5123: "<u2", 5125: "<u4", 5126: "<f4"}
+_WIDTH = {"SCALAR": 1, "VEC2": 2, "VEC3": 3, "VEC4": 4, "MAT4": 16}
+_GLB_MAGIC = b"glTF"
+_JSON_CHUNK, _BIN_CHUNK = 0x4E4F534A, 0x004E4942
+
+
+def write(
+    segmentation: Segmentation,
+    path: Path,
+    files: OutputFiles,
+    *,
+    units: str = "m",
+    hierarchy: object = False,
+    quantize: object = False,
+) -> None:
+    """A GLB (``.glb``) or a self-contained glTF (``.gltf``) with one node per segment."""
+    unit = choice(units, "units", tuple(SCALE))
+    parts = parts_of(segmentation)
+    document, blob = build(
+        parts, unit, flag(hierarchy, "hierarchy"), quantize=flag(quantize, "quantize")
+    )
+    if path.suffix.lower() == ".glb":
+        payload = glb(document, blob)
+    elif "buffers" in document:
+        document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(
+            blob
+        ).decode("ascii")
+        payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+    files.stage(path).write_bytes(payload)
+
+
+def _generator() -> str:
+    try:
+        return f"segio {version('segio')}"
+    except PackageNotFoundError:  # running from a source tree
+        return "segio"
+
+
+def build(
+    parts: list[Part], unit: str, hierarchy: bool, *, quantize: bool = False
+) -> tuple[dict[str, Any], bytes]:
+    """The glTF JSON document and its binary buffer.
+
+    With ``quantize`` (KHR_mesh_quantization) positions are int16 on each segment's bounding
+    box, undone by the node's translation and scale (steps of 1/65534 of the box), normals
+    normalised int8 and indices uint16 when they fit: half the size, read natively by
+    three.js.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    views: list[dict[str, Any]] = []
+    accessors: list[dict[str, Any]] = []
+
+    def add(
+        array: NDArray[Any],
+        kind: str,
+        component: int,
+        target: int,
+        bounds: bool,
+        normalized: bool = False,
+    ) -> int:
+        nonlocal size
+        view: dict[str, Any] = {"buffer": 0, "byteOffset": size, "target": target}
+        rows = np.ascontiguousarray(array)
+        if rows.ndim == 2 and rows.itemsize * rows.shape[1] % 4:  # vertex rows: 4-byte aligned
+            padded = np.zeros((len(rows), 4), rows.dtype)  # VEC3 of 1- or 2-byte numbers
+            padded[:, : rows.shape[1]] = rows
+            view["byteStride"] = padded.itemsize * padded.shape[1]
+            data = padded.tobytes()
+        else:
+            data = rows.tobytes()
+        view["byteLength"] = len(data)
+        views.append(view)
+        data += b"\0" * (-len(data) % 4)  # the next view starts 4-byte aligned
+        chunks.append(data)
+        size += len(data)
+        accessor: dict[str, Any] = {
+            "bufferView": len(views) - 1,
+            "componentType": component,
+            "count": len(array),
+            "type": kind,
+        }
+        if normalized:
+            accessor["normalized"] = True
+        if bounds:
+            cast = int if rows.dtype.kind in "iu" else float
+            accessor["min"] = [cast(x) for x in rows.min(axis=0)]
+            accessor["max"] = [cast(x) for x in rows.max(axis=0)]
+        accessors.append(accessor)
+        return len(accessors) - 1
+
+    matrix = LPS_TO_GLTF * SCALE[unit]
+    nodes: list[dict[str, Any]] = []
+    meshes: list[dict[str, Any]] = []
+    materials: list[dict[str, Any]] = []
+    for part in parts:
+        extras: dict[str, Any] = {"segment_id": part.id}
+        if part.terminology is not None:
+            extras["terminology"] = part.terminology.to_slicer()
+        if part.opacity is not None and part.opacity != 1.0:
+            extras["opacity"] = part.opacity
+        node: dict[str, Any] = {"name": part.name, "extras": extras}
+        nodes.append(node)
+        if part.surface.is_empty:  # no mesh, no material: the colour goes with the extras
+            extras["color"] = list(part.color or (1.0, 1.0, 1.0))
+            continue
+        points = part.surface.vertices @ matrix.T
+        normals = vertex_normals(part.surface).astype(np.float64) @ LPS_TO_GLTF.T
+        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        if quantize:
+            low, high = points.min(axis=0), points.max(axis=0)
+            step = np.where(high > low, (high - low) / 65534.0, 1.0)
+            codes = np.round((points - low) / step) - 32767
+            node["translation"] = [float(x) for x in low + 32767 * step]
+            node["scale"] = [float(x) for x in step]
+            position = add(codes.astype(np.int16), "VEC3", _SHORT, _ARRAY_BUFFER, True)
+            normal = add(
+                np.round(normals * 127).astype(np.int8), "VEC3", _BYTE, _ARRAY_BUFFER, False, True
+            )
+        else:
+            position = add(points.astype(np.float32), "VEC3", _FLOAT, _ARRAY_BUFFER, True)
+            normal = add(normals.astype(np.float32), "VEC3", _FLOAT, _ARRAY_BUFFER, True)
+        small = quantize and len(points) <= 65535
+        indices = add(
+            part.surface.faces.astype(np.uint16 if small else np.uint32).ravel(),
+            "SCALAR",
+            _UINT16 if small else _UINT32,
+            _ELEMENT_ARRAY_BUFFER,
+            False,
+        )
+        r, g, b = part.color or (1.0, 1.0, 1.0)
+        alpha = 1.0 if part.opacity is None else float(part.opacity)
+        material: dict[str, Any] = {
+            "name": part.name,
+            "pbrMetallicRoughness": {
+                "baseColorFactor": [r, g, b, alpha],
+                "metallicFactor": 0.0,
+                "roughnessFactor": 0.6,
+            },
+        }
+        if alpha < 1.0:
+            material["alphaMode"] = "BLEND"
+        materials.append(material)
+        meshes.append(
+            {
+                "name": part.name,
+                "primitives": [
+                    {
+                        "attributes": {"POSITION": position, "NORMAL": normal},
+                        "indices": indices,
+                        "material": len(materials) - 1,
+                        "mode": 4,
+                    }
+                ],
+            }
+        )
+        node["mesh"] = len(meshes) - 1
+    roots = list(range(len(nodes)))
+    if hierarchy:
+        roots = _folders(parts, nodes)
+    document: dict[str, Any] = {
+        "asset": {
+            "version": "2.0",
+            "generator": _generator(),
+            "extras": {"segio": {"units": unit, "axes": "LSA", "source_space": "LPS"}},
+        },
+        "scene": 0,
+        "scenes": [{"name": "segmentation", "nodes": roots}],
+        "nodes": nodes,
+    }
+    if quantize:
+        document["extensionsUsed"] = document["extensionsRequired"] = ["KHR_mesh_quantization"]
+    if meshes:
+        document.update(
+            meshes=meshes,
+            materials=materials,
+            accessors=accessors,
+            bufferViews=views,
+            buffers=[{"byteLength": size}],
+        )
+    return document, b"".join(chunks)
+
+
+def _folders(parts: list[Part], nodes: list[dict[str, Any]]) -> list[int]:
+    """Parent nodes category -> type (from terminology); segments without one stay at the top."""
+    roots: list[int] = []
+    folders: dict[tuple[str, ...], int] = {}
+    for n, part in enumerate(parts):
+        term = part.terminology
+        if term is None:
+            roots.append(n)
+            continue
+        path = (term.category.meaning, term.type.meaning)
+        parent: int | None = None
+        for depth in range(1, len(path) + 1):
+            key = path[:depth]
+            if key not in folders:
+                nodes.append({"name": key[-1], "children": []})
+                folders[key] = len(nodes) - 1
+                if parent is None:
+                    roots.append(folders[key])
+                else:
+                    nodes[parent]["children"].append(folders[key])
+            parent = folders[key]
+        assert parent is not None
+        nodes[parent]["children"].append(n)
+    return roots
+
+
+def glb(document: dict[str, Any], blob: bytes) -> bytes:
+    """GLB container: 12-byte header, JSON chunk (space-padded), BIN chunk (zero-padded)."""
+    text = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text += b" " * (-len(text) % 4)
+    chunks = struct.pack("<II", len(text), _JSON_CHUNK) + text
+    if blob:
+        blob += b"\0" * (-len(blob) % 4)
+        chunks += struct.pack("<II", len(blob), _BIN_CHUNK) + blob
+    return _GLB_MAGIC + struct.pack("<II", 2, 12 + len(chunks)) + chunks
+
+
+# -- reading ----------------------------------------------------------------------------------
+
+
+def read(
+    path: Path, *, reference: Any = None, units: str | None = None, axes: str | None = None
+) -> Segmentation:
+    """One segment per node with a mesh (or with segio extras), world transforms applied."""
+    with reading(path, "glTF"):
+        document, blob = _load(path)
+        parts = _parts(document, blob, path, units, axes)
+    return to_segmentation(parts, path, reference=reference)
+
+
+def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
+    data = path.read_bytes()
+    if data[:4] == _GLB_MAGIC:
+        version_, length = struct.unpack_from("<II", data, 4)
+        if version_ != 2:
+            raise ReadError(f"GLB version {version_}; only glTF 2.0 is read", path=path)
+        if length != len(data):
+            raise ReadError(
+                f"the GLB header says {length} bytes, the file has {len(data)} (truncated?)",
+                path=path,
+            )
+        offset, document, blob = 12, None, None
+        while offset < len(data):
+            size, kind = struct.unpack_from("<II", data, offset)
+            chunk = data[offset + 8 : offset + 8 + size]
+            if len(chunk) != size:
+                raise ReadError("a GLB chunk runs past the end (truncated?)", path=path)
+            if kind == _JSON_CHUNK and document is None:
+                document = json.loads(chunk.decode("utf-8"))
+            elif kind == _BIN_CHUNK and blob is None:
+                blob = chunk
+            offset += 8 + size
+        if not isinstance(document, dict):
+            raise ReadError("the GLB has no JSON chunk", path=path)
+        return document, blob
+    document = json.loads(data.decode("utf-8"))
+    if not isinstance(document, dict) or "asset" not in document:
+        raise ReadError("a JSON file without a glTF 'asset'", path=path)
+    return document, None
+
+
+def _buffers(document: dict[str, Any], blob: bytes | None, path: Path) -> list[bytes]:
+    result = []
+    for n, buffer in enumerate(document.get("buffers", [])):
+        uri = buffer.get("uri")
+        if uri is None:
+            if blob is None or n != 0:
+                raise ReadError(f"buffer {n} has no data", path=path)
+            data = blob
+        elif uri.startswith("data:"):
+            data = base64.b64decode(uri.partition(",")[2], validate=True)
+        else:
+            from urllib.parse import unquote
+
+            data = (path.parent / unquote(uri)).read_bytes()
+        if len(data) < int(buffer["byteLength"]):
+            raise ReadError(f"buffer {n} is shorter than its byteLength (truncated?)", path=path)
+        result.append(data)
+    return result
+
+
+def _accessor(document: dict[str, Any], buffers: list[bytes], index: int) -> NDArray[Any]:
+    accessor = document["accessors"][index]
+    if "sparse" in accessor:
+        raise ValueError("sparse accessors are not supported")
+    dtype = np.dtype(_COMPONENTS[accessor["componentType"]])
+    width = _WIDTH[accessor["type"]]
+    count = int(accessor["count"])
+    view = document["bufferViews"][accessor["bufferView"]]
+    data = buffers[view["buffer"]]
+    start = int(view.get("byteOffset", 0)) + int(accessor.get("byteOffset", 0))
+    stride = int(view.get("byteStride", 0)) or dtype.itemsize * width
+    if stride < dtype.itemsize * width or count < 0:
+        raise ValueError(f"accessor {index}: byteStride {stride} or count {count} is invalid")
+    end = start + stride * (count - 1) + dtype.itemsize * width if count else start
+    if end > int(view.get("byteOffset", 0)) + int(view["byteLength"]) or end > len(data):
+        raise ValueError(f"accessor {index} runs past its buffer view")
+    raw = np.frombuffer(data, np.uint8, end - start, start) if count else np.zeros(0, np.uint8)
+    rows = (
+        np.lib.stride_tricks.as_strided(
+            raw, shape=(count, dtype.itemsize * width), strides=(stride, 1)
+        )
+        if count
+        else np.zeros((0, dtype.itemsize * width), np.uint8)
+    )
+    values = np.ascontiguousarray(rows).view(dtype).reshape(count, width).astype(np.float64)
+    if accessor.get("normalized"):
+        values = values / np.iinfo(dtype).max if dtype.kind in "ui" else values
+        values = np.maximum(values, -1.0)
+    return values
+
+
+def _node_matrix(node: dict[str, Any]) -> NDArray[np.float64]:
+    if "matrix" in node:
+        return np.array(node["matrix"], dtype=np.float64).reshape(4, 4).T  # column-major
+    x, y, z, w = node.get("rotation", [0.0, 0.0, 0.0, 1.0])
+    rotation = np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
+    matrix = np.eye(4)
+    matrix[:3, :3] = rotation * np.array(node.get("scale", [1.0, 1.0, 1.0]))
+    matrix[:3, 3] = node.get("translation", [0.0, 0.0, 0.0])
+    return matrix
+
+
+def _parts(
+    document: dict[str, Any], blob: bytes | None, path: Path, units: str | None, axes: str | None
+) -> list[Part]:
+    required = set(document.get("extensionsRequired", [])) - {"KHR_mesh_quantization"}
+    if required:
+        raise ReadError(
+            "the file needs the glTF extension(s) " + ", ".join(sorted(required)),
+            path=path,
+            hint="decompress it first (e.g. gltf-transform copy in.glb out.glb)",
+        )
+    declared = document.get("asset", {}).get("extras", {}).get("segio", {})
+    unit = choice(units or declared.get("units", "m"), "units", tuple(SCALE))
+    axis = choice(axes or "lsa", "axes", ("lsa", "lps"))
+    to_lps = np.eye(4)
+    to_lps[:3, :3] = (LPS_TO_GLTF.T if axis == "lsa" else np.eye(3)) / SCALE[unit]
+    buffers = _buffers(document, blob, path)
+    nodes = document.get("nodes", [])
+    scenes = document.get("scenes", [])
+    if scenes:
+        roots = list(scenes[int(document.get("scene", 0))].get("nodes", []))
+    else:
+        children = {c for node in nodes for c in node.get("children", [])}
+        roots = [n for n in range(len(nodes)) if n not in children]
+    parts: list[Part] = []
+    stack = [(n, np.eye(4)) for n in reversed(roots)]
+    seen = 0
+    while stack:
+        index, parent = stack.pop()
+        seen += 1
+        if seen > 10 * len(nodes) + 10:
+            raise ReadError("the node hierarchy has a cycle", path=path)
+        node = nodes[index]
+        world = parent @ _node_matrix(node)
+        stack.extend((c, world) for c in reversed(node.get("children", [])))
+        extras = node.get("extras") if isinstance(node.get("extras"), dict) else {}
+        if "mesh" not in node and "segment_id" not in extras:
+            continue
+        parts.append(_part(document, buffers, node, extras, to_lps @ world, path))
+    return parts
+
+
+def _part(
+    document: dict[str, Any],
+    buffers: list[bytes],
+    node: dict[str, Any],
+    extras: dict[str, Any],
+    matrix: NDArray[np.float64],
+    path: Path,
+) -> Part:
+    vertices: list[NDArray[np.float64]] = []
+    faces: list[NDArray[np.int64]] = []
+    color: tuple[float, float, float] | None = None
+    opacity: float | None = None
+    name = str(node.get("name", ""))
+    if "mesh" in node:
+        mesh = document["meshes"][node["mesh"]]
+        name = name or str(mesh.get("name", ""))
+        count = 0
+        for primitive in mesh["primitives"]:
+            mode = primitive.get("mode", 4)
+            if mode not in (4, 5, 6):
+                continue
+            points = _accessor(document, buffers, primitive["attributes"]["POSITION"])
+            if "indices" in primitive:
+                order = _accessor(document, buffers, primitive["indices"]).astype(np.int64).ravel()
+            else:
+                order = np.arange(len(points))
+            triangles = _triangles(order, mode)
+            vertices.append(points @ matrix[:3, :3].T + matrix[:3, 3])
+            faces.append(triangles + count)
+            count += len(points)
+            if color is None and "material" in primitive:
+                material = document["materials"][primitive["material"]]
+                factor = material.get("pbrMetallicRoughness", {}).get(
+                    "baseColorFactor", [1.0, 1.0, 1.0, 1.0]
+                )
+                color = (float(factor[0]), float(factor[1]), float(factor[2]))
+                opacity = float(factor[3])
+    if np.linalg.det(matrix[:3, :3]) < 0:
+        faces = [f[:, ::-1] for f in faces]
+    surface = checked_surface(
+        np.concatenate(vertices) if vertices else np.zeros((0, 3)),
+        np.concatenate(faces) if faces else np.zeros((0, 3), np.int64),
+        path,
+        "glTF",
+    )
+    if "opacity" in extras:
+        opacity = float(extras["opacity"])
+    if color is None and isinstance(extras.get("color"), list) and len(extras["color"]) == 3:
+        color = (float(extras["color"][0]), float(extras["color"][1]), float(extras["color"][2]))
+    term = extras.get("terminology")
+    segment_id = extras.get("segment_id")
+    return Part(
+        name=name,
+        surface=surface,
+        color=color,
+        opacity=opacity,
+        id=str(segment_id) if segment_id else None,
+        terminology=Terminology.from_slicer(term) if term else None,
+    )
+
+
+def _triangles(order: NDArray[np.int64], mode: int) -> NDArray[np.int64]:
+    if mode == 4:
+        if len(order) % 3:
+            raise ValueError("a TRIANGLES primitive with a vertex count not divisible by 3")
+        return order.reshape(-1, 3)
+    n = np.arange(max(len(order) - 2, 0))
+    if mode == 5:  # strip: every other triangle flips to keep the winding
+        even = n % 2 == 0
+        a = np.where(even, order[n], order[n + 1])
+        b = np.where(even, order[n + 1], order[n])
+        return np.stack([a, b, order[n + 2]], axis=1)
+    return np.stack([np.full(len(n), order[0]), order[n + 1], order[n + 2]], axis=1)

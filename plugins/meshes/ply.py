@@ -1,0 +1,310 @@
+"""Stanford PLY, binary little-endian, every segment in one file.
+
+Coordinates: LPS millimetres by default, RAS with ``coordinate_system=ras``; recorded in a
+header comment (``comment 3D Slicer output. SPACE=LPS``) that the reader honours.
+
+Layout (chosen because one file keeps the scene together and any viewer shows colours):
+vertices ``float x, y, z`` plus ``uchar red, green, blue`` (the segment colour, so MeshLab
+and CloudCompare show segments apart); faces ``list uchar int vertex_indices`` plus
+``int segment`` (0-based segment index). One ``comment segio segment {json}`` line per
+segment keeps name, exact colour, opacity, id and terminology. The reader also takes
+ASCII and big-endian files and polygons (fan-triangulated); without a ``segment`` face
+property the file is one segment, coloured by its first vertex colour when it has one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.errors import ReadError
+from segio.files import OutputFiles
+from segio.model import Segmentation
+from segio.terminology import Terminology
+
+from .common import (
+    SPACES,
+    Part,
+    checked_surface,
+    choice,
+    parts_of,
+    reading,
+    rgb8,
+    space_in,
+    to_segmentation,
+)
+
+MARK = "segio segment "
+_TYPES = {
+    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
+    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
+    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
+    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
+}  # fmt: skip
+
+
+def write(
+    segmentation: Segmentation,
+    path: Path,
+    files: OutputFiles,
+    *,
+    coordinate_system: str = "lps",
+) -> None:
+    """One binary little-endian PLY with a per-face ``segment`` index."""
+    space = choice(coordinate_system, "coordinate_system", SPACES)
+    parts = parts_of(segmentation, space)
+    header = [
+        "ply",
+        "format binary_little_endian 1.0",
+        f"comment 3D Slicer output. SPACE={space.upper()} (written by segio)",
+    ]
+    for n, part in enumerate(parts):
+        meta: dict[str, Any] = {
+            "index": n,
+            "name": part.name,
+            "color": list(part.color or (1.0, 1.0, 1.0)),
+            "opacity": part.opacity,
+            "id": part.id,
+        }
+        if part.terminology is not None:
+            meta["terminology"] = part.terminology.to_slicer()
+        header.append("comment " + MARK + json.dumps(meta))
+    n_vertices = sum(len(p.surface.vertices) for p in parts)
+    n_faces = sum(len(p.surface.faces) for p in parts)
+    header += [
+        f"element vertex {n_vertices}",
+        "property float x",
+        "property float y",
+        "property float z",
+        "property uchar red",
+        "property uchar green",
+        "property uchar blue",
+        f"element face {n_faces}",
+        "property list uchar int vertex_indices",
+        "property int segment",
+        "end_header",
+    ]
+    vertex = np.zeros(n_vertices, dtype=[("xyz", "<f4", 3), ("rgb", "u1", 3)])
+    face = np.zeros(n_faces, dtype=[("n", "u1"), ("v", "<i4", 3), ("segment", "<i4")])
+    face["n"] = 3
+    v0 = f0 = 0
+    for n, part in enumerate(parts):
+        v, f = part.surface.vertices, part.surface.faces
+        vertex["xyz"][v0 : v0 + len(v)] = v
+        vertex["rgb"][v0 : v0 + len(v)] = rgb8(part.color or (1.0, 1.0, 1.0))
+        face["v"][f0 : f0 + len(f)] = f + v0
+        face["segment"][f0 : f0 + len(f)] = n
+        v0, f0 = v0 + len(v), f0 + len(f)
+    if v0 > np.iinfo(np.int32).max:
+        raise ReadError("too many vertices for int32 PLY indices", path=path)
+    payload = ("\n".join(header) + "\n").encode("ascii") + vertex.tobytes() + face.tobytes()
+    files.stage(path).write_bytes(payload)
+
+
+class _Element:
+    def __init__(self, name: str, count: int) -> None:
+        self.name = name
+        self.count = count
+        #: (name, dtype) or (name, (count dtype, item dtype)) for lists.
+        self.properties: list[tuple[str, Any]] = []
+
+
+def read(path: Path, *, reference: Any = None) -> Segmentation:
+    """Segments from the ``segment`` face property, named by the ``comment segio`` lines."""
+    with reading(path, "PLY"):
+        data = path.read_bytes()
+        parts, space = _parse(data, path)
+    return to_segmentation(parts, path, space=space, reference=reference)
+
+
+def _header(data: bytes, path: Path) -> tuple[str, list[_Element], list[str], int]:
+    if not data.startswith(b"ply"):
+        raise ReadError("no 'ply' signature", path=path)
+    end = data.find(b"end_header")
+    if end < 0:
+        raise ReadError("the header has no end_header (truncated?)", path=path)
+    body = data.index(b"\n", end) + 1
+    lines = data[:end].decode("ascii").splitlines()
+    encoding = ""
+    elements: list[_Element] = []
+    comments: list[str] = []
+    for line in lines[1:]:
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "format":
+            encoding = words[1]
+        elif words[0] == "comment":
+            comments.append(line.partition("comment")[2].strip())
+        elif words[0] == "element":
+            elements.append(_Element(words[1], int(words[2])))
+        elif words[0] == "property" and elements:
+            if words[1] == "list":
+                elements[-1].properties.append((words[4], (_TYPES[words[2]], _TYPES[words[3]])))
+            else:
+                elements[-1].properties.append((words[2], _TYPES[words[1]]))
+    if encoding not in ("ascii", "binary_little_endian", "binary_big_endian"):
+        raise ReadError(f"unknown PLY format {encoding!r}", path=path)
+    return encoding, elements, comments, body
+
+
+def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
+    encoding, elements, comments, body = _header(data, path)
+    tables = (
+        _ascii_tables(data[body:], elements, path)
+        if encoding == "ascii"
+        else _binary_tables(data[body:], elements, "<" if "little" in encoding else ">", path)
+    )
+    vertex, face = tables.get("vertex"), tables.get("face")
+    if vertex is None or face is None:
+        raise ReadError("the file has no vertex or no face element", path=path)
+    points = np.stack([np.asarray(vertex[k], np.float64) for k in ("x", "y", "z")], axis=1)
+    polygons = face.get("vertex_indices", face.get("vertex_index"))
+    if polygons is None:
+        raise ReadError("the face element has no vertex_indices list", path=path)
+    triangles, owner = _triangulate(polygons)
+    labels = np.asarray(face["segment"], np.int64)[owner] if "segment" in face else None
+    metas = [json.loads(c[len(MARK) :]) for c in comments if c.startswith(MARK)]
+    space = space_in(" ".join(comments).encode())
+    if labels is None or not metas:
+        color = None
+        if "red" in vertex and len(points):
+            color = tuple(float(vertex[c][0]) / 255 for c in ("red", "green", "blue"))
+        metas = [{"index": 0, "color": color}]
+        labels = np.zeros(len(triangles), np.int64)
+    parts = []
+    for meta in metas:
+        mine = triangles[labels == int(meta["index"])]
+        if mine.size and (mine.min() < 0 or mine.max() >= len(points)):
+            raise ReadError(f"a face refers to a vertex outside 0..{len(points) - 1}", path=path)
+        used, inverse = np.unique(mine, return_inverse=True)
+        surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "PLY")
+        term = meta.get("terminology")
+        color = meta.get("color")
+        parts.append(
+            Part(
+                name=str(meta.get("name") or ""),
+                surface=surface,
+                color=None
+                if color is None
+                else (float(color[0]), float(color[1]), float(color[2])),
+                opacity=meta.get("opacity"),
+                id=meta.get("id"),
+                terminology=Terminology.from_slicer(term) if term else None,
+            )
+        )
+    return parts, space
+
+
+def _triangulate(
+    polygons: list[NDArray[Any]] | NDArray[Any],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Triangles and the polygon each came from (fans for polygons of more than 3)."""
+    if isinstance(polygons, np.ndarray):  # all triangles, read in one go
+        return polygons.astype(np.int64), np.arange(len(polygons))
+    triangles: list[tuple[int, int, int]] = []
+    owner: list[int] = []
+    for n, polygon in enumerate(polygons):
+        for k in range(1, len(polygon) - 1):
+            triangles.append((int(polygon[0]), int(polygon[k]), int(polygon[k + 1])))
+            owner.append(n)
+    return np.array(triangles, np.int64).reshape(-1, 3), np.array(owner, np.int64)
+
+
+def _binary_tables(
+    data: bytes, elements: list[_Element], order: str, path: Path
+) -> dict[str, dict[str, Any]]:
+    tables: dict[str, dict[str, Any]] = {}
+    offset = 0
+    for element in elements:
+        lists = [p for p in element.properties if isinstance(p[1], tuple)]
+        if not lists:
+            dtype = np.dtype([(name, order + kind) for name, kind in element.properties])
+            _need(data, offset + dtype.itemsize * element.count, path)
+            table = np.frombuffer(data, dtype, element.count, offset)
+            offset += dtype.itemsize * element.count
+            tables[element.name] = {name: table[name] for name in dtype.names or ()}
+            continue
+        table_or_none = _triangle_table(data, element, order, offset)
+        if table_or_none is not None:
+            columns, offset = table_or_none
+            tables[element.name] = columns
+            continue
+        columns_list: dict[str, Any] = {name: [] for name, _ in element.properties}
+        for _ in range(element.count):
+            for name, kind in element.properties:
+                if isinstance(kind, tuple):
+                    count_type, item_type = (np.dtype(order + k) for k in kind)
+                    _need(data, offset + count_type.itemsize, path)
+                    count = int(np.frombuffer(data, count_type, 1, offset)[0])
+                    offset += count_type.itemsize
+                    _need(data, offset + item_type.itemsize * count, path)
+                    columns_list[name].append(np.frombuffer(data, item_type, count, offset))
+                    offset += item_type.itemsize * count
+                else:
+                    scalar = np.dtype(order + kind)
+                    _need(data, offset + scalar.itemsize, path)
+                    columns_list[name].append(np.frombuffer(data, scalar, 1, offset)[0])
+                    offset += scalar.itemsize
+        tables[element.name] = {
+            name: (values if isinstance(kind, tuple) else np.array(values))
+            for (name, kind), values in zip(element.properties, columns_list.values(), strict=True)
+        }
+    return tables
+
+
+def _triangle_table(
+    data: bytes, element: _Element, order: str, offset: int
+) -> tuple[dict[str, Any], int] | None:
+    """The element read in one go when every list holds three items (meshes of triangles)."""
+    fields = []
+    for name, kind in element.properties:
+        if isinstance(kind, tuple):
+            fields += [(f"{name}#n", order + kind[0]), (name, order + kind[1], 3)]
+        else:
+            fields.append((name, order + kind))
+    dtype = np.dtype(fields)
+    end = offset + dtype.itemsize * element.count
+    if end > len(data):
+        return None
+    table = np.frombuffer(data, dtype, element.count, offset)
+    counts = [f for f in dtype.names or () if f.endswith("#n")]
+    if not all(np.all(table[c] == 3) for c in counts):
+        return None
+    return {n: table[n] for n in dtype.names or () if not n.endswith("#n")}, end
+
+
+def _need(data: bytes, size: int, path: Path) -> None:
+    if size > len(data):
+        raise ReadError(f"the data ends after {len(data)} bytes (truncated?)", path=path)
+
+
+def _ascii_tables(data: bytes, elements: list[_Element], path: Path) -> dict[str, dict[str, Any]]:
+    lines = data.decode("ascii").splitlines()
+    tables: dict[str, dict[str, Any]] = {}
+    row = 0
+    for element in elements:
+        if row + element.count > len(lines):
+            raise ReadError(f"the {element.name} element is cut short (truncated?)", path=path)
+        columns: dict[str, list[Any]] = {name: [] for name, _ in element.properties}
+        for line in lines[row : row + element.count]:
+            values = line.split()
+            at = 0
+            for name, kind in element.properties:
+                if isinstance(kind, tuple):
+                    count = int(values[at])
+                    columns[name].append(np.array(values[at + 1 : at + 1 + count], np.int64))
+                    at += 1 + count
+                else:
+                    columns[name].append(float(values[at]))
+                    at += 1
+        row += element.count
+        tables[element.name] = {
+            name: (values if isinstance(kind, tuple) else np.array(values))
+            for (name, kind), values in zip(element.properties, columns.values(), strict=True)
+        }
+    return tables

@@ -1,0 +1,276 @@
+"""3MF (3D Manufacturing Format, core spec 1.x) for 3D printing: named, coloured bodies.
+
+Coordinates: LPS millimetres by default (``coordinate_system=ras`` for RAS), in a model
+declared ``unit="millimeter"``; printing software places the parts on its build plate
+itself. The package is a zip with ``[Content_Types].xml``, ``_rels/.rels`` and
+``3D/3dmodel.model``: one ``<object type="model">`` per segment, named after it, with its
+own mesh and a ``pid``/``pindex`` into one ``<basematerials>`` group whose ``displaycolor``
+(``#RRGGBB``, or ``#RRGGBBAA`` below full opacity) is the segment colour; one
+``<build><item>`` per object. 3MF requires closed, consistently oriented meshes with outward
+normals (§4.1): segio's closed surfaces are. Segments without triangles cannot be objects
+and are left out with a warning. The space, segment ids and terminology are kept in model
+``<metadata>`` (``segio:...``) for the reader; colours come back to 8 bits.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.errors import ReadError, WriteError
+from segio.files import OutputFiles
+from segio.model import Segmentation
+from segio.terminology import Terminology
+
+from .common import SPACES, Part, checked_surface, choice, parts_of, reading, rgb8, to_segmentation
+
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+SEGIO = "https://github.com/segio/3mf"
+MODEL = "3D/3dmodel.model"
+_CONTENT_TYPES = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" '
+    'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="model" '
+    'ContentType="application/vnd.ms-package.3dmanufacturing-3dmodel+xml"/>'
+    "</Types>"
+)
+_RELS = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+    f'<Relationship Target="/{MODEL}" Id="rel0" '
+    'Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"/>'
+    "</Relationships>"
+)
+_HEX = re.compile(r"^#([0-9a-fA-F]{6})([0-9a-fA-F]{2})?$")
+
+
+def _escape(text: str) -> str:
+    return (
+        text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    )
+
+
+def write(
+    segmentation: Segmentation,
+    path: Path,
+    files: OutputFiles,
+    *,
+    coordinate_system: str = "lps",
+) -> None:
+    """One 3MF package: a named, coloured object and a build item per segment."""
+    space = choice(coordinate_system, "coordinate_system", SPACES)
+    parts = parts_of(segmentation, space)
+    empty = [p.name for p in parts if p.surface.is_empty]
+    if empty:
+        warnings.warn(
+            f"{path}: 3MF objects need triangles; segments left out: " + ", ".join(empty),
+            stacklevel=2,
+        )
+    parts = [p for p in parts if not p.surface.is_empty]
+    if not parts:
+        raise WriteError("no segment has a triangle; 3MF cannot hold an empty mesh", path=path)
+    meta = {
+        "space": space.upper(),
+        "segments": [
+            {
+                "id": p.id,
+                "terminology": p.terminology.to_slicer() if p.terminology else None,
+                "color": list(p.color or (1.0, 1.0, 1.0)),
+                "opacity": p.opacity,
+            }
+            for p in parts
+        ],
+    }
+    out = [
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<model unit="millimeter" xml:lang="en-US" xmlns="{CORE}" xmlns:segio="{SEGIO}">',
+        '<metadata name="Application">segio</metadata>',
+        f'<metadata name="segio:segments" preserve="1">{_escape(json.dumps(meta))}</metadata>',
+        "<resources>",
+        '<basematerials id="1">',
+    ]
+    for part in parts:
+        r, g, b = rgb8(part.color or (1.0, 1.0, 1.0))
+        opacity = 1.0 if part.opacity is None else float(part.opacity)
+        alpha = "" if opacity == 1.0 else f"{round(opacity * 255):02X}"
+        out.append(
+            f'<base name="{_escape(part.name)}" displaycolor="#{r:02X}{g:02X}{b:02X}{alpha}"/>'
+        )
+    out.append("</basematerials>")
+    for n, part in enumerate(parts):
+        out.append(
+            f'<object id="{n + 2}" type="model" name="{_escape(part.name)}" pid="1" pindex="{n}">'
+            "<mesh><vertices>"
+        )
+        out.append(_rows('<vertex x="%.17g" y="%.17g" z="%.17g"/>', part.surface.vertices))
+        out.append("</vertices><triangles>")
+        out.append(_rows('<triangle v1="%d" v2="%d" v3="%d"/>', part.surface.faces))
+        out.append("</triangles></mesh></object>")
+    out.append("</resources><build>")
+    out += [f'<item objectid="{n + 2}"/>' for n in range(len(parts))]
+    out.append("</build></model>\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("[Content_Types].xml", _CONTENT_TYPES)
+        package.writestr("_rels/.rels", _RELS)
+        package.writestr(MODEL, "\n".join(out))
+    files.stage(path).write_bytes(buffer.getvalue())
+
+
+def _rows(pattern: str, table: NDArray[Any]) -> str:
+    line = pattern + "\n"
+    return (line * len(table)) % tuple(table.ravel().tolist()) if len(table) else ""
+
+
+def read(path: Path, *, reference: Any = None) -> Segmentation:
+    """One segment per object of the build, named and coloured as the file says."""
+    with reading(path, "3MF"):
+        parts, space = _parse(path)
+    return to_segmentation(parts, path, space=space, reference=reference)
+
+
+def _parse(path: Path) -> tuple[list[Part], str]:
+    with zipfile.ZipFile(path) as package:
+        names = {n.lstrip("/").lower(): n for n in package.namelist()}
+        entry = names.get(MODEL.lower()) or next(
+            (n for key, n in names.items() if key.endswith(".model")), None
+        )
+        if entry is None:
+            raise ReadError("a zip without a 3D model part (3D/3dmodel.model)", path=path)
+        text, blocks = _cut_blocks(package.read(entry))
+        root = ElementTree.fromstring(text)
+    ns = {"m": root.tag[1:].partition("}")[0]} if root.tag.startswith("{") else {"m": ""}
+    prefix = "m:" if ns["m"] else ""
+    scale = {
+        "micron": 0.001,
+        "millimeter": 1.0,
+        "centimeter": 10.0,
+        "inch": 25.4,
+        "foot": 304.8,
+        "meter": 1000.0,
+    }[root.get("unit", "millimeter")]
+    meta: dict[str, Any] = {}
+    for item in root.findall(f"{prefix}metadata", ns):
+        if item.get("name") == "segio:segments":
+            meta = json.loads(item.text or "{}")
+    palettes: dict[str, list[tuple[tuple[float, float, float], float]]] = {}
+    resources = root.find(f"{prefix}resources", ns)
+    if resources is None:
+        raise ReadError("the model has no <resources>", path=path)
+    for group in resources.findall(f"{prefix}basematerials", ns):
+        palettes[group.get("id", "")] = [_color(b.get("displaycolor", "#FFFFFF")) for b in group]
+    objects = {o.get("id"): o for o in resources.findall(f"{prefix}object", ns)}
+    build = root.find(f"{prefix}build", ns)
+    order = [i.get("objectid") for i in build] if build is not None else list(objects)
+    extra = meta.get("segments", [])
+    parts = []
+    for n, object_id in enumerate(order):
+        element = objects.get(object_id)
+        if element is None:
+            raise ReadError(f"the build refers to a missing object {object_id}", path=path)
+        mesh = element.find(f"{prefix}mesh", ns)
+        if mesh is None:
+            continue  # components-only objects are assemblies, not bodies
+        vertices = _table(mesh, "vertices", "vertex", ("x", "y", "z"), blocks, prefix, ns)
+        vertices = vertices.astype(np.float64) * scale
+        faces = _table(mesh, "triangles", "triangle", ("v1", "v2", "v3"), blocks, prefix, ns)
+        faces = faces.astype(np.int64)
+        color: tuple[float, float, float] | None = None
+        opacity: float | None = None
+        palette = palettes.get(element.get("pid", ""))
+        if palette:
+            color, opacity = palette[int(element.get("pindex", "0"))]
+        info = extra[n] if n < len(extra) else {}
+        exact = info.get("color")
+        if exact is not None and color is not None and rgb8(exact) == rgb8(color):
+            color = (float(exact[0]), float(exact[1]), float(exact[2]))
+        if info.get("opacity") is not None:
+            opacity = float(info["opacity"])
+        term = info.get("terminology")
+        parts.append(
+            Part(
+                name=element.get("name", ""),
+                surface=checked_surface(vertices, faces, path, "3MF"),
+                color=color,
+                opacity=opacity,
+                id=info.get("id"),
+                terminology=Terminology.from_slicer(term) if term else None,
+            )
+        )
+    return parts, "ras" if str(meta.get("space", "")).upper() == "RAS" else "lps"
+
+
+_ATTRIBUTE = re.compile(rb'\b([xyz]|v[123])\s*=\s*"([^"]*)"')
+
+
+def _cut_blocks(model: bytes) -> tuple[bytes, list[bytes]]:
+    """The model with its vertex and triangle lists cut out (parsed apart, much faster).
+
+    Each ``<vertices>...</vertices>`` (``<triangles>``) without a namespace prefix becomes
+    ``<vertices segio-block="n"/>``; block ``n`` is then read with one regular expression.
+    """
+    blocks: list[bytes] = []
+    pieces: list[bytes] = []
+    at = 0
+    while True:
+        starts = [(model.find(b"<" + tag + b">", at), tag) for tag in (b"vertices", b"triangles")]
+        found = [(start, tag) for start, tag in starts if start >= 0]
+        if not found:
+            break
+        start, tag = min(found)
+        body = start + len(tag) + 2
+        end = model.find(b"</" + tag + b">", body)
+        if end < 0:
+            break  # left to the XML parser, which reports the broken file
+        pieces += [model[at:start], b'<%s segio-block="%d"/>' % (tag, len(blocks))]
+        blocks.append(model[body:end])
+        at = end + len(tag) + 3
+    pieces.append(model[at:])
+    return b"".join(pieces), blocks
+
+
+def _table(
+    mesh: ElementTree.Element,
+    section: str,
+    item: str,
+    keys: tuple[str, str, str],
+    blocks: list[bytes],
+    prefix: str,
+    ns: dict[str, str],
+) -> NDArray[Any]:
+    """``(n, 3)`` attribute values of a mesh's vertices or triangles, as text."""
+    element = mesh.find(f"{prefix}{section}", ns)
+    if element is None:
+        return np.zeros((0, 3), "S1")
+    block_id = element.get("segio-block")
+    if block_id is None:  # a prefixed namespace: the slow, general way
+        rows = [[e.get(k) for k in keys] for e in element.iterfind(f"{prefix}{item}", ns)]
+        return np.array(rows, dtype="S").reshape(-1, 3)
+    block = blocks[int(block_id)]
+    found = _ATTRIBUTE.findall(block)
+    count = block.count(b"<" + item.encode())
+    if len(found) == 3 * count and [n for n, _ in found] == [k.encode() for k in keys] * count:
+        return np.array([value for _, value in found], dtype="S").reshape(-1, 3)
+    wrapper = ElementTree.fromstring(b"<block>" + block + b"</block>")  # other attribute order
+    rows = [[e.get(k) for k in keys] for e in wrapper if e.tag.endswith(item)]
+    return np.array(rows, dtype="S").reshape(-1, 3)
+
+
+def _color(text: str) -> tuple[tuple[float, float, float], float]:
+    match = _HEX.match(text.strip())
+    if match is None:
+        raise ValueError(f"displaycolor {text!r} is not #RRGGBB or #RRGGBBAA")
+    rgb = bytes.fromhex(match.group(1))
+    alpha = int(match.group(2), 16) / 255 if match.group(2) else 1.0
+    return (rgb[0] / 255, rgb[1] / 255, rgb[2] / 255), alpha

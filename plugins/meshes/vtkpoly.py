@@ -1,0 +1,537 @@
+"""VTK PolyData: legacy ``.vtk`` (binary, version 4.2) and XML ``.vtp``, parsed in numpy.
+
+VTK's own readers crash the process on some truncated or corrupt files, so both flavours
+are read and written here (numpy, no VTK needed); VTK, ParaView and 3D Slicer read what
+this module writes.
+
+Coordinates: LPS millimetres by default, RAS with ``coordinate_system=ras``. The space is
+written where 3D Slicer looks for it, the legacy header line (``3D Slicer output.
+SPACE=LPS``), and in the segment table below for both flavours; the reader honours
+either (LPS when absent).
+
+All segments go in one PolyData: an int32 cell array ``SegmentId`` (0-based segment index)
+and a field-data array ``SegmentInfo`` (the UTF-8 JSON of the segment names, ids,
+terminologies, exact colours and opacities, stored as unsigned chars because legacy VTK
+string arrays are not portable) plus ``SegmentColors`` (RGBA doubles, for VTK tools).
+A file without ``SegmentId`` is one segment. The reader takes binary and ASCII legacy files
+(POLYGONS and TRIANGLE_STRIPS; vertices and lines are ignored) and XML files with ascii,
+base64 or appended raw data, zlib-compressed or not.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
+
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.errors import ReadError
+from segio.files import OutputFiles
+from segio.model import Segmentation
+from segio.terminology import Terminology
+
+from .common import (
+    SPACES,
+    Part,
+    checked_surface,
+    choice,
+    parts_of,
+    reading,
+    space_in,
+    to_segmentation,
+)
+
+_LEGACY_TYPES = {
+    "bit": None, "unsigned_char": "u1", "char": "i1", "unsigned_short": "u2", "short": "i2",
+    "unsigned_int": "u4", "int": "i4", "unsigned_long": "u8", "long": "i8", "float": "f4",
+    "double": "f8", "vtkidtype": "i8", "vtktypeint64": "i8", "vtktypeuint64": "u8",
+    "vtktypeint32": "i4", "vtktypeuint32": "u4",
+}  # fmt: skip
+_XML_TYPES = {
+    "Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32": "i4", "UInt32": "u4",
+    "Int64": "i8", "UInt64": "u8", "Float32": "f4", "Float64": "f8",
+}  # fmt: skip
+
+
+# -- writing ------------------------------------------------------------------------------
+
+
+def write(
+    segmentation: Segmentation,
+    path: Path,
+    files: OutputFiles,
+    *,
+    coordinate_system: str = "lps",
+) -> None:
+    """A binary legacy ``.vtk`` or an XML ``.vtp`` (by the suffix), every segment in one."""
+    space = choice(coordinate_system, "coordinate_system", SPACES)
+    parts = parts_of(segmentation, space)
+    offsets = np.cumsum([0] + [len(p.surface.vertices) for p in parts])
+    points = np.concatenate([p.surface.vertices for p in parts]).reshape(-1, 3)
+    faces = np.concatenate([p.surface.faces + offsets[n] for n, p in enumerate(parts)])
+    owner = np.concatenate(
+        [np.full(len(p.surface.faces), n, np.int32) for n, p in enumerate(parts)]
+    )
+    info = json.dumps(
+        {
+            "space": space.upper(),
+            "segments": [
+                {
+                    "name": p.name,
+                    "id": p.id,
+                    "terminology": p.terminology.to_slicer() if p.terminology else None,
+                    "color": list(p.color or (1.0, 1.0, 1.0)),
+                    "opacity": p.opacity,
+                }
+                for p in parts
+            ],
+        },
+        ensure_ascii=False,
+    ).encode("utf-8")
+    colors = np.array(
+        [[*(p.color or (1.0, 1.0, 1.0)), 1.0 if p.opacity is None else p.opacity] for p in parts]
+    )
+    if path.suffix.lower() == ".vtk":
+        payload = _legacy(points, faces.reshape(-1, 3), owner, info, colors, space)
+    else:
+        payload = _xml(points, faces.reshape(-1, 3), owner, info, colors)
+    files.stage(path).write_bytes(payload)
+
+
+def _legacy(
+    points: NDArray[np.float64],
+    faces: NDArray[np.int64],
+    owner: NDArray[np.int32],
+    info: bytes,
+    colors: NDArray[np.float64],
+    space: str,
+) -> bytes:
+    cells = np.concatenate([np.full((len(faces), 1), 3), faces], axis=1).astype(">i4")
+    return b"".join(
+        [
+            b"# vtk DataFile Version 4.2\n",
+            f"3D Slicer output. SPACE={space.upper()}\n".encode(),
+            b"BINARY\nDATASET POLYDATA\n",
+            b"FIELD FieldData 2\n",
+            f"SegmentInfo 1 {len(info)} unsigned_char\n".encode(),
+            info,
+            b"\n",
+            f"SegmentColors 4 {len(colors)} double\n".encode(),
+            colors.astype(">f8").tobytes(),
+            b"\n",
+            f"POINTS {len(points)} double\n".encode(),
+            points.astype(">f8").tobytes(),
+            b"\n",
+            f"POLYGONS {len(faces)} {4 * len(faces)}\n".encode(),
+            cells.tobytes(),
+            b"\n",
+            f"CELL_DATA {len(faces)}\nSCALARS SegmentId int 1\nLOOKUP_TABLE default\n".encode(),
+            owner.astype(">i4").tobytes(),  # no newline after: a cut file is detectably short
+        ]
+    )
+
+
+def _xml_array(name: str, kind: str, values: NDArray[Any], components: int = 1) -> str:
+    raw = np.ascontiguousarray(values).astype("<" + _XML_TYPES[kind]).tobytes()
+    # As VTK does: the length header and the data are two separate base64 runs.
+    data = (base64.b64encode(np.uint64(len(raw)).tobytes()) + base64.b64encode(raw)).decode()
+    return (
+        f'<DataArray type="{kind}" Name="{name}" NumberOfComponents="{components}" '
+        f'NumberOfTuples="{len(values) if values.ndim else 1}" format="binary">{data}</DataArray>'
+    )
+
+
+def _xml(
+    points: NDArray[np.float64],
+    faces: NDArray[np.int64],
+    owner: NDArray[np.int32],
+    info: bytes,
+    colors: NDArray[np.float64],
+) -> bytes:
+    text = [
+        '<?xml version="1.0"?>',
+        '<VTKFile type="PolyData" version="1.0" byte_order="LittleEndian" header_type="UInt64">',
+        "<PolyData><FieldData>",
+        _xml_array("SegmentInfo", "UInt8", np.frombuffer(info, np.uint8)),
+        _xml_array("SegmentColors", "Float64", colors, 4),
+        "</FieldData>",
+        f'<Piece NumberOfPoints="{len(points)}" NumberOfVerts="0" NumberOfLines="0" '
+        f'NumberOfStrips="0" NumberOfPolys="{len(faces)}">',
+        "<Points>" + _xml_array("Points", "Float64", points, 3) + "</Points>",
+        '<CellData Scalars="SegmentId">' + _xml_array("SegmentId", "Int32", owner) + "</CellData>",
+        "<Polys>",
+        _xml_array("connectivity", "Int64", faces.ravel()),
+        _xml_array("offsets", "Int64", np.arange(3, 3 * len(faces) + 1, 3)),
+        "</Polys></Piece></PolyData></VTKFile>",
+    ]
+    return "\n".join(text).encode("utf-8")  # ends at </VTKFile>: a cut file is not XML
+
+
+# -- reading ------------------------------------------------------------------------------
+
+
+def read(path: Path, *, reference: Any = None) -> Segmentation:
+    """One segment per ``SegmentId`` value, named from ``SegmentInfo`` when present."""
+    with reading(path, "VTK PolyData"):
+        data = path.read_bytes()
+        if data.startswith(b"# vtk DataFile"):
+            mesh = _read_legacy(data, path)
+        elif b"<VTKFile" in data[:512]:
+            mesh = _read_xml(data, path)
+        else:
+            raise ReadError("neither a legacy VTK nor a VTK XML file", path=path)
+        parts, space = _parts(*mesh, path)
+    return to_segmentation(parts, path, space=space, reference=reference)
+
+
+_Mesh = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64] | None, dict[str, Any], str]
+
+
+def _parts(
+    points: NDArray[np.float64],
+    faces: NDArray[np.int64],
+    owner: NDArray[np.int64] | None,
+    info: dict[str, Any],
+    header: str,
+    path: Path,
+) -> tuple[list[Part], str]:
+    space = str(info.get("space", "")).lower() or space_in(header.encode())
+    space = "ras" if space == "ras" else "lps"
+    if owner is None or len(owner) != len(faces):
+        owner = np.zeros(len(faces), np.int64)
+    segments = info.get("segments") or []
+    labels = np.unique(owner)
+    if segments:
+        if len(labels) and (labels[0] < 0 or labels[-1] >= len(segments)):
+            raise ReadError(
+                f"SegmentId values {labels[0]}..{labels[-1]} are outside the "
+                f"{len(segments)} segments of SegmentInfo",
+                path=path,
+            )
+        labels = np.arange(len(segments))
+    elif not len(labels):
+        labels = np.zeros(1, np.int64)
+    order = np.argsort(owner, kind="stable")
+    edges = np.searchsorted(owner[order], np.concatenate([labels, [labels[-1] + 1]]))
+    parts = []
+    for n in range(len(labels)):
+        meta = segments[n] if segments else {}
+        mine = faces[order[edges[n] : edges[n + 1]]]
+        used, inverse = np.unique(mine, return_inverse=True)
+        surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "VTK")
+        color = meta.get("color")
+        term = meta.get("terminology")
+        parts.append(
+            Part(
+                name=str(meta.get("name") or ""),
+                surface=surface,
+                color=None
+                if color is None
+                else (float(color[0]), float(color[1]), float(color[2])),
+                opacity=meta.get("opacity"),
+                id=meta.get("id"),
+                terminology=Terminology.from_slicer(term) if term else None,
+            )
+        )
+    return parts, space
+
+
+def _polygon_triangles(
+    counts_and_ids: NDArray[np.int64], strips: bool
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Triangles (fans or strips) and the cell each came from, from ``n id id ...`` lists."""
+    flat = counts_and_ids
+    if len(flat) and flat[0] == 3 and len(flat) % 4 == 0:
+        table = flat.reshape(-1, 4)
+        if not strips and np.all(table[:, 0] == 3):
+            return table[:, 1:].copy(), np.arange(len(table))
+    triangles: list[tuple[int, int, int]] = []
+    owner: list[int] = []
+    at, cell = 0, 0
+    while at < len(flat):
+        n = int(flat[at])
+        ids = flat[at + 1 : at + 1 + n]
+        if n < 0 or len(ids) != n:
+            raise ValueError("a cell list runs past its end")
+        for k in range(n - 2):
+            if strips:
+                a, b = (ids[k], ids[k + 1]) if k % 2 == 0 else (ids[k + 1], ids[k])
+                triangles.append((int(a), int(b), int(ids[k + 2])))
+            else:
+                triangles.append((int(ids[0]), int(ids[k + 1]), int(ids[k + 2])))
+            owner.append(cell)
+        at += 1 + n
+        cell += 1
+    return np.array(triangles, np.int64).reshape(-1, 3), np.array(owner, np.int64)
+
+
+class _Cursor:
+    """Reads a legacy VTK file: text lines, then binary or ASCII numbers."""
+
+    def __init__(self, data: bytes, binary: bool, at: int) -> None:
+        self.data, self.binary, self.at = data, binary, at
+
+    def line(self) -> str:
+        while True:
+            end = self.data.find(b"\n", self.at)
+            if end < 0:
+                if self.at >= len(self.data):
+                    return ""
+                end = len(self.data)
+            text = self.data[self.at : end].decode("ascii").strip()
+            self.at = end + 1
+            if text:
+                return text
+
+    def numbers(self, count: int, kind: str) -> NDArray[Any]:
+        if self.binary:
+            dtype = np.dtype(">" + kind)
+            end = self.at + dtype.itemsize * count
+            if end > len(self.data):
+                raise ReadError("the data ends early (truncated?)")
+            values = np.frombuffer(self.data, dtype, count, self.at)
+            self.at = end
+            return values
+        values_list: list[bytes] = []
+        while len(values_list) < count:
+            end = self.data.find(b"\n", self.at)
+            end = len(self.data) if end < 0 else end
+            if self.at >= len(self.data):
+                raise ReadError("the data ends early (truncated?)")
+            values_list += self.data[self.at : end].split()
+            self.at = end + 1
+        return np.array(values_list[:count], dtype="S").astype(kind)
+
+
+def _read_legacy(data: bytes, path: Path) -> _Mesh:
+    lines = data.split(b"\n", 4)
+    if len(lines) < 5:
+        raise ReadError("the legacy VTK header is incomplete (truncated?)", path=path)
+    header = lines[1].decode("utf-8", "replace")
+    encoding = lines[2].strip().upper()
+    if encoding not in (b"BINARY", b"ASCII"):
+        raise ReadError(f"unknown legacy VTK encoding {encoding[:20]!r}", path=path)
+    if lines[3].split()[:2] != [b"DATASET", b"POLYDATA"]:
+        raise ReadError("a legacy VTK file, but not DATASET POLYDATA", path=path)
+    cursor = _Cursor(data, encoding == b"BINARY", sum(len(x) + 1 for x in lines[:4]))
+    points: NDArray[np.float64] | None = None
+    faces: list[NDArray[np.int64]] = []
+    owners: list[NDArray[np.int64]] = []
+    cell_count = 0
+    polygon_cells = np.zeros(0, np.int64)
+    segment_id: NDArray[np.int64] | None = None
+    info: dict[str, Any] = {}
+    section = "dataset"
+    while True:
+        line = cursor.line()
+        if not line:
+            break
+        words = line.split()
+        key = words[0].upper()
+        if key == "FIELD":
+            for _ in range(int(words[2])):
+                name, components, tuples, kind = cursor.line().split()[:4]
+                values = cursor.numbers(int(components) * int(tuples), _kind(kind))
+                if section == "dataset" and name == "SegmentInfo" and len(values):
+                    info = json.loads(values.astype(np.uint8).tobytes().decode("utf-8"))
+                elif section == "cell" and name == "SegmentId":
+                    segment_id = values.astype(np.int64)
+        elif key == "POINTS":
+            points = cursor.numbers(3 * int(words[1]), _kind(words[2])).astype(np.float64)
+            points = points.reshape(-1, 3)
+        elif key in ("VERTICES", "LINES", "POLYGONS", "TRIANGLE_STRIPS"):
+            cells, size = int(words[1]), int(words[2])
+            following = cursor.line() if data[cursor.at : cursor.at + 7] == b"OFFSETS" else ""
+            if following:  # version 5 layout: OFFSETS and CONNECTIVITY arrays
+                offsets = cursor.numbers(cells, _kind(following.split()[1])).astype(np.int64)
+                kind = _kind(cursor.line().split()[1])
+                connectivity = cursor.numbers(size, kind).astype(np.int64)
+                counts = np.diff(offsets)
+                flat = _interleave(counts, connectivity)
+                n_cells = len(counts)
+            else:
+                flat = cursor.numbers(size, "i4").astype(np.int64)
+                n_cells = cells
+            if key in ("POLYGONS", "TRIANGLE_STRIPS"):
+                triangles, owner = _polygon_triangles(flat, key == "TRIANGLE_STRIPS")
+                faces.append(triangles)
+                owners.append(owner + cell_count)
+                polygon_cells = np.concatenate([polygon_cells, np.arange(n_cells) + cell_count])
+            cell_count += n_cells
+        elif key == "CELL_DATA":
+            section = "cell"
+        elif key == "POINT_DATA":
+            section = "point"
+        elif key in ("SCALARS", "VECTORS", "NORMALS", "TEXTURE_COORDINATES", "TENSORS"):
+            count = {"SCALARS": 1, "VECTORS": 3, "NORMALS": 3, "TENSORS": 9}.get(key, 0)
+            if key == "SCALARS":
+                count = int(words[3]) if len(words) > 3 else 1
+                table = cursor.line()
+                if not table.upper().startswith("LOOKUP_TABLE"):
+                    raise ReadError("SCALARS without LOOKUP_TABLE", path=path)
+            elif key == "TEXTURE_COORDINATES":
+                count = int(words[2])
+            rows = cell_count if section == "cell" else (0 if points is None else len(points))
+            values = cursor.numbers(
+                count * rows, _kind(words[2] if key != "TEXTURE_COORDINATES" else words[3])
+            )
+            if section == "cell" and key == "SCALARS" and words[1] == "SegmentId":
+                segment_id = values.astype(np.int64)
+        elif key == "METADATA":  # VTK's array metadata: text lines up to a blank line
+            end = data.find(b"\n\n", cursor.at - 1)
+            cursor.at = len(data) if end < 0 else end + 2
+        elif key in ("INFORMATION", "NAME", "DATA", "LOOKUP_TABLE", "COLOR_SCALARS"):
+            raise ReadError(f"unsupported legacy VTK section {key}", path=path)
+        else:
+            raise ReadError(f"unexpected legacy VTK keyword {words[0][:30]!r}", path=path)
+    if points is None:
+        raise ReadError("the file has no POINTS", path=path)
+    triangles = np.concatenate(faces) if faces else np.zeros((0, 3), np.int64)
+    segments: NDArray[np.int64] | None = None
+    if segment_id is not None and len(segment_id) == cell_count and faces:
+        segments = segment_id[np.concatenate(owners)]
+    return points, triangles, segments, info, header
+
+
+def _interleave(counts: NDArray[np.int64], connectivity: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``n id id ...`` lists from VTK 5 offsets/connectivity arrays."""
+    if np.any(counts < 0) or counts.sum() != len(connectivity):
+        raise ValueError("offsets and connectivity disagree")
+    starts = np.cumsum(np.concatenate([[0], counts[:-1] + 1])) if len(counts) else counts
+    flat = np.zeros(len(counts) + len(connectivity), np.int64)
+    flat[starts] = counts
+    mask = np.ones(len(flat), bool)
+    mask[starts] = False
+    flat[mask] = connectivity
+    return flat
+
+
+def _kind(name: str) -> str:
+    kind = _LEGACY_TYPES.get(name.lower())
+    if kind is None:
+        raise ValueError(f"unsupported data type {name!r}")
+    return kind
+
+
+def _read_xml(data: bytes, path: Path) -> _Mesh:
+    marker = data.find(b"<AppendedData")
+    appended = b""
+    text = data
+    if marker >= 0:  # raw appended bytes are not XML: cut them out before parsing
+        start = data.index(b"_", marker) + 1
+        end = data.rfind(b"</AppendedData>")
+        if end < start:
+            raise ReadError("the appended data section is not closed (truncated?)", path=path)
+        appended = data[start:end]
+        text = data[:start] + data[end:]
+    root = ElementTree.fromstring(text)
+    if root.tag != "VTKFile" or root.get("type") != "PolyData":
+        raise ReadError("a VTK XML file, but not PolyData", path=path)
+    order = "<" if root.get("byte_order", "LittleEndian") == "LittleEndian" else ">"
+    header = order + _XML_TYPES[root.get("header_type", "UInt32")]
+    compressed = root.get("compressor") == "vtkZLibDataCompressor"
+    section_element = root.find("AppendedData")
+    encoded = section_element is not None and section_element.get("encoding", "raw") != "raw"
+
+    def array(element: ElementTree.Element | None) -> NDArray[Any]:
+        if element is None:
+            raise ReadError("a required data array is missing", path=path)
+        kind = order + _XML_TYPES[element.get("type", "")]
+        form = element.get("format", "ascii")
+        if form == "ascii":
+            return np.array((element.text or "").split(), dtype="S").astype(kind)
+        if form == "binary":
+            payload = _inline((element.text or "").strip(), header, compressed)
+        elif encoded:
+            start = int(element.get("offset", "0"))
+            payload = _inline(appended[start:].decode("ascii"), header, compressed)
+        else:
+            payload = _raw(appended[int(element.get("offset", "0")) :], header, compressed)
+        return np.frombuffer(payload, kind)
+
+    piece = root.find("PolyData/Piece")
+    if piece is None:
+        raise ReadError("no PolyData Piece", path=path)
+    points = array(piece.find("Points/DataArray")).astype(np.float64).reshape(-1, 3)
+    faces: list[NDArray[np.int64]] = []
+    owners: list[NDArray[np.int64]] = []
+    cell_count = 0
+    for section in ("Verts", "Lines", "Strips", "Polys"):
+        element = piece.find(section)
+        if element is None:
+            continue
+        connectivity = array(element.find("DataArray[@Name='connectivity']")).astype(np.int64)
+        offsets = array(element.find("DataArray[@Name='offsets']")).astype(np.int64)
+        counts = np.diff(np.concatenate([[0], offsets]))
+        if section in ("Strips", "Polys"):
+            triangles, owner = _polygon_triangles(
+                _interleave(counts, connectivity), section == "Strips"
+            )
+            faces.append(triangles)
+            owners.append(owner + cell_count)
+        cell_count += len(counts)
+    info: dict[str, Any] = {}
+    field = root.find("PolyData/FieldData/DataArray[@Name='SegmentInfo']")
+    text_bytes = b"" if field is None else array(field).astype(np.uint8).tobytes()
+    if text_bytes:
+        info = json.loads(text_bytes.decode("utf-8"))
+    owner_ids = piece.find("CellData/DataArray[@Name='SegmentId']")
+    triangles = np.concatenate(faces) if faces else np.zeros((0, 3), np.int64)
+    owner_array = None
+    if owner_ids is not None and faces:
+        ids = array(owner_ids).astype(np.int64)
+        if len(ids) == cell_count:
+            owner_array = ids[np.concatenate(owners)]
+    return points, triangles, owner_array, info, ""
+
+
+def _raw(blob: bytes, header: str, compressed: bool) -> bytes:
+    """One appended raw data array: a length header, or a zlib block table and blocks."""
+    size = np.dtype(header).itemsize
+    if not compressed:
+        length = int(np.frombuffer(blob, header, 1)[0])
+        data = blob[size : size + length]
+        if len(data) != length:
+            raise ValueError("a data array is cut short")
+        return data
+    blocks = int(np.frombuffer(blob, header, 1)[0])
+    sizes = np.frombuffer(blob, header, 3 + blocks)[3:].astype(np.int64)
+    return _inflate(blob[(3 + blocks) * size :], sizes)
+
+
+def _inline(text: str, header: str, compressed: bool) -> bytes:
+    """One inline base64 data array: the header and the data are separate base64 runs."""
+    size = np.dtype(header).itemsize
+
+    def chars(n_bytes: int) -> int:
+        return -(-n_bytes // 3) * 4
+
+    if not compressed:
+        head = base64.b64decode(text[: chars(size)], validate=True)
+        length = int(np.frombuffer(head, header, 1)[0])
+        if text[chars(size) - 1] != "=":  # one run: header and data encoded together
+            data = base64.b64decode(text[: chars(size + length)], validate=True)[size:]
+        else:
+            data = base64.b64decode(text[chars(size) : chars(size) + chars(length)], validate=True)
+        if len(data) != length:
+            raise ValueError("a data array is cut short")
+        return data
+    first = base64.b64decode(text[: chars(3 * size)], validate=True)
+    blocks = int(np.frombuffer(first, header, 1)[0])
+    table = chars((3 + blocks) * size)
+    sizes = np.frombuffer(base64.b64decode(text[:table], validate=True), header, 3 + blocks)
+    body = text[table : table + chars(int(sizes[3:].sum()))]
+    return _inflate(base64.b64decode(body, validate=True), sizes[3:].astype(np.int64))
+
+
+def _inflate(blob: bytes, sizes: NDArray[np.int64]) -> bytes:
+    out, start = [], 0
+    for length in sizes:
+        out.append(zlib.decompress(blob[start : start + int(length)]))
+        start += int(length)
+    return b"".join(out)

@@ -1,0 +1,1 @@
+"""OsiriX / Horos ROI exports (plist, JSON, CSV, ROI SR DICOM) as planar contours."""

@@ -1,0 +1,1 @@
+"""SliceOmatic (TomoVision) ``.tag`` label files: one 8-bit label per voxel of a DICOM image."""
