@@ -129,7 +129,6 @@ def test_24_segments_closed_volume_and_round_trip(
     _check_24(case24, smoothing, volume, mean)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("smoothing", "volume", "mean"), [("0.5", 0.04, 0.97), ("0", 0.02, 0.99)])
 def test_24_segments_full_size(smoothing: str, volume: float, mean: float) -> None:
     _check_24(synthetic_segmentation(n_segments=24), smoothing, volume, mean)
