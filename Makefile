@@ -38,6 +38,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/rtstruct.py
 	$(BIN)/python benchmarks/surfaces.py --segments 24
 	$(BIN)/python benchmarks/surfaces.py --segments 104
+	$(BIN)/python benchmarks/mesh_io.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

@@ -1,10 +1,24 @@
-"""Write and read time and file size of every mesh format, on about a million triangles.
+"""Mesh files: segio's writers and readers against trimesh's, on about a million triangles.
 
-Three closed icospheres (7 subdivisions: 327,680 triangles each, 983,040 in all) as one
-closed-surface segmentation, written with each format's default options (and the notable
-variants), then read back, in this process, best of ``--repeat`` runs. segio's mesh
-readers and writers are numpy throughout; the slow ones are the text formats (ASCII STL,
-OBJ, 3MF's XML), whose numbers are formatted or parsed as text.
+Three closed icospheres (7 subdivisions: 327,680 triangles each, 983,040 in all), one
+coloured, named segment each, written and read back by segio and by trimesh in the same
+run. Every job runs in a fresh process (``_harness``): the meshes are loaded from an
+``.npz`` and the library (segio: with the format's plugin module) imported before the
+clock starts; peak memory is the process's
+own high-water mark, imports and input included. Median of ``--repeat`` runs.
+
+What each side writes, chosen to be the same content:
+
+- STL (binary): one file per segment on both sides (segio's default, as 3D Slicer);
+  reading reads the three files.
+- OBJ: one file with one ``o`` object and ``usemtl`` material per segment, plus the MTL
+  (trimesh: a ``Scene`` of three meshes with a ``PBRMaterial`` each).
+- PLY (binary): one file, all segments; vertex colours on both sides (trimesh: the
+  concatenated mesh with vertex colours; segio also writes a per-face segment index).
+- GLB and 3MF: one file, one named node/object with its material/colour per segment
+  (trimesh: the same ``Scene``).
+
+segio-only variants (ASCII STL, VTK, VTP, glTF, quantized GLB) have no trimesh peer row.
 
     python benchmarks/mesh_io.py [--subdivisions 7] [--repeat 3]
 """
@@ -12,43 +26,138 @@ OBJ, 3MF's XML), whose numbers are formatted or parsed as text.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import segio
-from segio import Segment, Segmentation
-from segio.representations import Representation
-from segio.surfaces import Surface
+import numpy as np
 
-VARIANTS: list[tuple[str, dict[str, Any]]] = [
-    (".stl", {}),
-    (".stl", {"merge": True, "ascii": True}),
-    (".obj", {}),
-    (".ply", {}),
-    (".vtk", {}),
-    (".vtp", {}),
-    (".glb", {}),
-    (".glb", {"quantize": True}),
-    (".gltf", {}),
-    (".3mf", {}),
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import Result, print_table, ratio_line, repeat, run_python
+
+# (label, suffix, segio options, trimesh writer or None)
+VARIANTS: list[tuple[str, str, dict[str, Any], str | None]] = [
+    ("STL per segment", ".stl", {}, "stl"),
+    ("STL ascii merge", ".stl", {"merge": True, "ascii": True}, None),
+    ("OBJ+MTL", ".obj", {}, "scene"),
+    ("PLY", ".ply", {}, "ply"),
+    ("VTK", ".vtk", {}, None),
+    ("VTP", ".vtp", {}, None),
+    ("GLB", ".glb", {}, "scene"),
+    ("GLB quantized", ".glb", {"quantize": True}, None),
+    ("glTF", ".gltf", {}, None),
+    ("3MF", ".3mf", {}, "scene"),
 ]
 
+COLORS = [(0.0, 0.5, 0.7), (0.2, 0.5, 0.7), (0.4, 0.5, 0.7)]
 
-def scene(subdivisions: int) -> Segmentation:
+SEGIO_WRITE = """
+    import segio
+    from segio import Segment, Segmentation
+    from segio.representations import Representation
+    from segio.surfaces import Surface
+    data = np.load(work / "scene.npz")
+    colors = {colors}
+    segments, surfaces = [], {{}}
+    for n, color in enumerate(colors):
+        segment = Segment(f"S{{n}}", f"Structure {{n}}", color, label_value=n + 1)
+        segments.append(segment)
+        surfaces[segment.id] = Surface(data[f"v{{n}}"], data[f"f{{n}}"])
+    seg = Segmentation(segments, source_representation=Representation.CLOSED_SURFACE,
+                       surfaces=surfaces)
+    out = work / "{folder}"
+    out.mkdir(exist_ok=True)
+    # The plugin module (and registry) is imported before the clock, like trimesh.
+    from segio.registry import default_registry, writer_function
+    writer_function(default_registry().writer_for(out / "scene{suffix}"))
+    t = time.perf_counter()
+    written = segio.write(seg, out / "scene{suffix}", force=True, **{options})
+    seconds = time.perf_counter() - t
+    (work / "{folder}.json").write_text(json.dumps([str(p) for p in written]))
+    done(seconds)
+"""
+
+SEGIO_READ = """
+    import segio
+    from segio.registry import default_registry, reader_function
+    paths = [Path(p) for p in json.loads((work / "{folder}.json").read_text())]
+    reader_function(default_registry().reader_for(paths[0]))
+    t = time.perf_counter()
+    triangles = sum(len(s.faces) for p in paths if p.suffix == "{suffix}"
+                    for s in segio.read(p).surfaces.values())
+    seconds = time.perf_counter() - t
+    assert triangles == {triangles}, triangles
+    done(seconds)
+"""
+
+TRIMESH_WRITE = """
+    import trimesh
+    from trimesh.visual import TextureVisuals
+    from trimesh.visual.material import PBRMaterial
+    data = np.load(work / "scene.npz")
+    colors = {colors}
+    meshes = []
+    for n, color in enumerate(colors):
+        mesh = trimesh.Trimesh(data[f"v{{n}}"], data[f"f{{n}}"], process=False)
+        rgba = [round(255 * c) for c in color] + [255]
+        if "{kind}" == "ply":
+            mesh.visual.vertex_colors = rgba
+        elif "{kind}" == "scene":
+            mesh.visual = TextureVisuals(material=PBRMaterial(name=f"S{{n}}",
+                                                              baseColorFactor=rgba))
+        meshes.append(mesh)
+    scene = trimesh.Scene()
+    for n, mesh in enumerate(meshes):
+        scene.add_geometry(mesh, geom_name=f"Structure {{n}}", node_name=f"Structure {{n}}")
+    out = work / "{folder}"
+    out.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    if "{kind}" == "stl":
+        for n, mesh in enumerate(meshes):
+            mesh.export(out / f"scene_Structure {{n}}.stl")
+    elif "{kind}" == "ply":
+        trimesh.util.concatenate(meshes).export(out / "scene.ply", encoding="binary")
+    else:
+        scene.export(out / "scene{suffix}")
+    seconds = time.perf_counter() - t
+    done(seconds)
+"""
+
+TRIMESH_READ = """
+    import trimesh
+    paths = sorted((work / "{folder}").glob("*{suffix}"))
+    t = time.perf_counter()
+    loaded = [trimesh.load(p) for p in paths]
+    seconds = time.perf_counter() - t
+    triangles = sum(len(g.faces) for x in loaded
+                    for g in (x.geometry.values() if hasattr(x, "geometry") else [x]))
+    assert triangles == {triangles}, triangles
+    done(seconds)
+"""
+
+
+def prepare(work: Path, subdivisions: int) -> int:
+    """The three icospheres in ``work/scene.npz``; returns the triangle count."""
     import trimesh
 
-    segments, surfaces = [], {}
+    arrays = {}
     for n in range(3):
         mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=30.0)
         mesh.apply_translation((80.0 * n, 0.0, 0.0))
-        segment = Segment(f"S{n}", f"Structure {n}", (0.2 * n, 0.5, 0.7), label_value=n + 1)
-        segments.append(segment)
-        surfaces[segment.id] = Surface(mesh.vertices, mesh.faces)
-    return Segmentation(
-        segments, source_representation=Representation.CLOSED_SURFACE, surfaces=surfaces
-    )
+        arrays[f"v{n}"] = np.asarray(mesh.vertices, dtype=np.float64)
+        arrays[f"f{n}"] = np.asarray(mesh.faces, dtype=np.int64)
+    np.savez(work / "scene.npz", **arrays)
+    return sum(len(arrays[f"f{n}"]) for n in range(3))
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+
+
+def job(template: str, work: Path, times: int, **fields: Any) -> Result:
+    code = template.format(colors=COLORS, **fields)
+    return repeat(lambda: run_python(code, work), times)
 
 
 def main() -> None:
@@ -56,24 +165,38 @@ def main() -> None:
     parser.add_argument("--subdivisions", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    segmentation = scene(args.subdivisions)
-    triangles = sum(len(s.faces) for s in segmentation.surfaces.values())
-    print(f"{triangles} triangles, {len(segmentation.segments)} segments")
-    print(f"{'format':6} {'options':32} {'write s':>8} {'read s':>8} {'MB':>7}")
-    with tempfile.TemporaryDirectory() as folder:
-        for n, (suffix, options) in enumerate(VARIANTS):
-            path = Path(folder) / f"scene{n}{suffix}"
-            writes, reads = [], []
-            for _ in range(args.repeat):
-                start = time.perf_counter()
-                written = segio.write(segmentation, path, force=True, **options)
-                writes.append(time.perf_counter() - start)
-                start = time.perf_counter()
-                segio.read(written[0])
-                reads.append(time.perf_counter() - start)
-            size = sum(p.stat().st_size for p in written) / 1e6
-            label = ",".join(f"{k}={v}" for k, v in options.items()) or "default"
-            print(f"{suffix:6} {label:32} {min(writes):8.2f} {min(reads):8.2f} {size:7.1f}")
+    results: dict[str, Result] = {}
+    ratios: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        triangles = prepare(work, args.subdivisions)
+        print(f"{triangles} triangles, 3 segments, median of {args.repeat}")
+        for n, (label, suffix, options, peer) in enumerate(VARIANTS):
+            ours = f"segio{n}"
+            write = job(SEGIO_WRITE, work, args.repeat, folder=ours, suffix=suffix, options=options)
+            write["bytes"] = folder_size(work / ours)
+            read = job(
+                SEGIO_READ, work, args.repeat, folder=ours, suffix=suffix, triangles=triangles
+            )
+            results[f"segio {label} write"] = write
+            results[f"segio {label} read"] = read
+            if peer is None:
+                continue
+            theirs = f"trimesh{n}"
+            peer_write = job(
+                TRIMESH_WRITE, work, args.repeat, folder=theirs, suffix=suffix, kind=peer
+            )
+            peer_write["bytes"] = folder_size(work / theirs)
+            peer_read = job(
+                TRIMESH_READ, work, args.repeat, folder=theirs, suffix=suffix, triangles=triangles
+            )
+            results[f"trimesh {label} write"] = peer_write
+            results[f"trimesh {label} read"] = peer_read
+            ratios.append(ratio_line(f"{label} write", write, peer_write, size=True))
+            ratios.append(ratio_line(f"{label} read", read, peer_read))
+    print_table(results)
+    print("\nratio segio / trimesh:")
+    print("\n".join(ratios))
 
 
 if __name__ == "__main__":

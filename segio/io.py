@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +93,14 @@ def convert(
     force: bool = False,
     read_options: dict[str, Any] | None = None,
     write_options: dict[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
     registry: Registry | None = None,
 ) -> list[Path]:
-    """Read ``source`` and write it to ``target``; return the files written."""
+    """Read ``source`` and write it to ``target``; return the files written.
+
+    ``parameters`` set conversion parameters (Slicer's names, such as ``"Smoothing
+    factor"``) before the writer's representation is derived.
+    """
     if Path(source).absolute() == Path(target).absolute() and not force:
         raise WriteError(
             "the output is the input", path=target, hint="pass force=True to replace it"
@@ -105,6 +110,8 @@ def convert(
         segmentation = select_segments(segmentation, segments)
     if pack_layers:
         segmentation = segmentation.pack_layers()
+    for name, value in (parameters or {}).items():
+        segmentation.conversion_parameters.set(name, value)
     return write(
         segmentation,
         target,

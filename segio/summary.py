@@ -27,8 +27,9 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
             {
                 "id": segment.id,
                 "name": segment.name,
-                "layer": segment.layer,
-                "label": segment.label_value,
+                # Contours and surfaces have no voxels: no layer, no label value.
+                "layer": segment.layer if segmentation.layers else None,
+                "label": segment.label_value if segmentation.layers else None,
                 "color": list(segment.color),
                 "color_hex": "#" + "".join(f"{round(c * 255):02x}" for c in segment.color),
                 "terminology": _terminology(segment.terminology),

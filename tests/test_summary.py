@@ -145,3 +145,20 @@ def test_single_layer_is_not_overlapping() -> None:
     assert summary["overlapping"] is False
     assert summary["segments"][0]["voxels"] == 1
     assert summary["segments"][0]["extent"] == {"i": [0, 0], "j": [0, 0], "k": [0, 0]}
+
+
+def test_summary_of_surfaces_has_triangles_not_layers() -> None:
+    from segio.representations import Representation
+    from segio.surfaces import Surface
+
+    tetra = Surface(
+        [[0, 0, 0], [6, 0, 0], [0, 6, 0], [0, 0, 6]], [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]]
+    )
+    seg = Segmentation(
+        [Segment("a", "A")],
+        source_representation=Representation.CLOSED_SURFACE,
+        surfaces={"a": tetra},
+    )
+    (row,) = summarize(seg)["segments"]
+    assert (row["layer"], row["label"], row["voxels"]) == (None, None, 0)
+    assert row["triangles"] == 4 and row["surface_volume_mm3"] == pytest.approx(36.0)

@@ -91,6 +91,13 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
 @click.option("--force", "-f", is_flag=True, help="Replace the output if it exists.")
 @click.option("--read-option", "-I", multiple=True, metavar="NAME=VALUE", help="Reader option.")
 @click.option("--option", "-O", multiple=True, metavar="NAME=VALUE", help="Writer option.")
+@click.option(
+    "--parameter",
+    "-P",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Conversion parameter, Slicer's name (e.g. 'Smoothing factor=0' for meshes).",
+)
 def convert(
     source: Path,
     target: Path,
@@ -102,10 +109,17 @@ def convert(
     force: bool,
     read_option: Sequence[str],
     option: Sequence[str],
+    parameter: Sequence[str],
 ) -> None:
     """Convert SOURCE to TARGET; the formats follow from the file names."""
     names = [n.strip() for item in segments for n in item.split(",") if n.strip()]
     read_options, write_options = _options(read_option), _options(option)
+    parameters = {}
+    for pair in parameter:
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise ValidationError(f"parameter {pair!r} is not name=value")
+        parameters[name.strip()] = value.strip()
     if reference is not None:
         _add_reference(
             reference, source, target, read_format, write_format, read_options, write_options
@@ -120,6 +134,7 @@ def convert(
         force=force,
         read_options=read_options,
         write_options=write_options,
+        parameters=parameters,
     )
     for path in written:
         click.echo(f"wrote {path}")

@@ -37,8 +37,8 @@ def render_info(summary: dict[str, Any]) -> None:
         table.add_row(
             Text("██", style=segment["color_hex"]),
             segment["name"],
-            str(segment["layer"]),
-            str(segment["label"]),
+            "" if segment["layer"] is None else str(segment["layer"]),
+            "" if segment["label"] is None else str(segment["label"]),
             segment["color_hex"],
             _terminology(segment["terminology"]),
             _size(segment),
