@@ -32,6 +32,7 @@ test: lint tools
 
 bench: $(STAMP) tools
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/pytest -m slow -q
 	$(BIN)/python benchmarks/seg_nrrd_io.py
 	$(BIN)/python benchmarks/dicom_seg.py --segments 24
 	$(BIN)/python benchmarks/dicom_seg.py --segments 104

@@ -226,6 +226,20 @@ def reading(path: Path, what: str) -> Iterator[None]:
         ) from exc
 
 
+def part_from_metadata(meta: dict[str, Any], surface: Surface) -> Part:
+    """A Part from segio's own per-segment JSON (PLY comment, VTK field data)."""
+    color = meta.get("color")
+    term = meta.get("terminology")
+    return Part(
+        name=str(meta.get("name") or ""),
+        surface=surface,
+        color=None if color is None else (float(color[0]), float(color[1]), float(color[2])),
+        opacity=meta.get("opacity"),
+        id=meta.get("id"),
+        terminology=Terminology.from_slicer(term) if term else None,
+    )
+
+
 def checked_surface(vertices: Any, faces: Any, path: Path, what: str) -> Surface:
     """A Surface from parsed arrays; out-of-range indices become a ReadError."""
     try:

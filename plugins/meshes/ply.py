@@ -24,13 +24,13 @@ from numpy.typing import NDArray
 from segio.errors import ReadError
 from segio.files import OutputFiles
 from segio.model import Segmentation
-from segio.terminology import Terminology
 
 from .common import (
     SPACES,
     Part,
     checked_surface,
     choice,
+    part_from_metadata,
     parts_of,
     reading,
     rgb8,
@@ -183,20 +183,7 @@ def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
             raise ReadError(f"a face refers to a vertex outside 0..{len(points) - 1}", path=path)
         used, inverse = np.unique(mine, return_inverse=True)
         surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "PLY")
-        term = meta.get("terminology")
-        color = meta.get("color")
-        parts.append(
-            Part(
-                name=str(meta.get("name") or ""),
-                surface=surface,
-                color=None
-                if color is None
-                else (float(color[0]), float(color[1]), float(color[2])),
-                opacity=meta.get("opacity"),
-                id=meta.get("id"),
-                terminology=Terminology.from_slicer(term) if term else None,
-            )
-        )
+        parts.append(part_from_metadata(meta, surface))
     return parts, space
 
 

@@ -33,13 +33,13 @@ from numpy.typing import NDArray
 from segio.errors import ReadError
 from segio.files import OutputFiles
 from segio.model import Segmentation
-from segio.terminology import Terminology
 
 from .common import (
     SPACES,
     Part,
     checked_surface,
     choice,
+    part_from_metadata,
     parts_of,
     reading,
     space_in,
@@ -224,20 +224,7 @@ def _parts(
         mine = faces[order[edges[n] : edges[n + 1]]]
         used, inverse = np.unique(mine, return_inverse=True)
         surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "VTK")
-        color = meta.get("color")
-        term = meta.get("terminology")
-        parts.append(
-            Part(
-                name=str(meta.get("name") or ""),
-                surface=surface,
-                color=None
-                if color is None
-                else (float(color[0]), float(color[1]), float(color[2])),
-                opacity=meta.get("opacity"),
-                id=meta.get("id"),
-                terminology=Terminology.from_slicer(term) if term else None,
-            )
-        )
+        parts.append(part_from_metadata(meta, surface))
     return parts, space
 
 

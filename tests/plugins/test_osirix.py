@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import legacy  # fixtures/legacy.py, on pytest's pythonpath
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -25,18 +23,6 @@ from segio.testing import assert_same_segmentation, grid, reference_series
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 ANNOTATIONS = r"point/line ROI\(s\) kept as annotations"
-
-
-def _legacy() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("segio_legacy_fixtures", FIXTURES / "legacy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-legacy = _legacy()
 
 
 @pytest.fixture(scope="module")
