@@ -138,15 +138,26 @@ TRIMESH_READ = """
 
 
 def prepare(work: Path, subdivisions: int) -> int:
-    """The three icospheres in ``work/scene.npz``; returns the triangle count."""
+    """The three icospheres in ``work/scene.npz``; returns the triangle count.
+
+    Each sphere's vertices and triangles are shuffled differently, as the meshes of three
+    segments would differ: three identical index arrays would let a writer that shares
+    equal buffers (trimesh's glTF exporter) store one instead of three.
+    """
     import trimesh
 
+    rng = np.random.default_rng(0)
     arrays = {}
     for n in range(3):
         mesh = trimesh.creation.icosphere(subdivisions=subdivisions, radius=30.0)
         mesh.apply_translation((80.0 * n, 0.0, 0.0))
-        arrays[f"v{n}"] = np.asarray(mesh.vertices, dtype=np.float64)
-        arrays[f"f{n}"] = np.asarray(mesh.faces, dtype=np.int64)
+        order = rng.permutation(len(mesh.vertices))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        arrays[f"v{n}"] = np.asarray(mesh.vertices, dtype=np.float64)[order]
+        arrays[f"f{n}"] = rank[np.asarray(mesh.faces, dtype=np.int64)][
+            rng.permutation(len(mesh.faces))
+        ]
     np.savez(work / "scene.npz", **arrays)
     return sum(len(arrays[f"f{n}"]) for n in range(3))
 

@@ -266,9 +266,12 @@ def vertex_normals(surface: Surface) -> NDArray[np.float32]:
     else:
         v, f = surface.vertices, surface.faces
         face = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        normals = np.zeros_like(v)
-        for corner in range(3):
-            np.add.at(normals, f[:, corner], face)
+        # One bincount per axis over the corners in corner-major order: the same sums, in
+        # the same order, as ``np.add.at`` per corner, about ten times faster.
+        corners = f.T.ravel()
+        normals = np.stack(
+            [np.bincount(corners, np.tile(face[:, a], 3), len(v)) for a in range(3)], axis=1
+        )
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     unit = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
     return unit.astype(np.float32)
