@@ -77,3 +77,32 @@ def test_shared_oblique_series(shared_data: Path) -> None:
     assert geometry.shape == (3, 50, 100)
     assert not np.allclose(geometry.direction, np.eye(3))
     assert np.allclose(geometry.spacing, (2.5, 3.5, 4.5))
+
+
+def test_fast_headers_agree_with_pydicom_and_fall_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The struct-walked headers give pydicom's grid; a value the walker cannot convert
+    (an IS that is not a number) sends that file to pydicom instead of failing."""
+    from segio import dicomseries
+    from segio.testing import grid, reference_series
+
+    geometry = grid("oblique", (5, 12, 9))
+    folder = reference_series(geometry, tmp_path / "ct")
+    fast = read_image_series(folder)
+    with monkeypatch.context() as patch:
+        patch.setattr(dicomseries, "_HEAD", 0)  # every file through the whole-file path
+        assert read_image_series(folder).geometry == fast.geometry
+    assert fast.geometry.is_close(geometry, atol=1e-4)
+    assert type(fast.header).__name__ == "Header"
+    first = sorted(folder.iterdir())[0]
+    data = first.read_bytes()
+    tag = b"\x20\x00\x13\x00IS"  # Instance Number, explicit VR
+    at = data.index(tag) + 8
+    size = data[at - 2]
+    first.write_bytes(data[:at] + b"x" * size + data[at + size :])
+    assert read_image_series(folder).geometry == fast.geometry
+    # The first instance as a pydicom Dataset, loaded when a writer asks for it.
+    header_uid = fast.header["SOPInstanceUID"]
+    assert type(fast.dataset).__name__ == "FileDataset"
+    assert str(fast.dataset.SOPInstanceUID) == header_uid
