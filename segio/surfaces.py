@@ -14,6 +14,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from segio.errors import ValidationError
+from segio.geometry import LPS_TO_RAS
+
+__all__ = ["LPS_TO_RAS", "Surface", "face_normals", "vertex_normals"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,19 +35,30 @@ class Surface:
     def __init__(
         self, vertices: ArrayLike, faces: ArrayLike, normals: ArrayLike | None = None
     ) -> None:
-        points = np.array(vertices, dtype=np.float64, copy=True).reshape(-1, 3)
-        triangles = np.array(faces, dtype=np.int64, copy=True).reshape(-1, 3)
+        points = np.array(vertices, dtype=np.float64, copy=True)
+        given = np.asarray(faces)
+        if points.size % 3 or given.size % 3:
+            raise ValidationError(
+                f"a surface needs (N, 3) vertices and (M, 3) faces, got {points.size} "
+                f"coordinates and {given.size} face indices (not multiples of 3)"
+            )
+        if given.dtype.kind == "f" and not np.array_equal(given, np.round(given)):
+            # int64 would truncate 1.5 to 1 silently (and NaN to garbage).
+            raise ValidationError("a surface has face indices that are not whole numbers")
+        points = points.reshape(-1, 3)
+        triangles = np.array(given, dtype=np.int64, copy=True).reshape(-1, 3)
         if not np.all(np.isfinite(points)):
             raise ValidationError("a surface has NaN or infinite vertex coordinates")
         if triangles.size and (triangles.min() < 0 or triangles.max() >= len(points)):
             raise ValidationError(f"a surface face refers to a vertex outside 0..{len(points) - 1}")
         unit: NDArray[np.float32] | None = None
         if normals is not None:
-            unit = np.array(normals, dtype=np.float32, copy=True).reshape(-1, 3)
-            if unit.shape != points.shape:
+            unit = np.array(normals, dtype=np.float32, copy=True)
+            if unit.size != points.size:
                 raise ValidationError(
-                    f"a surface has {len(unit)} normals for {len(points)} vertices"
+                    f"a surface has {unit.size / 3:g} normals for {len(points)} vertices"
                 )
+            unit = unit.reshape(-1, 3)
             unit.flags.writeable = False
         points.flags.writeable = False
         triangles.flags.writeable = False
@@ -73,10 +87,19 @@ class Surface:
     def transformed(self, matrix: ArrayLike) -> Surface:
         """The surface under a 4x4 affine (LPS <-> RAS, mm <-> m); winding kept upright."""
         affine = np.asarray(matrix, dtype=np.float64)
+        if affine.shape != (4, 4) or not np.all(np.isfinite(affine)):
+            raise ValidationError(f"a surface transform must be a finite 4x4 matrix, got {affine}")
+        determinant = float(np.linalg.det(affine[:3, :3]))
+        scale = float(np.abs(affine[:3, :3]).max())
+        if scale == 0.0 or abs(determinant) <= 1e-12 * scale**3:
+            raise ValidationError(
+                "a surface transform is singular (it flattens the mesh); "
+                "give an invertible 4x4 matrix"
+            )
         points = self.vertices @ affine[:3, :3].T + affine[:3, 3]
         faces = self.faces
         normals = None
-        if np.linalg.det(affine[:3, :3]) < 0:
+        if determinant < 0:
             faces = faces[:, ::-1]
         if self.normals is not None:
             inverse_t = np.linalg.inv(affine[:3, :3]).T
@@ -89,5 +112,51 @@ class Surface:
         return f"Surface({len(self.vertices)} vertices, {len(self.faces)} faces)"
 
 
-#: LPS <-> RAS: the same matrix both ways (negate x and y).
-LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+def face_normals(
+    vertices: NDArray[np.float64], faces: NDArray[np.int64], *, unit: bool = False
+) -> NDArray[np.float64]:
+    """``(b - a) x (c - a)`` per triangle: outward for counter-clockwise faces, twice the
+    triangle's area long (the weight :func:`vertex_normals` wants), or of unit length with
+    ``unit`` (degenerate triangles get a zero normal, as STL writers do).
+
+    Written out per axis rather than with ``np.cross``, which is several times slower on
+    millions of triangles.
+    """
+    a = vertices[faces[:, 0]]
+    u = vertices[faces[:, 1]] - a
+    v = vertices[faces[:, 2]] - a
+    normals = np.empty_like(a)
+    normals[:, 0] = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
+    normals[:, 1] = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
+    normals[:, 2] = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
+    if unit:
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        normals /= np.where(length > 0, length, 1.0)
+    return normals
+
+
+def vertex_normals(
+    vertices: NDArray[np.float64],
+    faces: NDArray[np.int64],
+    weights: NDArray[np.float64] | None = None,
+) -> NDArray[np.float32]:
+    """Unit normals per vertex: the area-weighted mean of the normals of its triangles.
+
+    What ``vtkPolyDataNormals`` gives without splitting on a consistently wound mesh, and
+    outward because the faces are. ``weights`` are the :func:`face_normals` when the caller
+    has them already. A vertex without a usable triangle gets +z rather than a zero vector,
+    because formats such as glTF require unit normals on every vertex. One ``bincount`` per
+    axis: several times faster than ``np.add.at`` or the VTK filter.
+    """
+    normals = np.zeros((len(vertices), 3))
+    if len(faces):
+        if weights is None:
+            weights = face_normals(vertices, faces)
+        corners = faces.ravel()
+        for axis in range(3):
+            normals[:, axis] = np.bincount(
+                corners, np.repeat(weights[:, axis], 3), minlength=len(vertices)
+            )
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    unit = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+    return unit.astype(np.float32)

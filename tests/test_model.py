@@ -231,6 +231,44 @@ def test_surface_checks_and_transforms() -> None:
     assert Surface(np.zeros((0, 3)), np.zeros((0, 3))).volume() == 0.0
 
 
+@pytest.mark.parametrize(
+    ("vertices", "faces", "match"),
+    [
+        (np.zeros(7), np.zeros((0, 3)), "multiples of 3"),
+        (np.zeros((3, 3)), [0, 1, 2, 0], "multiples of 3"),
+        (np.zeros((3, 3)), [[0.0, 1.5, 2.0]], "whole numbers"),
+        (np.zeros((3, 3)), [[0.0, np.nan, 2.0]], "whole numbers"),
+    ],
+)
+def test_surface_shapes_and_face_types(vertices: object, faces: object, match: str) -> None:
+    with pytest.raises(ValidationError, match=match):
+        Surface(vertices, faces)  # type: ignore[arg-type]
+
+
+def test_surface_accepts_whole_float_faces() -> None:
+    surface = Surface(np.zeros((3, 3)), [[0.0, 1.0, 2.0]])
+    assert surface.faces.dtype == np.int64 and surface.faces.tolist() == [[0, 1, 2]]
+
+
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        np.zeros((4, 4)),
+        np.diag([1.0, 1.0, 0.0, 1.0]),
+        np.array([[1.0, 2.0, 0, 0], [0.5, 1.0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]),  # rank 2
+    ],
+)
+def test_surface_transform_must_be_invertible(matrix: np.ndarray) -> None:
+    with pytest.raises(ValidationError, match="singular"):
+        tetrahedron().transformed(matrix)
+
+
+def test_surface_transform_in_metres_is_not_singular() -> None:
+    """mm -> m gives a determinant of 1e-9: small, but an invertible scale."""
+    metres = tetrahedron().transformed(np.diag([1e-3, 1e-3, 1e-3, 1.0]))
+    assert metres.volume() == pytest.approx(1e-9 / 6)
+
+
 def test_validation_errors_are_segio_errors() -> None:
     assert issubclass(ValidationError, SegioError)
     assert issubclass(GeometryError, SegioError)

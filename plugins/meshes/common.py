@@ -230,14 +230,36 @@ def part_from_metadata(meta: dict[str, Any], surface: Surface) -> Part:
     """A Part from segio's own per-segment JSON (PLY comment, VTK field data)."""
     color = meta.get("color")
     term = meta.get("terminology")
+    opacity, segment_id = checked_metadata(meta.get("opacity"), meta.get("id"))
     return Part(
         name=str(meta.get("name") or ""),
         surface=surface,
         color=None if color is None else (float(color[0]), float(color[1]), float(color[2])),
-        opacity=meta.get("opacity"),
-        id=meta.get("id"),
+        opacity=opacity,
+        id=segment_id,
         terminology=Terminology.from_slicer(term) if term else None,
     )
+
+
+def checked_metadata(opacity: object, segment_id: object) -> tuple[float | None, str | None]:
+    """Opacity (a number in 0..1) and segment id (text) as a file's metadata gives them.
+
+    Files are edited by hand and by other tools: a wrong type must become a ReadError (the
+    caller runs inside :func:`reading`), not a TypeError later in :func:`to_segmentation`.
+    """
+    value: float | None = None
+    if opacity is not None:
+        if isinstance(opacity, bool) or not isinstance(opacity, (int, float, str)):
+            raise ValidationError(f"opacity must be a number in 0..1, got {opacity!r}")
+        try:
+            value = float(opacity)
+        except ValueError:
+            raise ValidationError(f"opacity must be a number in 0..1, got {opacity!r}") from None
+        if not 0.0 <= value <= 1.0:  # also rejects NaN
+            raise ValidationError(f"opacity must be a number in 0..1, got {opacity!r}")
+    if segment_id is not None and not isinstance(segment_id, str):
+        raise ValidationError(f"a segment id must be text, got {segment_id!r}")
+    return value, segment_id or None
 
 
 def checked_surface(vertices: Any, faces: Any, path: Path, what: str) -> Surface:
@@ -259,22 +281,37 @@ def welded(triangles: NDArray[np.floating[Any]]) -> tuple[NDArray[Any], NDArray[
     return points[first], inverse.reshape(-1, 3).astype(np.int64)
 
 
-def vertex_normals(surface: Surface) -> NDArray[np.float32]:
-    """Unit per-vertex normals: the surface's own, else area-weighted face normals."""
-    if surface.normals is not None:
-        normals = surface.normals.astype(np.float64)
+def compacted(
+    points: NDArray[np.float64], faces: NDArray[Any]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Only the points ``faces`` use, renumbered (one segment cut out of a shared table)."""
+    used, inverse = np.unique(faces, return_inverse=True)
+    return points[used], inverse.reshape(-1, 3).astype(np.int64)
+
+
+def polygon_triangles(
+    counts: NDArray[np.int64], ids: NDArray[np.int64], *, strips: bool = False
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Triangles of polygons given as vertex counts and their concatenated vertex ids, and
+    the polygon each triangle came from.
+
+    Polygons become fans around their first vertex (convex polygons, as OBJ, PLY and VTK
+    writers produce); ``strips`` reads triangle strips, every other triangle flipped to keep
+    the winding. All in numpy: files of millions of quads need no Python loop per polygon.
+    """
+    counts = np.asarray(counts, np.int64)
+    if np.any(counts < 0) or int(counts.sum()) != len(ids):
+        raise ValueError("the polygon sizes and the vertex list disagree (truncated?)")
+    fans = np.maximum(counts - 2, 0)
+    owner = np.repeat(np.arange(len(counts)), fans)
+    step = np.arange(len(owner)) - np.repeat(np.cumsum(fans) - fans, fans)  # within a polygon
+    base = (np.cumsum(counts) - counts)[owner]
+    if strips:
+        odd = step % 2
+        first, second = ids[base + step + odd], ids[base + step + 1 - odd]
     else:
-        v, f = surface.vertices, surface.faces
-        face = np.cross(v[f[:, 1]] - v[f[:, 0]], v[f[:, 2]] - v[f[:, 0]])
-        # One bincount per axis over the corners in corner-major order: the same sums, in
-        # the same order, as ``np.add.at`` per corner, about ten times faster.
-        corners = f.T.ravel()
-        normals = np.stack(
-            [np.bincount(corners, np.tile(face[:, a], 3), len(v)) for a in range(3)], axis=1
-        )
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    unit = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
-    return unit.astype(np.float32)
+        first, second = ids[base], ids[base + step + 1]
+    return np.stack([first, second, ids[base + step + 2]], axis=1), owner
 
 
 def safe_name(name: str) -> str:

@@ -33,17 +33,18 @@ from numpy.typing import NDArray
 from segio.errors import ReadError
 from segio.files import OutputFiles
 from segio.model import Segmentation
+from segio.surfaces import vertex_normals
 from segio.terminology import Terminology
 
 from .common import (
     Part,
+    checked_metadata,
     checked_surface,
     choice,
     flag,
     parts_of,
     reading,
     to_segmentation,
-    vertex_normals,
 )
 
 #: LPS -> glTF axes (X = L, Y = S, Z = A); orthonormal, so its inverse is its transpose.
@@ -74,10 +75,10 @@ def write(
     )
     if path.suffix.lower() == ".glb":
         payload = glb(document, blob)
-    elif "buffers" in document:
-        document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + base64.b64encode(
-            blob
-        ).decode("ascii")
+    else:
+        if "buffers" in document:  # none when every segment is empty
+            data = base64.b64encode(blob).decode("ascii")
+            document["buffers"][0]["uri"] = "data:application/octet-stream;base64," + data
         payload = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
     files.stage(path).write_bytes(payload)
 
@@ -95,9 +96,10 @@ def build(
     """The glTF JSON document and its binary buffer.
 
     With ``quantize`` (KHR_mesh_quantization) positions are int16 on each segment's bounding
-    box, undone by the node's translation and scale (steps of 1/65534 of the box), normals
-    normalised int8 and indices uint16 when they fit: half the size, read natively by
-    three.js.
+    box, undone by the node's translation and a uniform scale (one step, 1/65534 of the
+    box's longest side, on every axis: glTF turns normals by the inverse transpose of the
+    node matrix, so a non-uniform scale would bend the shading), normals normalised int8
+    and indices uint16 when they fit: half the size, read natively by three.js.
     """
     chunks: list[bytes] = []
     size = 0
@@ -158,14 +160,23 @@ def build(
             extras["color"] = list(part.color or (1.0, 1.0, 1.0))
             continue
         points = part.surface.vertices @ matrix.T
-        normals = vertex_normals(part.surface).astype(np.float64) @ LPS_TO_GLTF.T
-        normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+        surface = part.surface
+        normals = (
+            vertex_normals(surface.vertices, surface.faces)
+            if surface.normals is None
+            else surface.normals
+        ).astype(np.float64) @ LPS_TO_GLTF.T
+        length = np.linalg.norm(normals, axis=1, keepdims=True)
+        normals = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0, 1, 0])
         if quantize:
+            # One step for all axes: a non-uniform node scale would bend the shading
+            # normals, which glTF transforms by its inverse transpose.
             low, high = points.min(axis=0), points.max(axis=0)
-            step = np.where(high > low, (high - low) / 65534.0, 1.0)
+            extent = float((high - low).max())
+            step = extent / 65534.0 if extent > 0 else 1.0
             codes = np.round((points - low) / step) - 32767
             node["translation"] = [float(x) for x in low + 32767 * step]
-            node["scale"] = [float(x) for x in step]
+            node["scale"] = [step, step, step]
             position = add(codes.astype(np.int16), "VEC3", _SHORT, _ARRAY_BUFFER, True)
             normal = add(
                 np.round(normals * 127).astype(np.int8), "VEC3", _BYTE, _ARRAY_BUFFER, False, True
@@ -281,7 +292,7 @@ def read(
     with reading(path, "glTF"):
         document, blob = _load(path)
         parts = _parts(document, blob, path, units, axes)
-    return to_segmentation(parts, path, reference=reference)
+        return to_segmentation(parts, path, reference=reference)
 
 
 def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
@@ -470,17 +481,17 @@ def _part(
         "glTF",
     )
     if "opacity" in extras:
-        opacity = float(extras["opacity"])
+        opacity = extras["opacity"]
+    opacity, segment_id = checked_metadata(opacity, extras.get("segment_id"))
     if color is None and isinstance(extras.get("color"), list) and len(extras["color"]) == 3:
         color = (float(extras["color"][0]), float(extras["color"][1]), float(extras["color"][2]))
     term = extras.get("terminology")
-    segment_id = extras.get("segment_id")
     return Part(
         name=name,
         surface=surface,
         color=color,
         opacity=opacity,
-        id=str(segment_id) if segment_id else None,
+        id=segment_id,
         terminology=Terminology.from_slicer(term) if term else None,
     )
 

@@ -26,7 +26,18 @@ from segio.files import OutputFiles
 from segio.model import Segmentation
 from segio.terminology import Terminology
 
-from .common import SPACES, Part, checked_surface, choice, parts_of, reading, to_segmentation
+from .common import (
+    SPACES,
+    Part,
+    checked_metadata,
+    checked_surface,
+    choice,
+    compacted,
+    parts_of,
+    polygon_triangles,
+    reading,
+    to_segmentation,
+)
 
 MARK = "# segio "
 SIGNATURE = "(written by segio)"
@@ -100,7 +111,7 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
         if "\0" in text:
             raise ReadError("binary content in an OBJ (text) file", path=path)
         parts, space = _parse(text, path)
-    return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(parts, path, space=space, reference=reference)
 
 
 def _parse(text: str, path: Path) -> tuple[list[Part], str]:
@@ -168,9 +179,9 @@ def _parse(text: str, path: Path) -> tuple[list[Part], str]:
         if bounds[n] == bounds[n + 1] and not group.meta:
             continue
         lo, hi = np.searchsorted(owner, [bounds[n], bounds[n + 1]])
-        used, inverse = np.unique(triangles[lo:hi], return_inverse=True)
-        surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "OBJ")
+        surface = checked_surface(*compacted(points, triangles[lo:hi]), path, "OBJ")
         color, opacity = materials.get(group.material or "", (None, None))
+        opacity, segment_id = checked_metadata(opacity, group.meta.get("id"))
         term = group.meta.get("terminology")
         parts.append(
             Part(
@@ -178,7 +189,7 @@ def _parse(text: str, path: Path) -> tuple[list[Part], str]:
                 surface=surface,
                 color=color,
                 opacity=opacity,
-                id=group.meta.get("id"),
+                id=segment_id,
                 terminology=Terminology.from_slicer(term) if term else None,
             )
         )
@@ -226,12 +237,7 @@ def _triangles(
         raise ReadError("a face refers to vertex 0 (OBJ counts from 1)", path=path)
     line_of_value = np.repeat(np.arange(len(rows)), counts)
     values = np.where(values > 0, values - 1, values + seen[line_of_value])
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    fans = counts - 2
-    owner = np.repeat(np.arange(len(rows)), fans)
-    k = np.arange(len(owner)) - np.repeat(np.cumsum(fans) - fans, fans)  # fan step per line
-    first = values[starts[owner]]
-    return np.stack([first, values[starts[owner] + k + 1], values[starts[owner] + k + 2]], 1), owner
+    return polygon_triangles(counts, values)
 
 
 def _materials(

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError
+from segio.errors import ReadError, WriteError
 from segio.files import OutputFiles
 from segio.model import Segmentation
 
@@ -30,8 +30,10 @@ from .common import (
     Part,
     checked_surface,
     choice,
+    compacted,
     part_from_metadata,
     parts_of,
+    polygon_triangles,
     reading,
     rgb8,
     space_in,
@@ -39,6 +41,8 @@ from .common import (
 )
 
 MARK = "segio segment "
+#: Faces are written as ``list uchar int``: the largest vertex index a reader accepts.
+MAX_INDEX = int(np.iinfo(np.int32).max)
 _TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
     "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
@@ -75,6 +79,12 @@ def write(
         header.append("comment " + MARK + json.dumps(meta))
     n_vertices = sum(len(p.surface.vertices) for p in parts)
     n_faces = sum(len(p.surface.faces) for p in parts)
+    if n_vertices - 1 > MAX_INDEX:  # checked before the tables are allocated
+        raise WriteError(
+            f"{n_vertices} vertices are too many for the int32 indices of a PLY face",
+            path=path,
+            hint="write fewer segments per file, or decimate the surfaces",
+        )
     header += [
         f"element vertex {n_vertices}",
         "property float x",
@@ -99,8 +109,6 @@ def write(
         face["v"][f0 : f0 + len(f)] = f + v0
         face["segment"][f0 : f0 + len(f)] = n
         v0, f0 = v0 + len(v), f0 + len(f)
-    if v0 > np.iinfo(np.int32).max:
-        raise ReadError("too many vertices for int32 PLY indices", path=path)
     payload = ("\n".join(header) + "\n").encode("ascii") + vertex.tobytes() + face.tobytes()
     files.stage(path).write_bytes(payload)
 
@@ -118,7 +126,7 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
     with reading(path, "PLY"):
         data = path.read_bytes()
         parts, space = _parse(data, path)
-    return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(parts, path, space=space, reference=reference)
 
 
 def _header(data: bytes, path: Path) -> tuple[str, list[_Element], list[str], int]:
@@ -181,8 +189,7 @@ def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
         mine = triangles[labels == int(meta["index"])]
         if mine.size and (mine.min() < 0 or mine.max() >= len(points)):
             raise ReadError(f"a face refers to a vertex outside 0..{len(points) - 1}", path=path)
-        used, inverse = np.unique(mine, return_inverse=True)
-        surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "PLY")
+        surface = checked_surface(*compacted(points, mine), path, "PLY")
         parts.append(part_from_metadata(meta, surface))
     return parts, space
 
@@ -193,13 +200,10 @@ def _triangulate(
     """Triangles and the polygon each came from (fans for polygons of more than 3)."""
     if isinstance(polygons, np.ndarray):  # all triangles, read in one go
         return polygons.astype(np.int64), np.arange(len(polygons))
-    triangles: list[tuple[int, int, int]] = []
-    owner: list[int] = []
-    for n, polygon in enumerate(polygons):
-        for k in range(1, len(polygon) - 1):
-            triangles.append((int(polygon[0]), int(polygon[k]), int(polygon[k + 1])))
-            owner.append(n)
-    return np.array(triangles, np.int64).reshape(-1, 3), np.array(owner, np.int64)
+    if not polygons:
+        return np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
+    counts = np.fromiter((len(p) for p in polygons), np.int64, len(polygons))
+    return polygon_triangles(counts, np.concatenate(polygons).astype(np.int64))
 
 
 def _binary_tables(

@@ -23,6 +23,7 @@ import numpy as np
 from segio.errors import ReadError, WriteError
 from segio.files import OutputFiles
 from segio.model import Segmentation
+from segio.surfaces import face_normals
 
 from .common import (
     SPACES,
@@ -93,10 +94,8 @@ def _binary(parts: list[Part], space: str) -> bytes:
     for part in parts:
         v, f = part.surface.vertices, part.surface.faces
         corners = v[f]
-        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        length = np.linalg.norm(normal, axis=1, keepdims=True)
         stop = start + len(f)
-        records["normal"][start:stop] = normal / np.where(length > 0, length, 1.0)
+        records["normal"][start:stop] = face_normals(v, f, unit=True)
         records["corners"][start:stop] = corners
         start = stop
     header = (HEADER + space.upper().encode()).ljust(80, b"\0")
@@ -109,10 +108,7 @@ def _ascii(parts: list[Part], space: str) -> bytes:
         title = f"{' '.join(part.name.split())} SPACE={space.upper()}".strip()
         v, f = part.surface.vertices, part.surface.faces
         corners = v[f]
-        normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        length = np.linalg.norm(normal, axis=1, keepdims=True)
-        normal = normal / np.where(length > 0, length, 1.0)
-        table = np.concatenate([normal, corners.reshape(-1, 9)], axis=1)
+        table = np.concatenate([face_normals(v, f, unit=True), corners.reshape(-1, 9)], axis=1)
         facet = (
             "facet normal %.9g %.9g %.9g\n outer loop\n"
             "  vertex %.17g %.17g %.17g\n  vertex %.17g %.17g %.17g\n  vertex %.17g %.17g %.17g\n"
@@ -132,7 +128,7 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
             parts, space = _read_ascii(data, path)
         else:
             parts, space = _read_binary(data, path)
-    return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(parts, path, space=space, reference=reference)
 
 
 def _is_ascii(data: bytes) -> bool:

@@ -10,6 +10,10 @@ own mesh and a ``pid``/``pindex`` into one ``<basematerials>`` group whose ``dis
 normals (§4.1): segio's closed surfaces are. Segments without triangles cannot be objects
 and are left out with a warning. The space, segment ids and terminology are kept in model
 ``<metadata>`` (``segio:...``) for the reader; colours come back to 8 bits.
+
+Reading follows the build: one segment per ``<item>``, its ``transform`` applied, and an
+object made of ``<components>`` (other tools' assemblies) becomes one segment holding its
+parts, each moved by its component transform; mirroring transforms flip the winding back.
 """
 
 from __future__ import annotations
@@ -31,7 +35,17 @@ from segio.files import OutputFiles
 from segio.model import Segmentation
 from segio.terminology import Terminology
 
-from .common import SPACES, Part, checked_surface, choice, parts_of, reading, rgb8, to_segmentation
+from .common import (
+    SPACES,
+    Part,
+    checked_metadata,
+    checked_surface,
+    choice,
+    parts_of,
+    reading,
+    rgb8,
+    to_segmentation,
+)
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 SEGIO = "https://github.com/segio/3mf"
@@ -137,7 +151,7 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
     """One segment per object of the build, named and coloured as the file says."""
     with reading(path, "3MF"):
         parts, space = _parse(path)
-    return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(parts, path, space=space, reference=reference)
 
 
 def _parse(path: Path) -> tuple[list[Part], str]:
@@ -172,31 +186,39 @@ def _parse(path: Path) -> tuple[list[Part], str]:
         palettes[group.get("id", "")] = [_color(b.get("displaycolor", "#FFFFFF")) for b in group]
     objects = {o.get("id"): o for o in resources.findall(f"{prefix}object", ns)}
     build = root.find(f"{prefix}build", ns)
-    order = [i.get("objectid") for i in build] if build is not None else list(objects)
+    if build is not None:
+        items = list(build)
+    else:
+        items = [ElementTree.Element("item", objectid=key or "") for key in objects]
     extra = meta.get("segments", [])
     parts = []
-    for n, object_id in enumerate(order):
+    for n, item in enumerate(items):
+        object_id = item.get("objectid")
         element = objects.get(object_id)
         if element is None:
             raise ReadError(f"the build refers to a missing object {object_id}", path=path)
-        mesh = element.find(f"{prefix}mesh", ns)
-        if mesh is None:
-            continue  # components-only objects are assemblies, not bodies
-        vertices = _table(mesh, "vertices", "vertex", ("x", "y", "z"), blocks, prefix, ns)
-        vertices = vertices.astype(np.float64) * scale
-        faces = _table(mesh, "triangles", "triangle", ("v1", "v2", "v3"), blocks, prefix, ns)
-        faces = faces.astype(np.int64)
+        pieces = _meshes(element, _transform(item.get("transform")), objects, blocks, prefix, ns)
+        offsets = np.cumsum([0] + [len(v) for v, _ in pieces])
+        vertices = np.concatenate([np.zeros((0, 3))] + [v for v, _ in pieces]) * scale
+        faces = np.concatenate(
+            [np.zeros((0, 3), np.int64)] + [f + offsets[k] for k, (_, f) in enumerate(pieces)]
+        )
+        painted = element
+        if painted.get("pid") is None:  # an assembly: the colour of its first coloured body
+            bodies = _bodies(element, objects, prefix, ns)
+            painted = next((o for o in bodies if o.get("pid") is not None), element)
         color: tuple[float, float, float] | None = None
         opacity: float | None = None
-        palette = palettes.get(element.get("pid", ""))
+        palette = palettes.get(painted.get("pid", ""))
         if palette:
-            color, opacity = palette[int(element.get("pindex", "0"))]
+            color, opacity = palette[int(painted.get("pindex", "0"))]
         info = extra[n] if n < len(extra) else {}
         exact = info.get("color")
         if exact is not None and color is not None and rgb8(exact) == rgb8(color):
             color = (float(exact[0]), float(exact[1]), float(exact[2]))
-        if info.get("opacity") is not None:
-            opacity = float(info["opacity"])
+        opacity, segment_id = checked_metadata(
+            info["opacity"] if info.get("opacity") is not None else opacity, info.get("id")
+        )
         term = info.get("terminology")
         parts.append(
             Part(
@@ -204,11 +226,76 @@ def _parse(path: Path) -> tuple[list[Part], str]:
                 surface=checked_surface(vertices, faces, path, "3MF"),
                 color=color,
                 opacity=opacity,
-                id=info.get("id"),
+                id=segment_id,
                 terminology=Terminology.from_slicer(term) if term else None,
             )
         )
     return parts, "ras" if str(meta.get("space", "")).upper() == "RAS" else "lps"
+
+
+def _transform(text: str | None) -> NDArray[np.float64]:
+    """A 3MF ``transform`` (12 numbers, §3.3) as a 4x4 matrix for row vectors.
+
+    3MF multiplies row vectors from the left: ``p' = [x, y, z, 1] @ M`` with ``M`` the
+    numbers as four rows of three (the last row is the translation).
+    """
+    matrix = np.eye(4)
+    if text is None or not text.strip():
+        return matrix
+    numbers = [float(word) for word in text.split()]
+    if len(numbers) != 12 or not all(np.isfinite(numbers)):
+        raise ValueError(f"a transform needs 12 finite numbers, got {text!r}")
+    matrix[:, :3] = np.reshape(numbers, (4, 3))
+    return matrix
+
+
+def _meshes(
+    element: ElementTree.Element,
+    matrix: NDArray[np.float64],
+    objects: dict[str | None, ElementTree.Element],
+    blocks: list[bytes],
+    prefix: str,
+    ns: dict[str, str],
+    depth: int = 0,
+) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
+    """Vertices and faces of an object in build coordinates: its own mesh, or its
+    components' meshes moved by their transforms (nested assemblies included)."""
+    if depth > 32:
+        raise ValueError("components nest more than 32 deep (a cycle?)")
+    mesh = element.find(f"{prefix}mesh", ns)
+    if mesh is not None:
+        vertices = _table(mesh, "vertices", "vertex", ("x", "y", "z"), blocks, prefix, ns)
+        faces = _table(mesh, "triangles", "triangle", ("v1", "v2", "v3"), blocks, prefix, ns)
+        points = vertices.astype(np.float64) @ matrix[:3, :3] + matrix[3, :3]
+        triangles = faces.astype(np.int64)
+        if triangles.size and (triangles.min() < 0 or triangles.max() >= len(points)):
+            raise ValueError(f"a triangle refers to a vertex outside 0..{len(points) - 1}")
+        if np.linalg.det(matrix[:3, :3]) < 0:  # a mirror turns the faces inside out
+            triangles = triangles[:, ::-1]
+        return [(points, triangles)]
+    pieces = []
+    for component in element.iterfind(f"{prefix}components/{prefix}component", ns):
+        child = objects.get(component.get("objectid"))
+        if child is None:
+            raise ValueError(f"a component refers to a missing object {component.get('objectid')}")
+        inner = _transform(component.get("transform")) @ matrix
+        pieces += _meshes(child, inner, objects, blocks, prefix, ns, depth + 1)
+    return pieces
+
+
+def _bodies(
+    element: ElementTree.Element,
+    objects: dict[str | None, ElementTree.Element],
+    prefix: str,
+    ns: dict[str, str],
+) -> list[ElementTree.Element]:
+    """The objects an assembly's components refer to, in order (one level)."""
+    found = []
+    for component in element.iterfind(f"{prefix}components/{prefix}component", ns):
+        child = objects.get(component.get("objectid"))
+        if child is not None:
+            found.append(child)
+    return found
 
 
 _ATTRIBUTE = re.compile(rb'\b([xyz]|v[123])\s*=\s*"([^"]*)"')

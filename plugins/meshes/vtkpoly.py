@@ -39,8 +39,10 @@ from .common import (
     Part,
     checked_surface,
     choice,
+    compacted,
     part_from_metadata,
     parts_of,
+    polygon_triangles,
     reading,
     space_in,
     to_segmentation,
@@ -72,10 +74,15 @@ def write(
     space = choice(coordinate_system, "coordinate_system", SPACES)
     parts = parts_of(segmentation, space)
     offsets = np.cumsum([0] + [len(p.surface.vertices) for p in parts])
-    points = np.concatenate([p.surface.vertices for p in parts]).reshape(-1, 3)
-    faces = np.concatenate([p.surface.faces + offsets[n] for n, p in enumerate(parts)])
+    # The empty leading arrays let a segmentation without segments write an empty mesh,
+    # as the other mesh writers do.
+    points = np.concatenate([np.zeros((0, 3))] + [p.surface.vertices for p in parts])
+    faces = np.concatenate(
+        [np.zeros((0, 3), np.int64)] + [p.surface.faces + offsets[n] for n, p in enumerate(parts)]
+    )
     owner = np.concatenate(
-        [np.full(len(p.surface.faces), n, np.int32) for n, p in enumerate(parts)]
+        [np.zeros(0, np.int32)]
+        + [np.full(len(p.surface.faces), n, np.int32) for n, p in enumerate(parts)]
     )
     info = json.dumps(
         {
@@ -95,7 +102,7 @@ def write(
     ).encode("utf-8")
     colors = np.array(
         [[*(p.color or (1.0, 1.0, 1.0)), 1.0 if p.opacity is None else p.opacity] for p in parts]
-    )
+    ).reshape(-1, 4)
     if path.suffix.lower() == ".vtk":
         payload = _legacy(points, faces.reshape(-1, 3), owner, info, colors, space)
     else:
@@ -186,7 +193,7 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
         else:
             raise ReadError("neither a legacy VTK nor a VTK XML file", path=path)
         parts, space = _parts(*mesh, path)
-    return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(parts, path, space=space, reference=reference)
 
 
 _Mesh = tuple[NDArray[np.float64], NDArray[np.int64], NDArray[np.int64] | None, dict[str, Any], str]
@@ -222,39 +229,33 @@ def _parts(
     for n in range(len(labels)):
         meta = segments[n] if segments else {}
         mine = faces[order[edges[n] : edges[n + 1]]]
-        used, inverse = np.unique(mine, return_inverse=True)
-        surface = checked_surface(points[used], inverse.reshape(-1, 3), path, "VTK")
+        surface = checked_surface(*compacted(points, mine), path, "VTK")
         parts.append(part_from_metadata(meta, surface))
     return parts, space
 
 
-def _polygon_triangles(
-    counts_and_ids: NDArray[np.int64], strips: bool
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Triangles (fans or strips) and the cell each came from, from ``n id id ...`` lists."""
-    flat = counts_and_ids
-    if len(flat) and flat[0] == 3 and len(flat) % 4 == 0:
-        table = flat.reshape(-1, 4)
-        if not strips and np.all(table[:, 0] == 3):
-            return table[:, 1:].copy(), np.arange(len(table))
-    triangles: list[tuple[int, int, int]] = []
-    owner: list[int] = []
-    at, cell = 0, 0
-    while at < len(flat):
-        n = int(flat[at])
-        ids = flat[at + 1 : at + 1 + n]
-        if n < 0 or len(ids) != n:
+def _cells(flat: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Vertex counts and concatenated ids from a legacy ``n id id ... n id ...`` list."""
+    if not len(flat):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    size = int(flat[0])
+    if size >= 0 and len(flat) % (size + 1) == 0 and np.all(flat[:: size + 1] == size):
+        table = flat.reshape(-1, size + 1)  # every cell the same size: the usual case
+        return table[:, 0].copy(), table[:, 1:].ravel()
+    # Mixed sizes: each count says where the next cell starts, so finding the starts is a
+    # walk over the counts (plain ints); the triangulation itself stays in numpy.
+    values = flat.tolist()
+    starts: list[int] = []
+    at = 0
+    while at < len(values):
+        count = values[at]
+        if count < 0 or at + 1 + count > len(values):
             raise ValueError("a cell list runs past its end")
-        for k in range(n - 2):
-            if strips:
-                a, b = (ids[k], ids[k + 1]) if k % 2 == 0 else (ids[k + 1], ids[k])
-                triangles.append((int(a), int(b), int(ids[k + 2])))
-            else:
-                triangles.append((int(ids[0]), int(ids[k + 1]), int(ids[k + 2])))
-            owner.append(cell)
-        at += 1 + n
-        cell += 1
-    return np.array(triangles, np.int64).reshape(-1, 3), np.array(owner, np.int64)
+        starts.append(at)
+        at += 1 + count
+    mask = np.ones(len(flat), bool)
+    mask[starts] = False
+    return flat[starts], flat[mask]
 
 
 class _Cursor:
@@ -339,13 +340,13 @@ def _read_legacy(data: bytes, path: Path) -> _Mesh:
                 kind = _kind(cursor.line().split()[1])
                 connectivity = cursor.numbers(size, kind).astype(np.int64)
                 counts = np.diff(offsets)
-                flat = _interleave(counts, connectivity)
-                n_cells = len(counts)
             else:
-                flat = cursor.numbers(size, "i4").astype(np.int64)
-                n_cells = cells
+                counts, connectivity = _cells(cursor.numbers(size, "i4").astype(np.int64))
+            n_cells = len(counts)
             if key in ("POLYGONS", "TRIANGLE_STRIPS"):
-                triangles, owner = _polygon_triangles(flat, key == "TRIANGLE_STRIPS")
+                triangles, owner = polygon_triangles(
+                    counts, connectivity, strips=key == "TRIANGLE_STRIPS"
+                )
                 faces.append(triangles)
                 owners.append(owner + cell_count)
                 polygon_cells = np.concatenate([polygon_cells, np.arange(n_cells) + cell_count])
@@ -383,19 +384,6 @@ def _read_legacy(data: bytes, path: Path) -> _Mesh:
     if segment_id is not None and len(segment_id) == cell_count and faces:
         segments = segment_id[np.concatenate(owners)]
     return points, triangles, segments, info, header
-
-
-def _interleave(counts: NDArray[np.int64], connectivity: NDArray[np.int64]) -> NDArray[np.int64]:
-    """``n id id ...`` lists from VTK 5 offsets/connectivity arrays."""
-    if np.any(counts < 0) or counts.sum() != len(connectivity):
-        raise ValueError("offsets and connectivity disagree")
-    starts = np.cumsum(np.concatenate([[0], counts[:-1] + 1])) if len(counts) else counts
-    flat = np.zeros(len(counts) + len(connectivity), np.int64)
-    flat[starts] = counts
-    mask = np.ones(len(flat), bool)
-    mask[starts] = False
-    flat[mask] = connectivity
-    return flat
 
 
 def _kind(name: str) -> str:
@@ -456,9 +444,7 @@ def _read_xml(data: bytes, path: Path) -> _Mesh:
         offsets = array(element.find("DataArray[@Name='offsets']")).astype(np.int64)
         counts = np.diff(np.concatenate([[0], offsets]))
         if section in ("Strips", "Polys"):
-            triangles, owner = _polygon_triangles(
-                _interleave(counts, connectivity), section == "Strips"
-            )
+            triangles, owner = polygon_triangles(counts, connectivity, strips=section == "Strips")
             faces.append(triangles)
             owners.append(owner + cell_count)
         cell_count += len(counts)

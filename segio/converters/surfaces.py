@@ -36,7 +36,7 @@ from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
 from segio.model import Extent, FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import ConversionParameters, Representation
-from segio.surfaces import Surface
+from segio.surfaces import Surface, face_normals, vertex_normals
 
 if TYPE_CHECKING:
     from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
@@ -251,40 +251,6 @@ def _flying_edges(image: vtkImageData, labels: Sequence[int]) -> vtkPolyData:
 # -- geometry helpers -----------------------------------------------------------------------------
 
 
-def _face_normals(vertices: FloatArray, faces: IndexArray) -> tuple[FloatArray, FloatArray]:
-    """First corners ``a`` and ``(b - a) x (c - a)`` per triangle: outward for CCW faces,
-    twice the area long."""
-    a = vertices[faces[:, 0]]
-    u = vertices[faces[:, 1]] - a
-    v = vertices[faces[:, 2]] - a
-    normals = np.empty_like(a)
-    normals[:, 0] = u[:, 1] * v[:, 2] - u[:, 2] * v[:, 1]
-    normals[:, 1] = u[:, 2] * v[:, 0] - u[:, 0] * v[:, 2]
-    normals[:, 2] = u[:, 0] * v[:, 1] - u[:, 1] * v[:, 0]
-    return a, normals
-
-
-def vertex_normals(
-    vertices: FloatArray, faces: IndexArray, face_normals: FloatArray | None = None
-) -> NDArray[np.float32]:
-    """Unit normals per vertex: the area-weighted mean of the normals of its triangles.
-
-    What ``vtkPolyDataNormals`` gives without splitting on a consistently wound mesh, and
-    outward because the faces are; three ``bincount`` in numpy, several times faster than
-    the VTK filter with its consistency traversal.
-    """
-    normals = np.zeros((len(vertices), 3))
-    if len(faces):
-        weights = _face_normals(vertices, faces)[1] if face_normals is None else face_normals
-        corners = faces.ravel()
-        for axis in range(3):
-            normals[:, axis] = np.bincount(
-                corners, np.repeat(weights[:, axis], 3), minlength=len(vertices)
-            )
-    length = np.linalg.norm(normals, axis=1, keepdims=True)
-    return (normals / np.where(length == 0, 1.0, length)).astype(np.float32)
-
-
 def _compact(
     points: NDArray[np.floating], faces: IndexArray
 ) -> tuple[NDArray[np.floating], IndexArray]:
@@ -324,12 +290,12 @@ def _to_surface(
     matrix = grid.ijk_to_lps
     offset = matrix[:3, 3] + (matrix[:3, :3] @ shift if shift is not None else 0.0)
     vertices = points_ijk @ matrix[:3, :3].T + offset  # float32 points -> float64
-    first, face_normals = _face_normals(vertices, faces)
+    weights = face_normals(vertices, faces)
     # Divergence theorem: sum of a . ((b - a) x (c - a)) = 6 x the signed volume.
-    if float(np.einsum("ij,ij->", first, face_normals)) < 0:
+    if float(np.einsum("ij,ij->", vertices[faces[:, 0]], weights)) < 0:
         faces = np.ascontiguousarray(faces[:, ::-1])
-        face_normals = np.negative(face_normals, out=face_normals)
-    unit = vertex_normals(vertices, faces, face_normals) if normals else None
+        weights = np.negative(weights, out=weights)
+    unit = vertex_normals(vertices, faces, weights) if normals else None
     return Surface(vertices, faces, unit)
 
 
@@ -545,13 +511,12 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
     order = sorted(range(len(jobs)), key=lambda n: -sizes[n])
     for built in _run([jobs[n] for n in order], threads):
         surfaces.update(built)
-    contained = [*segmentation.contained_representations, segmentation.source_representation]
     return Segmentation(
         [dataclasses.replace(s, layer=0, label_value=1) for s in segmentation.segments.values()],
         source_representation=Representation.CLOSED_SURFACE,
         conversion_parameters=segmentation.conversion_parameters.copy(),
         reference_geometry=grid if grid is not None else segmentation.reference_geometry,
-        contained_representations=list(dict.fromkeys(contained)),
+        contained_representations=_contained(segmentation),
         provenance=segmentation.provenance,
         extras=segmentation.extras,
         surfaces=surfaces,

@@ -9,6 +9,7 @@ targets (oblique, anisotropic), bad input, and atomic writes.
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -293,6 +294,49 @@ def test_gltf_keeps_an_empty_segment_as_a_node(tmp_path: Path) -> None:
     assert_same_segmentation(original, back)
 
 
+@pytest.mark.parametrize("suffix", [".gltf", ".glb"])
+def test_gltf_with_every_segment_empty(suffix: str, tmp_path: Path) -> None:
+    """No triangle at all: nodes without meshes, no buffer; reading says so clearly."""
+    original = primitives()
+    for segment_id in original.segments:
+        original.surfaces[segment_id] = Surface(np.zeros((0, 3)), np.zeros((0, 3)))
+    path = tmp_path / f"empty{suffix}"
+    segio.write(original, path)
+    document = _glb_json(path) if suffix == ".glb" else json.loads(path.read_text("utf-8"))
+    assert "buffers" not in document and "meshes" not in document
+    assert [n["name"] for n in document["nodes"]] == [s.name for s in original.segments.values()]
+    with pytest.raises(ReadError, match="holds no triangle") as info:
+        segio.read(path)
+    assert str(path) in str(info.value)
+
+
+def test_quantized_glb_has_a_uniform_scale(tmp_path: Path) -> None:
+    """One step on every axis (a non-uniform scale would bend the shading normals), and the
+    decoded positions are within one step of the originals."""
+    original = primitives()
+    path = tmp_path / "quantized.glb"
+    segio.write(original, path, quantize=True, units="mm")
+    document = _glb_json(path)
+    blob = path.read_bytes()[28 + struct.unpack_from("<I", path.read_bytes(), 12)[0] :]
+    for node, segment in zip(document["nodes"], original.segments.values(), strict=True):
+        scale = node["scale"]
+        assert scale[0] == scale[1] == scale[2] > 0
+        accessor = document["accessors"][
+            document["meshes"][node["mesh"]]["primitives"][0]["attributes"]["POSITION"]
+        ]
+        view = document["bufferViews"][accessor["bufferView"]]
+        rows = np.frombuffer(
+            blob, np.int16, accessor["count"] * view["byteStride"] // 2, view["byteOffset"]
+        ).reshape(accessor["count"], -1)[:, :3]
+        decoded = rows * scale[0] + np.array(node["translation"])
+        surface = original.surfaces[segment.id]
+        # glTF (X, Y, Z) = (L, S, -P): the inverse of that rotation is its transpose.
+        lps = decoded @ np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+        assert np.abs(lps - surface.vertices).max() <= scale[0]
+        extent = (surface.bounds[1] - surface.bounds[0]).max()
+        assert scale[0] == pytest.approx(extent / 65534)
+
+
 def test_gltf_written_by_trimesh_is_read_in_gltf_convention(tmp_path: Path) -> None:
     """A foreign file: metres, Y up, names from nodes; the root transform is applied."""
     sphere = trimesh.creation.icosphere(subdivisions=2, radius=0.02)
@@ -395,6 +439,59 @@ def test_file_without_triangles_is_a_clear_error(
         segio.read(path)
 
 
+@pytest.mark.parametrize("suffix", [".vtk", ".vtp"])
+def test_vtk_without_segments_is_an_empty_mesh(suffix: str, tmp_path: Path) -> None:
+    """As PLY and glTF: the file is written, and reading it says it holds no triangle."""
+    nothing = Segmentation([], source_representation=Representation.CLOSED_SURFACE)
+    path = tmp_path / f"nothing{suffix}"
+    segio.write(nothing, path)
+    assert path.stat().st_size > 0
+    with pytest.raises(ReadError, match="holds no triangle"):
+        segio.read(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("opacity", '"abc"'), ("opacity", "[1]"), ("opacity", "5"), ("opacity", "-0.5"),
+     ("id", "7"), ("id", "[]")],
+)  # fmt: skip
+def test_bad_ply_metadata_is_a_read_error(key: str, value: str, tmp_path: Path) -> None:
+    path = tmp_path / "scene.ply"
+    segio.write(primitives(), path)
+    data = path.read_bytes()
+    end = data.index(b"end_header")
+    pattern = rb'"%s": ("[^"]*"|[^,}]*)' % key.encode()
+    header = re.sub(pattern, b'"%s": %s' % (key.encode(), value.encode()), data[:end], count=1)
+    assert header != data[:end]
+    path.write_bytes(header + data[end:])
+    with pytest.raises(ReadError, match=key) as info:
+        segio.read(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(("key", "value"), [("opacity", "abc"), ("segment_id", 7)])
+def test_bad_gltf_extras_are_a_read_error(key: str, value: object, tmp_path: Path) -> None:
+    path = tmp_path / "scene.gltf"
+    segio.write(primitives(), path)
+    document = json.loads(path.read_text("utf-8"))
+    document["nodes"][0]["extras"][key] = value
+    path.write_text(json.dumps(document), "utf-8")
+    with pytest.raises(ReadError, match=r"opacity|segment id") as info:
+        segio.read(path)
+    assert str(path) in str(info.value)
+
+
+def test_ply_index_overflow_is_a_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segio_plugins.meshes import ply
+
+    monkeypatch.setattr(ply, "MAX_INDEX", 10)  # 2**31 vertices would not fit in a test
+    with pytest.raises(WriteError, match="int32"):
+        segio.write(primitives(), tmp_path / "big.ply")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     """Per-segment STL: the third file exists already, so none of the three is written."""
     (tmp_path / "case_Tumour ring.stl").write_bytes(b"keep")
@@ -422,9 +519,13 @@ def test_bad_options_are_validation_errors(tmp_path: Path) -> None:
 
 
 def test_ras_space_is_a_proper_rotation() -> None:
-    """LPS <-> RAS keeps the winding (determinant +1), so volumes stay positive."""
+    """LPS <-> RAS negates x and y: a rotation (determinant +1), so the faces keep their
+    winding and volumes stay positive."""
     surface = primitives().surfaces["Segment_1"]
-    assert surface.transformed(LPS_TO_RAS).volume() == pytest.approx(surface.volume())
+    ras = surface.transformed(LPS_TO_RAS)
+    assert np.array_equal(ras.faces, surface.faces)
+    assert np.array_equal(ras.vertices, surface.vertices * [-1.0, -1.0, 1.0])
+    assert ras.volume() == pytest.approx(surface.volume()) and ras.volume() > 0
 
 
 # -- end to end with the surface converters ------------------------------------------------------
@@ -521,6 +622,58 @@ def test_obj_quads_negative_indices_and_extra_numbers(tmp_path: Path) -> None:
         segio.read(path)
 
 
+def test_polygon_triangles_fans_and_strips() -> None:
+    """The shared triangulation against the per-polygon definition (fans, strips)."""
+    from segio_plugins.meshes.common import polygon_triangles
+
+    counts = np.array([3, 5, 4, 0, 6])
+    ids = np.arange(counts.sum()) * 10
+    fans, strips = [], []
+    at = 0
+    for n in counts:
+        cell = ids[at : at + n]
+        for k in range(n - 2):
+            fans.append((cell[0], cell[k + 1], cell[k + 2]))
+            a, b = (cell[k], cell[k + 1]) if k % 2 == 0 else (cell[k + 1], cell[k])
+            strips.append((a, b, cell[k + 2]))
+        at += n
+    triangles, owner = polygon_triangles(counts, ids)
+    assert triangles.tolist() == [list(t) for t in fans]
+    assert owner.tolist() == [0, 1, 1, 1, 2, 2, 4, 4, 4, 4]
+    assert polygon_triangles(counts, ids, strips=True)[0].tolist() == [list(t) for t in strips]
+    with pytest.raises(ValueError, match="disagree"):
+        polygon_triangles(counts, ids[:-1])
+
+
+def test_ply_and_vtk_with_mixed_polygons(tmp_path: Path) -> None:
+    """A cube as quads plus one face split in two triangles (mixed sizes, no fast path)."""
+    corners = [(x, y, z) for x in (0, 2) for y in (0, 2) for z in (0, 2)]
+    quads = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (1, 5, 7, 3)]
+    cells = [*quads, (0, 2, 6), (0, 6, 4)]
+    ply = tmp_path / "cube.ply"
+    ply.write_text(
+        "ply\nformat ascii 1.0\nelement vertex 8\nproperty float x\nproperty float y\n"
+        "property float z\nelement face 7\nproperty list uchar int vertex_indices\n"
+        "end_header\n"
+        + "".join(f"{x} {y} {z}\n" for x, y, z in corners)
+        + "".join(f"{len(c)} {' '.join(map(str, c))}\n" for c in cells),
+        encoding="ascii",
+    )
+    vtk = tmp_path / "cube.vtk"
+    vtk.write_text(
+        "# vtk DataFile Version 3.0\ncube\nASCII\nDATASET POLYDATA\nPOINTS 8 float\n"
+        + "".join(f"{x} {y} {z}\n" for x, y, z in corners)
+        + f"POLYGONS 7 {sum(len(c) + 1 for c in cells)}\n"
+        + "".join(f"{len(c)} {' '.join(map(str, c))}\n" for c in cells),
+        encoding="ascii",
+    )
+    for path in (ply, vtk):
+        surface = segio.read(path).surfaces["Segment_1"]
+        assert len(surface.faces) == 12, path.name
+        assert surface.volume() == pytest.approx(8.0), path.name
+        assert trimesh.Trimesh(surface.vertices, surface.faces).is_watertight, path.name
+
+
 def test_sniffers_recognise_foreign_files_and_reject_noise(tmp_path: Path) -> None:
     from segio.registry import default_registry
 
@@ -565,14 +718,78 @@ def test_3mf_from_other_writers(tmp_path: Path) -> None:
     assert_same_segmentation(original, segio.read(shuffled))
     foreign = tmp_path / "trimesh.3mf"
     scene = trimesh.Scene()
-    for segment in original.segments.values():
+    shift = np.array([15.0, -7.0, 30.0])
+    expected = {}
+    for n, segment in enumerate(original.segments.values()):
         surface = original.surfaces[segment.id]
         mesh = trimesh.Trimesh(surface.vertices, surface.faces)
-        scene.add_geometry(mesh, node_name=segment.name, geom_name=segment.name)
+        moved = n == 1  # trimesh writes a node's transform on its build item
+        transform = trimesh.transformations.translation_matrix(shift) if moved else None
+        scene.add_geometry(
+            mesh, node_name=segment.name, geom_name=segment.name, transform=transform
+        )
+        expected[segment.name] = surface.vertices + (shift if moved else 0.0)
     scene.export(foreign)
     back = segio.read(foreign)
-    assert sorted(s.name for s in back.segments.values()) == sorted(
-        s.name for s in original.segments.values()
+    assert sorted(s.name for s in back.segments.values()) == sorted(expected)
+    for segment in back.segments.values():
+        surface = back.surfaces[segment.id]
+        want = expected[segment.name]
+        assert surface.vertices.mean(axis=0) == pytest.approx(want.mean(axis=0), abs=1e-6)
+        assert np.allclose(np.sort(surface.vertices, axis=0), np.sort(want, axis=0), atol=1e-6)
+        assert surface.volume() == pytest.approx(
+            trimesh.Trimesh(want, original.surfaces[_id(original, segment.name)].faces).volume
+        )
+
+
+def _id(segmentation: Segmentation, name: str) -> str:
+    return next(s.id for s in segmentation.segments.values() if s.name == name)
+
+
+def test_3mf_item_and_component_transforms(tmp_path: Path) -> None:
+    """Build-item transforms (translation, a mirror) and a components-only assembly."""
+    original = primitives()
+    path = tmp_path / "ours.3mf"
+    segio.write(original, path)
+    with zipfile.ZipFile(path) as package:
+        parts = {name: package.read(name) for name in package.namelist()}
+    model = parts["3D/3dmodel.model"]
+    # Segment 1 moved, segment 2 mirrored in x and moved, segment 3 an assembly (object 9)
+    # holding object 4 scaled by 2 in z, itself placed by its item.
+    model = model.replace(
+        b'<item objectid="2"/>', b'<item objectid="2" transform="1 0 0 0 1 0 0 0 1 10 20 30"/>'
     )
-    volumes = sorted(s.volume() for s in back.surfaces.values())
-    assert volumes == pytest.approx(sorted(s.volume() for s in original.surfaces.values()))
+    model = model.replace(
+        b'<item objectid="3"/>', b'<item objectid="3" transform="-1 0 0 0 1 0 0 0 1 5 0 0"/>'
+    )
+    model = model.replace(
+        b'<item objectid="4"/>', b'<item objectid="9" transform="1 0 0 0 1 0 0 0 1 0 0 -1"/>'
+    )
+    model = model.replace(
+        b"</resources>",
+        b'<object id="9" type="model" name="Assembly"><components>'
+        b'<component objectid="4" transform="1 0 0 0 1 0 0 0 2 0 0 0"/>'
+        b"</components></object></resources>",
+    )  # fmt: skip
+    parts["3D/3dmodel.model"] = model
+    edited = tmp_path / "edited.3mf"
+    with zipfile.ZipFile(edited, "w") as package:
+        for name, data in parts.items():
+            package.writestr(name, data)
+    back = segio.read(edited)
+    surfaces = [back.surfaces[s] for s in back.segments]
+    sphere, box, torus = (original.surfaces[f"Segment_{n}"] for n in (1, 2, 3))
+    assert np.allclose(surfaces[0].vertices, sphere.vertices + np.array([10.0, 20.0, 30.0]))
+    assert np.allclose(
+        surfaces[1].vertices, box.vertices * np.array([-1.0, 1.0, 1.0]) + np.array([5.0, 0.0, 0.0])
+    )
+    assert np.array_equal(surfaces[1].faces, box.faces[:, ::-1])  # mirror: winding flipped
+    assert surfaces[1].volume() == pytest.approx(box.volume())
+    assert np.allclose(
+        surfaces[2].vertices,
+        torus.vertices * np.array([1.0, 1.0, 2.0]) + np.array([0.0, 0.0, -1.0]),
+    )
+    assert surfaces[2].volume() == pytest.approx(2 * torus.volume())
+    assert back.segments[list(back.segments)[2]].color == pytest.approx(
+        original.segments["Segment_3"].color, abs=1 / 255
+    )

@@ -104,6 +104,9 @@ def validate(paths: list[Path]) -> dict[str, Any]:
 def test_every_gltf_variant_passes_the_khronos_validator(tmp_path: Path) -> None:
     empty = _scene()
     empty.surfaces["Segment_2"] = Surface(np.zeros((0, 3)), np.zeros((0, 3)))
+    all_empty = _scene()
+    for segment_id in all_empty.segments:
+        all_empty.surfaces[segment_id] = Surface(np.zeros((0, 3)), np.zeros((0, 3)))
     cases: list[tuple[str, Segmentation, dict[str, Any]]] = [
         ("plain.glb", _scene(), {}),
         ("plain.gltf", _scene(), {}),
@@ -111,6 +114,8 @@ def test_every_gltf_variant_passes_the_khronos_validator(tmp_path: Path) -> None
         ("hierarchy.glb", surface_segmentation(5), {"hierarchy": True}),
         ("unicode.gltf", surface_segmentation(4, unicode_names=True), {}),
         ("empty_segment.glb", empty, {}),
+        ("all_empty.gltf", all_empty, {}),  # no buffer at all
+        ("all_empty.glb", all_empty, {}),
         ("single.glb", surface_segmentation(1), {}),
         ("from_labelmap.glb", small_segmentation("oblique"), {}),  # through the converters
         ("quantized.glb", _scene(), {"quantize": True}),
