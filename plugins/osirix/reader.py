@@ -29,7 +29,7 @@ import xml.parsers.expat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 from numpy.typing import NDArray
@@ -41,17 +41,14 @@ from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
 
-from .register import (
-    sniff_archive,
-    sniff_csv,
-    sniff_json,
-    sniff_sr,
-)
+from .register import sniff_csv
 
 PathArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 #: ToolMode values (horos ``DCMView.h``) whose ROI encloses a region.
 CLOSED_TYPES = frozenset({6, 9, 11, 15, 20})
+#: ToolMode values whose shape is a bitmap in archives (tPlain brush, tLayerROI).
+BRUSH_TYPES = frozenset({20, 24})
 #: ToolMode values that mark a single point (t3Dpoint, t2DPoint).
 POINT_TYPES = frozenset({16, 19})
 #: Type names of the ROI-info JSON (``DataSummary.Type``), lower case.
@@ -88,6 +85,11 @@ class Roi:
     points_px: NDArray[np.float64] | None = None  # (N, 2) x = column, y = row
     image_uid: str | None = None
     color: tuple[float, float, float] | None = None
+    #: The viewer's image index (ROI-window exports): never used to place, only to notice
+    #: ROIs that lie on several images.
+    slice: int | None = None
+    #: An archived brush: its shape is a bitmap segio does not decode.
+    brush_bitmap: bool = False
 
 
 # -- entry point ------------------------------------------------------------------------------
@@ -108,7 +110,15 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
         if exc.path is None:  # raised by a helper that does not know the file
             raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
         raise
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError) as exc:
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        IndexError,
+        AttributeError,
+        RecursionError,
+        OverflowError,
+    ) as exc:
         raise ReadError(f"not a readable OsiriX ROI export: {exc}", path=path) from exc
     series = None
     if reference is not None:
@@ -139,18 +149,18 @@ def parse(data: bytes, path: Path) -> tuple[list[Roi], str]:
             path=path,
             hint=f"export the ROIs from OsiriX/Horos instead: {SUPPORTED}",
         )
-    if sniff_sr(head) or head[128:132] == b"DICM":
+    if head[128:132] == b"DICM":
         return _sr_rois(data, path), "roi-sr"
     if sniff_csv(head):
         return _csv_rois(data, path), "export-rois-csv"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if sniff_json(head) or start[:1] in (b"{", b"["):
+    if start[:1] in (b"{", b"["):
         try:
             document = json.loads(data.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ReadError(f"not valid JSON: {exc}", path=path) from exc
         return _document_rois(document, path)
-    if sniff_archive(head) or start.startswith((b"bplist00", b"<?xml", b"<!DOCTYPE", b"<plist")):
+    if start.startswith((b"bplist00", b"<?xml", b"<!DOCTYPE", b"<plist")):
         try:
             document = plistlib.loads(data)
         except (
@@ -217,11 +227,16 @@ def _export_roi(roi: Any, image: dict[str, Any]) -> Roi:
     kind = roi.get("Type")
     return Roi(
         name=_text(roi.get("Name")),
-        type=int(kind) if isinstance(kind, int | float) else None,
+        type=int(kind) if _finite(kind) else None,
         points_mm=parse_points(mm, 3, "Point_mm") if mm else None,
         points_px=parse_points(px, 2, "Point_px") if px else None,
         image_uid=uid,
     )
+
+
+def _finite(value: Any) -> TypeGuard[int | float]:
+    """A JSON/plist number that is a usable ROI type (not a bool, NaN or Infinity)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _info_roi(item: Any) -> Roi:
@@ -234,11 +249,13 @@ def _info_roi(item: Any) -> Roi:
     px = item.get("ROIPoints") or []
     name = _text(item.get("Name")) or _text(summary.get("Name"))
     kind = summary.get("Type")
+    index = item.get("Slice")
     return Roi(
         name=name,
         type=kind if isinstance(kind, str | int) and not isinstance(kind, bool) else None,
         points_mm=parse_points(mm, 3, "ROI3DPoints") if mm else None,
         points_px=parse_points(px, 2, "ROIPoints") if px else None,
+        slice=int(index) if _finite(index) else None,
     )
 
 
@@ -268,7 +285,7 @@ def _csv_rois(data: bytes, path: Path) -> list[Roi]:
             count = int(row[count_at])
             values = np.array(row[count_at + 1 : count_at + 1 + 5 * count], dtype=np.float64)
             kind = int(float(row[type_at]))
-        except (ValueError, IndexError) as exc:
+        except (ValueError, IndexError, OverflowError) as exc:
             raise ReadError(f"line {number}: {exc}", path=path) from exc
         if count < 0 or len(values) != 5 * count:
             raise ReadError(f"line {number}: fewer points than NumOfPoints says", path=path)
@@ -363,7 +380,10 @@ def _archive_rois(archive: Any, image_uid: str | None) -> list[Roi]:
 
 def _archived_roi(item: dict[str, Any], image_uid: str | None) -> Roi:
     """One archived ROI: pixel points, or its ``rect`` for rectangles, ovals and points."""
-    kind = int(float(item.get("type", 11)))
+    raw = item.get("type", 11)
+    if not _finite(raw):
+        raise ReadError(f"an archived ROI has type {raw!r}, not a ROI type number")
+    kind = int(raw)
     points: list[list[float]] = []
     for point in item.get("points") or []:
         text = point.get("$0", point.get("point")) if isinstance(point, dict) else point
@@ -371,6 +391,8 @@ def _archived_roi(item: dict[str, Any], image_uid: str | None) -> Roi:
             points.append([float(v) for v in _NUMBER.findall(text.encode())[:2]])
     px = np.array(points, dtype=np.float64).reshape(-1, 2)
     rect = item.get("rect")
+    if not len(px) and kind in BRUSH_TYPES:  # the shape is the texture bitmap, not points
+        return Roi(_text(item.get("name")), kind, None, None, image_uid, brush_bitmap=True)
     if not len(px) and isinstance(rect, str):
         x, y, w, h = (float(v) for v in _NUMBER.findall(rect.encode())[:4])
         if kind == 6:  # tROI: the four corners
@@ -448,11 +470,17 @@ def kind_of(roi: Roi, count: int) -> ContourKind:
     return ContourKind.POINT if count == 1 else ContourKind.OPEN_PLANAR
 
 
-def _uid_slices(series: Any) -> dict[str, int]:
-    return {f.sop_instance_uid: k for k, f in enumerate(series.frames) if f is not None}
+def _uid_slices(series: Any) -> dict[str, int | None]:
+    """SOP Instance UID -> slice k; None for a multi-frame instance (ROIs name no frame)."""
+    result: dict[str, int | None] = {}
+    for k, frame in enumerate(series.frames):
+        if frame is not None:
+            uid = frame.sop_instance_uid
+            result[uid] = None if uid in result else k
+    return result
 
 
-def place(roi: Roi, series: Any, path: Path) -> NDArray[np.float64]:
+def place(roi: Roi, series: Any, path: Path, slices: dict[str, int | None]) -> NDArray[np.float64]:
     """The ROI's points in LPS mm (see the module docstring for the rules)."""
     if roi.points_mm is not None and len(roi.points_mm):
         return roi.points_mm
@@ -466,7 +494,6 @@ def place(roi: Roi, series: Any, path: Path) -> NDArray[np.float64]:
             hint="pass reference=<the image series> (-O reference=series/)",
         )
     geometry: Geometry = series.geometry
-    slices = _uid_slices(series)
     if roi.image_uid is not None:
         if roi.image_uid not in slices:
             raise ReadError(
@@ -475,7 +502,15 @@ def place(roi: Roi, series: Any, path: Path) -> NDArray[np.float64]:
                 path=path,
                 hint="pass the series that holds that image",
             )
-        k = slices[roi.image_uid]
+        found = slices[roi.image_uid]
+        if found is None:
+            raise ReadError(
+                f"ambiguous image reference: ROI {roi.name!r} cites image {roi.image_uid}, "
+                "a multi-frame instance, without a frame number",
+                path=path,
+                hint="pass the single frame (or a single-frame series) it was drawn on",
+            )
+        k = found
     elif geometry.shape[0] == 1:
         k = 0
     else:
@@ -490,24 +525,60 @@ def place(roi: Roi, series: Any, path: Path) -> NDArray[np.float64]:
     return geometry.ijk_to_points(ijk)
 
 
+def _check_one_image(rois: list[Roi], series: Any, path: Path) -> None:
+    """ReadError when pixel-only ROIs of a ROI-window export lie on several images.
+
+    Their viewer index (``Slice``) is not trusted to place them, but distinct values do
+    say they were drawn on distinct images: on a one-image reference they would all be
+    piled onto it (spec §1.4).
+    """
+    if series is None or series.geometry.shape[0] != 1:
+        return
+    indices = {
+        roi.slice
+        for roi in rois
+        if roi.slice is not None and roi.image_uid is None and roi.points_mm is None
+    }
+    if len(indices) > 1:
+        raise ReadError(
+            f"the ROIs span several images (Slice {', '.join(map(str, sorted(indices)))}) "
+            "but the reference is one image",
+            path=path,
+            hint="export the ROIs of one image at a time, or use Export ROIs (which names "
+            "each image)",
+        )
+
+
 def build(rois: list[Roi], path: Path, series: Any = None) -> Segmentation:
     """One segment per ROI name (first-seen order), its ROIs as contours in LPS mm."""
     by_name: dict[str, list[Contour]] = {}
     colors: dict[str, tuple[float, float, float]] = {}
-    annotations = empty = off_plane = 0
+    annotations = empty = off_plane = brushes = duplicates = 0
     slices = _uid_slices(series) if series is not None else {}
+    _check_one_image(rois, series, path)
+    seen: set[tuple[str, str | None, bytes]] = set()
     for roi in rois:
         name = roi.name or "Unnamed"
         by_name.setdefault(name, [])
-        points = place(roi, series, path)
+        if roi.brush_bitmap:
+            brushes += 1
+            continue
+        points = place(roi, series, path, slices)
         if not len(points):
             empty += 1
             continue
+        # Fused viewers export the same ROI twice; under even-odd the copies would cancel.
+        key = (name, roi.image_uid, np.round(points, 3).tobytes())
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
         kind = kind_of(roi, len(points))
         if kind is not ContourKind.CLOSED_PLANAR:
             annotations += 1
-        if roi.image_uid in slices and series is not None:
-            k = series.geometry.points_to_ijk(points)[:, 2] - slices[roi.image_uid]
+        drawn_on = slices.get(roi.image_uid) if roi.image_uid is not None else None
+        if series is not None and drawn_on is not None:
+            k = series.geometry.points_to_ijk(points)[:, 2] - drawn_on
             if float(np.max(np.abs(k))) * float(series.geometry.spacing[2]) > PLANE_TOLERANCE:
                 off_plane += 1
         by_name[name].append(Contour(points, kind, roi.image_uid))
@@ -517,6 +588,18 @@ def build(rois: list[Roi], path: Path, series: Any = None) -> Segmentation:
         raise ReadError("the export holds no ROI", path=path)
     if empty:
         warnings.warn(f"{path.name}: {empty} ROI(s) without points skipped", stacklevel=3)
+    if brushes:
+        warnings.warn(
+            f"{path.name}: {brushes} brush ROI(s) skipped: brush bitmap not decoded (the "
+            "archive stores a brush as a bitmap, whose layout is not public)",
+            stacklevel=3,
+        )
+    if duplicates:
+        warnings.warn(
+            f"{path.name}: {duplicates} duplicate ROI(s) (same name, image and points, as "
+            "fused viewers export them) dropped; they would cancel out under even-odd",
+            stacklevel=3,
+        )
     if annotations:
         warnings.warn(
             f"{path.name}: {annotations} point/line ROI(s) kept as annotations "

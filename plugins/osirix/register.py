@@ -13,7 +13,15 @@ from segio.hookspecs import FormatSpec, hookimpl
 from segio.representations import Representation
 
 #: Keys only OsiriX/Horos ROI exports have (plist ``<key>``s or JSON names).
-_PLIST_KEYS = (b"<key>Images</key>", b"<key>ROIPoints</key>", b"<key>ROI array</key>")
+#: A single-ROI Horos XML has sorted keys: DataSummary and DataValues (a value per pixel,
+#: often kilobytes) come before ROIPoints, so they identify it within the first 4 KiB too.
+_PLIST_KEYS = (
+    b"<key>Images</key>",
+    b"<key>ROIPoints</key>",
+    b"<key>ROI array</key>",
+    b"<key>DataSummary</key>",
+    b"<key>DataValues</key>",
+)
 _JSON_KEYS = (b'"Point_mm"', b'"Point_px"', b'"ROI3DPoints"', b'"ROIPoints"')
 TYPEDSTREAM = b"\x04\x0bstreamtyped"
 BASIC_TEXT_SR = b"1.2.840.10008.5.1.4.1.1.88.11"
@@ -44,7 +52,7 @@ def sniff_sr(head: bytes) -> bool:
     """An "OsiriX ROI SR" DICOM object (Basic Text SR by OsiriX or Horos)."""
     if head[128:132] != b"DICM" or BASIC_TEXT_SR not in head:
         return False
-    return b"OsiriX ROI SR" in head or b"OsiriX" in head or b"Horos" in head
+    return b"OsiriX" in head or b"Horos" in head
 
 
 def sniff_archive(head: bytes) -> bool:

@@ -9,6 +9,7 @@ file: they come from a label table (``labels``), a preset (``preset``), else ``L
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -57,6 +58,9 @@ def read(
     grid, array = _stack(pieces, series, path)
     segmentation = _segmentation(array, grid, names)
     segmentation.provenance["sliceomatic.files"] = str(len(tags))
+    segmentation.provenance["sliceomatic.header"] = json.dumps(
+        {tag.name: {"fields": h.fields, "comments": h.comments} for tag, h, _, _ in pieces}
+    )
     return segmentation
 
 
@@ -115,7 +119,7 @@ def companion(tag: Path) -> Path | None:
 def _read_one(tag: Path, series: Any) -> tuple[Path, TagHeader, NDArray[np.integer], Geometry]:
     """One file: header, labels and its best geometry (series, companion, else header)."""
     try:
-        header, labels = decode(tag.read_bytes())
+        header, labels = decode(tag.read_bytes(), tag.name)
     except SegioError as exc:
         raise ReadError(exc.reason, path=tag, hint=exc.hint) from exc
     try:
@@ -179,17 +183,27 @@ def _check_header(tag: Path, own: Geometry, grid: Geometry) -> None:
         )
 
 
-def _image_slices(series: Any) -> dict[str, int]:
-    """Reference file name -> slice k (files named like the tags that belong to them)."""
+def image_slices(series: Any) -> list[tuple[Path, int]]:
+    """Each single-frame image file of the series with its slice k, in slice order.
+
+    The slice comes from the series' own frame table (by SOP Instance UID), not from file
+    order or a second geometry computation; multi-frame files are left out (one tag per
+    image file cannot name one of their frames).
+    """
     import pydicom
 
-    result: dict[str, int] = {}
+    slices = {
+        frame.sop_instance_uid: k
+        for k, frame in enumerate(series.frames)
+        if frame is not None and frame.frame_number is None
+    }
+    result = []
     for file in series.files:
-        ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["ImagePositionPatient"])
-        if "ImagePositionPatient" in ds:
-            k = series.geometry.points_to_ijk([float(v) for v in ds.ImagePositionPatient])[2]
-            result[Path(file).name] = round(float(k))
-    return result
+        ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
+        k = slices.get(str(ds.get("SOPInstanceUID", "")))
+        if k is not None:
+            result.append((Path(file), k))
+    return sorted(result, key=lambda item: item[1])
 
 
 def _by_position(tag: Path, header: TagHeader, own: Geometry, grid: Geometry, depth: int) -> int:
@@ -229,8 +243,13 @@ def _stack(
         return pieces[0][3], pieces[0][2]
     if series is not None:
         grid = series.geometry
-        by_name = _image_slices(series) if len(pieces) > 1 or grid.shape[0] > 1 else {}
+        by_name = (
+            {f.name: k for f, k in image_slices(series)}
+            if len(pieces) > 1 or grid.shape[0] > 1
+            else {}
+        )
         array = np.zeros(grid.shape, dtype=dtype)
+        filled: set[int] = set()
         for tag, header, labels, own in pieces:
             if labels.shape[1:] != grid.shape[1:]:
                 raise GeometryError(
@@ -250,6 +269,14 @@ def _stack(
                 k0 = _by_position(tag, header, own, grid, labels.shape[0])
             if not 0 <= k0 <= grid.shape[0] - labels.shape[0]:
                 raise GeometryError("the tag lies outside the reference series", path=tag)
+            occupied = set(range(k0, k0 + labels.shape[0]))
+            if occupied & filled:
+                raise GeometryError(
+                    "this tag and another one lie on the same image of the reference series",
+                    path=tag,
+                    hint="keep one tag per image",
+                )
+            filled |= occupied
             array[k0 : k0 + labels.shape[0]] = labels
         return grid, array
     from segio.dicomseries import slice_grid

@@ -3,14 +3,17 @@
 Layout (TomoVision appendix D, spec ``legacy-and-meshes.md`` §2): an ASCII header of
 ``keyword:value`` pairs ended by a form feed (0x0C), then ``x·y·z`` raw labels, one byte
 each (``type:BYTE``; ``SHORT`` is 2 bytes, read little endian), image by image, row by
-row from the top, no flip, no compression, nothing after them. Real headers differ in line
-ends (LF or CRLF), separators (spaces, tabs, commas), keyword case, ``*`` comments and the
-optional ``uid``/``chksum``/``dim_*``/``bin`` keys; all are accepted, unknown keys kept.
+row from the top, no flip, no compression, nothing after them (a few extra bytes: a warning).
+Real headers differ in line ends (LF or CRLF), separators (spaces, tabs, commas), keyword
+case, ``*`` comments and the optional ``uid``/``chksum``/``dim_*``/``bin`` keys; all are
+accepted, and every field and comment is kept in the segmentation's provenance
+(``sliceomatic.header``, JSON).
 """
 
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,7 +50,7 @@ class TagHeader:
         except ValueError:
             try:
                 value = int(float(text))
-            except ValueError:
+            except (ValueError, OverflowError):  # int(float("inf")) overflows
                 raise ReadError(f"header value {key}:{text} is not a whole number") from None
             if value != float(text):
                 raise ReadError(f"header value {key}:{text} is not a whole number") from None
@@ -128,20 +131,38 @@ def parse_header(data: bytes) -> TagHeader:
     return TagHeader(fields, end + 1, comments)
 
 
-def decode(data: bytes) -> tuple[TagHeader, NDArray[np.integer]]:
-    """Header and ``(z, y, x)`` labels (uint8, or uint16 for SHORT) of a tag file's bytes."""
+def decode(data: bytes, name: str = "the file") -> tuple[TagHeader, NDArray[np.integer]]:
+    """Header and ``(z, y, x)`` labels (uint8, or uint16 for SHORT) of a tag file's bytes.
+
+    Real files hold exactly ``x·y·z·bytes`` after the form feed (both samples). Fewer means
+    a cut file (ReadError). A few more (less than one image) are accepted with a warning,
+    as the spec says (a tool that pads or appends a footer): the first ``x·y·z`` labels are
+    read. A whole image more means the header is wrong (a missing ``z``): ReadError.
+    """
     header = parse_header(data)
     shape = header.shape
     size = header.bytes_per_voxel
     count = shape[0] * shape[1] * shape[2]
     body = memoryview(data)[header.body_offset :]
-    if len(body) != count * size:
-        # Real files hold exactly x·y·z·bytes after the form feed (both samples); any other
-        # length means the header does not describe the data (cut file, wrong type/size).
-        what = "truncated" if len(body) < count * size else "longer than its header says"
+    if len(body) < count * size:
         raise ReadError(
-            f"the file is {what}: {len(body)} label bytes, the header says "
+            f"the file is truncated: {len(body)} label bytes, the header says "
             f"{shape[2]}x{shape[1]}x{shape[0]}x{size} = {count * size}"
+        )
+    extra = len(body) - count * size
+    if extra >= shape[1] * shape[2] * size:
+        # A whole image or more: the header's size is wrong (a missing z, a wrong type),
+        # and reading only what it says would silently drop images.
+        raise ReadError(
+            f"the file is longer than its header says: {len(body)} label bytes, the header "
+            f"says {shape[2]}x{shape[1]}x{shape[0]}x{size} = {count * size}",
+            hint="check the header's x, y, z and type",
+        )
+    if extra > 0:
+        warnings.warn(
+            f"{name}: {len(body) - count * size} byte(s) after the {count * size} label bytes "
+            "the header describes; ignored",
+            stacklevel=3,
         )
     dtype = np.dtype(np.uint8) if size == 1 else np.dtype("<u2")
     labels = np.frombuffer(body[: count * size], dtype=dtype).reshape(shape)

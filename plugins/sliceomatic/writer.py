@@ -5,8 +5,11 @@ With ``reference`` (the series the segmentation was drawn on) the writer produce
 ``<image file name>.tag`` per image, in the folder given as output, with the image's exact
 geometry and its ``chksum`` (sum of the stored pixel values mod 2³², which SliceOmatic
 uses to recognise the image); a single-image series may be written to a ``.tag`` path
-directly. Without it, one file holds every slice (``z`` = slice count) and the header
-carries the geometry, in full precision where ``%.4f`` would round it.
+directly; a multi-frame reference, or labels on a slice the series has no image for, are
+refused before anything is created. Without it, one file holds every slice (``z`` = slice
+count) and the header carries the geometry, in full precision where ``%.4f`` would round
+it; the header's slice axis is ``dir_h × dir_v``, so a left-handed grid is written with its
+slices reversed and a sheared one is refused.
 
 What a tag cannot hold is refused, not dropped: overlapping segments (one label per
 voxel), label values above 255 (``type:BYTE``), fractional layers. Names, colours and
@@ -20,7 +23,6 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -78,21 +80,40 @@ def _write_tags(
     ending: str,
 ) -> None:
     if reference is None:
+        labels, grid = _right_handed(labels, grid, path)
         files.stage(path).write_bytes(
             format_header(grid, labels.shape, line_end=ending) + labels.tobytes()
         )
         return
     from segio.dicomseries import read_image_series
 
+    from .reader import image_slices
+
     series = read_image_series(reference)
-    labels = _on_grid(labels, grid, series.geometry)
-    images = _images(series)
+    if any(frame is not None and frame.frame_number is not None for frame in series.frames):
+        raise WriteError(
+            "the reference is a multi-frame image; a tag belongs to one single-frame image",
+            path=path,
+            hint="write without reference (one tag holding every slice)",
+        )
+    labels = _on_grid(labels, grid, series.geometry, path)
+    images = image_slices(series)
+    filled = {k for _, k in images}
+    labelled = np.flatnonzero(labels.reshape(len(labels), -1).any(axis=1))
+    missing = [int(k) for k in labelled if int(k) not in filled]
+    if missing:
+        raise WriteError(
+            f"labelled voxels on slice(s) {missing[:5]} where the reference series has no image",
+            path=path,
+            hint="pass the complete series the segmentation was drawn on",
+        )
+    if not images:
+        raise WriteError("the reference series has no image file to name a tag after", path=path)
     single = len(images) == 1 and path.name.lower().endswith(".tag") and not path.is_dir()
     folder = path.parent if single else path
-    created = False
-    if not single and not folder.exists():
+    created = not single and not folder.exists()
+    if created:  # every check is done: only an I/O error can follow
         folder.mkdir(parents=True)
-        created = True
     try:
         for file, k in images:
             target = path if single else folder / f"{file.name}.tag"
@@ -102,11 +123,41 @@ def _write_tags(
             )
             files.stage(target).write_bytes(header + labels[k : k + 1].tobytes())
     except BaseException:
-        if created:
+        if created:  # only staged temporaries can be in it
             for leftover in folder.iterdir():
                 leftover.unlink()
             folder.rmdir()
         raise
+
+
+def _right_handed(
+    labels: NDArray[np.uint8], grid: Geometry, path: Path
+) -> tuple[NDArray[np.uint8], Geometry]:
+    """The labels on a grid whose k axis is ``dir_h × dir_v``, the only one a header holds.
+
+    The reader rebuilds the slice axis as the normal of the image plane: a left-handed grid
+    is written with its slices reversed (origin on the last one); a slanted one cannot be.
+    """
+    if labels.shape[0] < 2:
+        return labels, grid
+    direction = grid.direction
+    normal = np.cross(direction[:, 0], direction[:, 1])
+    normal /= np.linalg.norm(normal)
+    along = float(direction[:, 2] @ normal)
+    if abs(abs(along) - 1.0) > 1e-6:
+        raise WriteError(
+            "the slice axis is not perpendicular to the image plane (a sheared grid); a "
+            "tag header can only hold slices stacked along the plane's normal",
+            path=path,
+            hint="resample the segmentation onto an unsheared grid, or pass reference=",
+        )
+    if along > 0:
+        return labels, grid
+    last = labels.shape[0] - 1
+    matrix = grid.ijk_to_lps.copy()
+    matrix[:3, 3] = grid.ijk_to_points([0, 0, last])
+    matrix[:3, 2] = -matrix[:3, 2]
+    return np.ascontiguousarray(labels[::-1]), Geometry(matrix, grid.shape)
 
 
 def label_array(segmentation: Segmentation, path: Path) -> NDArray[np.uint8]:
@@ -141,7 +192,9 @@ def label_array(segmentation: Segmentation, path: Path) -> NDArray[np.uint8]:
     return np.ascontiguousarray(lut[array])
 
 
-def _on_grid(labels: NDArray[np.uint8], source: Geometry, grid: Geometry) -> NDArray[np.uint8]:
+def _on_grid(
+    labels: NDArray[np.uint8], source: Geometry, grid: Geometry, path: Path
+) -> NDArray[np.uint8]:
     """The labels on the reference grid (nearest neighbour when the grids differ)."""
     if source.is_close(grid, atol=1e-4):
         return labels
@@ -160,18 +213,4 @@ def _on_grid(labels: NDArray[np.uint8], source: Geometry, grid: Geometry) -> NDA
         ),
         grid,
     )
-    return label_array(moved, Path())
-
-
-def _images(series: Any) -> list[tuple[Path, int]]:
-    """Each image file of the series with its slice k (by position, never by file order)."""
-    import pydicom
-
-    result = []
-    for file in series.files:
-        ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["ImagePositionPatient"])
-        if "ImagePositionPatient" not in ds:
-            continue
-        k = float(series.geometry.points_to_ijk([float(v) for v in ds.ImagePositionPatient])[2])
-        result.append((Path(file), round(k)))
-    return sorted(result, key=lambda item: item[1])
+    return label_array(moved, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import warnings
 from pathlib import Path
@@ -65,10 +66,7 @@ def test_real_tag_takes_its_companion_geometry(
 
     header = parse_header(data).geometry()
     assert header.shape == companion.shape
-    assert (
-        float(np.max(np.abs(header.ijk_to_points(corners * 0 + [[511, 511, 0]]) - corners[3])))
-        < 0.05
-    )
+    assert float(np.max(np.abs(header.ijk_to_points([511, 511, 0]) - corners[3]))) < 0.05
 
 
 def test_tissue_densities_on_the_companion_ct(shared_data: Path) -> None:
@@ -188,7 +186,9 @@ def test_garbage_and_truncated_tags(source: tuple[bytes, Segmentation], tmp_path
         "cut_header": data[:100],
         "cut_body": data[: len(data) // 2],
         "one_short": data[:-1],
-        "one_long": data + b"\x00",
+        "infinite_size": data.replace(b"x:512", b"x:inf", 1),
+        "huge_size": data.replace(b"y:512", b"y:1e400", 1),
+        "one_image_long": data + bytes(512 * 512),  # z:1 but two images: a wrong header
         "no_size": data.replace(b"x:512", b"q:512", 1),
         "bad_number": data.replace(b"y:512", b"y:5x2", 1),
         "zero_size": data.replace(b"z:1", b"z:0", 1),
@@ -265,6 +265,80 @@ def test_write_without_reference_holds_every_slice(tmp_path: Path) -> None:
         segio.write(seg, path, line_end="crlf")
         assert b"\r\n" in path.read_bytes()[:200]
         assert_same_segmentation(seg, segio.read(path), **_NO_METADATA)
+
+
+def _labels_at(seg: Segmentation, points: np.ndarray) -> np.ndarray:
+    """The label of ``seg`` at each LPS point (its voxel by nearest index)."""
+    assert seg.geometry is not None
+    ijk = np.rint(seg.geometry.points_to_ijk(points)).astype(int)
+    return seg.layers[0].array[ijk[:, 2], ijk[:, 1], ijk[:, 0]]
+
+
+def test_left_handed_grid_is_written_with_its_slices_reversed(tmp_path: Path) -> None:
+    shape = (4, 6, 5)
+    geometry = Geometry(np.diag([0.8, 0.9, -2.0, 1.0]), shape)
+    array = np.zeros(shape, np.uint8)
+    array[0, 1:3, 1:4], array[1, 2:5, 0:2], array[3, 0:2, 2:5] = 1, 2, 3
+    seg = Segmentation(
+        [segio.model.Segment(f"Label_{v}", f"Label_{v}", label_value=v) for v in (1, 2, 3)],
+        [Layer(array, geometry)],
+    )
+    segio.write(seg, tmp_path / "l.tag")
+    back = segio.read(tmp_path / "l.tag")
+    assert back.geometry is not None
+    assert np.linalg.det(back.geometry.direction) > 0
+    k, j, i = np.indices(shape).reshape(3, -1)
+    points = geometry.ijk_to_points(np.column_stack([i, j, k]))
+    assert np.array_equal(_labels_at(back, points), array.ravel())
+
+
+def test_sheared_grid_is_refused_without_reference(tmp_path: Path) -> None:
+    matrix = np.eye(4)
+    matrix[:3, 2] = [0.6, 0.0, 2.0]  # the slice axis leans along i
+    seg = Segmentation(
+        [segio.model.Segment("a", "a", label_value=1)],
+        [Layer(np.ones((3, 4, 5), np.uint8), Geometry(matrix, (3, 4, 5)))],
+    )
+    with pytest.raises(WriteError, match="not perpendicular") as caught:
+        segio.write(seg, tmp_path / "s.tag")
+    assert "s.tag" in str(caught.value)
+    assert not list(tmp_path.iterdir())
+
+
+def test_multi_frame_reference_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    from segio.dicomseries import read_image_series
+
+    multi = shared_data / "dcmqi" / "data" / "segmentations" / "23x38x3" / "multiframe"
+    grid_ = read_image_series(multi).geometry
+    seg = Segmentation(
+        [segio.model.Segment("a", "a", label_value=1)],
+        [Layer(np.ones(grid_.shape, np.uint8), grid_)],
+    )
+    with pytest.raises(WriteError, match="multi-frame"):
+        segio.write(seg, tmp_path / "tags", format="sliceomatic", reference=multi)
+    assert not (tmp_path / "tags").exists()
+
+
+def test_labels_on_a_missing_image_are_refused(tmp_path: Path) -> None:
+    seg = _case()
+    assert seg.geometry is not None
+    series = reference_series(seg.geometry, tmp_path / "series")
+    k = next(k for k in range(1, seg.geometry.shape[0] - 1) if seg.layers[0].array[k].any())
+    (series / f"{k:04d}.dcm").unlink()  # reference_series names file k so
+    with pytest.raises(WriteError, match="no image"):
+        segio.write(seg, tmp_path / "tags", format="sliceomatic", reference=series)
+    assert not (tmp_path / "tags").exists()
+
+
+def test_two_tags_on_one_image_are_refused_with_reference(tmp_path: Path) -> None:
+    seg = _case()
+    assert seg.geometry is not None
+    series = reference_series(seg.geometry, tmp_path / "series")
+    segio.write(seg, tmp_path / "tags", format="sliceomatic", reference=series)
+    first = sorted((tmp_path / "tags").iterdir())[0]
+    shutil.copy(first, first.with_name("copy.tag"))  # placed by its header: the same image
+    with pytest.raises(GeometryError, match="same image"):
+        segio.read(tmp_path / "tags", reference=series)
 
 
 def test_write_a_single_image_to_a_tag_path(tmp_path: Path) -> None:
@@ -357,6 +431,32 @@ def test_cli_convert_a_tag_to_nifti(shared_data: Path, tmp_path: Path) -> None:
 
 # -- fuzzing: damaged headers give a SegioError, never a traceback ------------------------------
 
+
+def test_bytes_after_the_labels_are_ignored_with_a_warning(
+    source: tuple[bytes, Segmentation], tmp_path: Path
+) -> None:
+    data, expected = source
+    path = tmp_path / "long.tag"
+    path.write_bytes(data + b"\x07\x07")
+    with pytest.warns(UserWarning, match="2 byte\\(s\\) after the"):
+        seg = segio.read(path, format="sliceomatic")
+    assert np.array_equal(seg.layers[0].array, expected.layers[0].array)
+
+
+def test_header_fields_are_kept_in_provenance(tmp_path: Path) -> None:
+    seg = _case()
+    segio.write(seg, tmp_path / "s.tag")
+    data = (tmp_path / "s.tag").read_bytes()
+    end = data.index(b"\x0c")
+    extra = b"uid:1.2.3  chksum:0001E240  mykey:abc\n* drawn by hand\n"
+    (tmp_path / "x.tag").write_bytes(data[:end] + extra + data[end:])
+    kept = json.loads(segio.read(tmp_path / "x.tag").provenance["sliceomatic.header"])
+    assert kept["x.tag"]["fields"]["uid"] == "1.2.3"
+    assert kept["x.tag"]["fields"]["chksum"] == "0001E240"
+    assert kept["x.tag"]["fields"]["mykey"] == "abc"
+    assert kept["x.tag"]["comments"] == ["drawn by hand"]
+
+
 _SMALL: list[bytes] = []
 
 
@@ -381,6 +481,9 @@ def test_fuzzed_tags_read_or_raise_segio_errors(data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, header_end + 1))
         payload[at] = data.draw(st.sampled_from(b"0123456789-.:, \t\r\n*xyzXYZe\x0c\x00"))
+    at = data.draw(st.integers(0, header_end))
+    token = data.draw(st.sampled_from([b"", b"inf", b"-inf", b"nan", b"1e400", b"infinity"]))
+    payload[at:at] = token
     cut = data.draw(st.one_of(st.none(), st.integers(0, len(payload))))
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "f.tag"
