@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import options
 from segio.converters.resample import resample
 from segio.dicomseries import ImageSeries, read_image_series
 from segio.errors import WriteError
@@ -212,22 +213,17 @@ def _choice(value: Any, allowed: Sequence[str], name: str) -> Any:
     """``value`` as one of ``allowed`` (case-insensitive); None stays None."""
     if value is None:
         return None
-    text = str(value).strip()
-    for choice in allowed:
-        if text.lower() == choice.lower():
-            return choice
-    raise WriteError(f"unknown {name} {value!r}", hint=f"use one of {', '.join(allowed)}")
+    found = options.choice(value, allowed)
+    if found is None:
+        raise WriteError(f"unknown {name} {value!r}", hint=f"use one of {', '.join(allowed)}")
+    return found
 
 
 def _flag(value: bool | str, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "1", "on"):
-        return True
-    if text in ("false", "no", "0", "off"):
-        return False
-    raise WriteError(f"{name} must be true or false, got {value!r}")
+    result = options.flag(value)
+    if result is None:
+        raise WriteError(f"{name} must be true or false, got {value!r}")
+    return result
 
 
 def _series_number(value: int | str | None, kept: str | None) -> int:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import options
 from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, ValidationError
 from segio.geometry import Geometry
@@ -31,8 +32,6 @@ from segio.terminology import Terminology
 #: Segment property holding the display opacity (0..1) that OBJ, glTF and VTK store.
 OPACITY = "opacity"
 SPACES = ("lps", "ras")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 #: Characters that cannot be in a file name on some system (Slicer leaves names as they are).
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 _SPACE_TAG = re.compile(rb"SPACE=(LPS|RAS)", re.IGNORECASE)
@@ -53,21 +52,17 @@ class Part:
 
 def flag(value: object, option: str) -> bool:
     """A boolean option given as bool or text (``-O merge=true``)."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValidationError(f"option {option} must be true or false, got {value!r}")
+    result = options.flag(value)
+    if result is None:
+        raise ValidationError(f"option {option} must be true or false, got {value!r}")
+    return result
 
 
 def choice(value: object, option: str, allowed: Sequence[str]) -> str:
-    text = str(value).strip().lower()
-    if text not in allowed:
+    found = options.choice(value, allowed)
+    if found is None:
         raise ValidationError(f"option {option} must be one of {', '.join(allowed)}, got {value!r}")
-    return text
+    return found
 
 
 def space_matrix(space: str) -> NDArray[np.float64]:
@@ -224,6 +219,18 @@ def reading(path: Path, what: str) -> Iterator[None]:
             path=path,
             hint="the file may be truncated or not of this format",
         ) from exc
+
+
+def part_metadata(part: Part) -> dict[str, Any]:
+    """segio's own per-segment JSON (PLY comment, VTK field data, 3MF metadata): what the
+    format has no place for, read back by :func:`part_from_metadata`."""
+    return {
+        "name": part.name,
+        "id": part.id,
+        "terminology": part.terminology.to_slicer() if part.terminology else None,
+        "color": list(part.color or (1.0, 1.0, 1.0)),
+        "opacity": part.opacity,
+    }
 
 
 def part_from_metadata(meta: dict[str, Any], surface: Surface) -> Part:

@@ -32,6 +32,7 @@ from .common import (
     choice,
     compacted,
     part_from_metadata,
+    part_metadata,
     parts_of,
     polygon_triangles,
     reading,
@@ -67,16 +68,7 @@ def write(
         f"comment 3D Slicer output. SPACE={space.upper()} (written by segio)",
     ]
     for n, part in enumerate(parts):
-        meta: dict[str, Any] = {
-            "index": n,
-            "name": part.name,
-            "color": list(part.color or (1.0, 1.0, 1.0)),
-            "opacity": part.opacity,
-            "id": part.id,
-        }
-        if part.terminology is not None:
-            meta["terminology"] = part.terminology.to_slicer()
-        header.append("comment " + MARK + json.dumps(meta))
+        header.append("comment " + MARK + json.dumps({"index": n, **part_metadata(part)}))
     n_vertices = sum(len(p.surface.vertices) for p in parts)
     n_faces = sum(len(p.surface.faces) for p in parts)
     if n_vertices - 1 > MAX_INDEX:  # checked before the tables are allocated

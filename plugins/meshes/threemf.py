@@ -41,6 +41,7 @@ from .common import (
     checked_metadata,
     checked_surface,
     choice,
+    part_metadata,
     parts_of,
     reading,
     rgb8,
@@ -96,15 +97,7 @@ def write(
         raise WriteError("no segment has a triangle; 3MF cannot hold an empty mesh", path=path)
     meta = {
         "space": space.upper(),
-        "segments": [
-            {
-                "id": p.id,
-                "terminology": p.terminology.to_slicer() if p.terminology else None,
-                "color": list(p.color or (1.0, 1.0, 1.0)),
-                "opacity": p.opacity,
-            }
-            for p in parts
-        ],
+        "segments": [part_metadata(p) for p in parts],
     }
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'

@@ -41,6 +41,7 @@ from .common import (
     choice,
     compacted,
     part_from_metadata,
+    part_metadata,
     parts_of,
     polygon_triangles,
     reading,
@@ -87,16 +88,7 @@ def write(
     info = json.dumps(
         {
             "space": space.upper(),
-            "segments": [
-                {
-                    "name": p.name,
-                    "id": p.id,
-                    "terminology": p.terminology.to_slicer() if p.terminology else None,
-                    "color": list(p.color or (1.0, 1.0, 1.0)),
-                    "opacity": p.opacity,
-                }
-                for p in parts
-            ],
+            "segments": [part_metadata(p) for p in parts],
         },
         ensure_ascii=False,
     ).encode("utf-8")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import options
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.dicomcodes import code_from_item
@@ -37,7 +38,6 @@ PRIVATE_ROI = 0x01
 PRIVATE_GRID = 0x02
 #: Geometric types read as closed polygons (the last two are vendor variants seen in the wild).
 _CLOSED_TYPES = {"CLOSED_PLANAR", "CLOSEDPLANAR_XOR", "CLOSED_PLANAR_XOR"}
-_TRUE = {"1", "true", "yes", "on"}
 #: An ROI Contour item as the reader uses it: ReferencedROINumber, ROIDisplayColor (None
 #: when absent) and its contours as (geometric type, ContourData numbers, image UID).
 _RoiContours = tuple[int, list[Any] | None, list[tuple[str, NDArray[np.float64], str]]]
@@ -113,7 +113,7 @@ def read(
                 stacklevel=2,
             )
         grid = series.geometry
-    elif keep_contours is True or str(keep_contours).strip().lower() in _TRUE:
+    elif options.flag(keep_contours) is True:
         grid = None
     if grid is None:
         return segmentation

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import options
 from segio.contours import PlanarContours
 from segio.dicomcodes import code_item
 from segio.dicomseries import ImageSeries, read_image_series
@@ -76,7 +77,6 @@ INTERPRETED_TYPES = frozenset(
     ]
 )
 GENERATION_ALGORITHMS = frozenset({"AUTOMATIC", "SEMIAUTOMATIC", "MANUAL"})
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def format_ds(points: NDArray[np.float64]) -> bytes:
@@ -99,7 +99,7 @@ def format_ds(points: NDArray[np.float64]) -> bytes:
 
 
 def _flag(value: object) -> bool:
-    return value is True or str(value).strip().lower() in _TRUE
+    return options.flag(value) is True  # anything but a yes word is the default, no
 
 
 def write(

@@ -216,23 +216,11 @@ def rasterize_many(
         for polygons in planes:  # same validation as rasterize
             _edges(polygons)
         return empty
-    # All edges at once, as _edges makes them plane by plane (same validation, same ends).
+    # All edges at once: _edges of every polygon of every plane, in plane order.
     arrays = [[np.asarray(p, dtype=np.float64) for p in polygons] for polygons in planes]
-    for a in (a for plane_arrays in arrays for a in plane_arrays):
-        if a.ndim != 2 or a.shape[1] != 2:
-            raise ValueError(f"a polygon must be an (N, 2) array of (x, y), got {a.shape}")
-    flat_arrays = [a for plane_arrays in arrays for a in plane_arrays if len(a)]
-    if not flat_arrays:
+    lo, hi = _edges([a for plane_arrays in arrays for a in plane_arrays])
+    if not len(lo):
         return empty
-    xy = np.concatenate(flat_arrays)
-    if not np.isfinite(xy).all():
-        raise ValueError("polygon vertices must be finite")
-    counts = np.array([len(a) for a in flat_arrays])
-    ends = np.cumsum(counts)
-    following = np.arange(1, len(xy) + 1)
-    following[ends - 1] = ends - counts
-    swap = (xy[:, 1] > xy[following, 1])[:, None]
-    lo, hi = np.where(swap, xy[following], xy), np.where(swap, xy, xy[following])
     sizes = np.array([sum(len(a) for a in plane_arrays) for plane_arrays in arrays])
     plane_of_edge = np.repeat(np.arange(len(planes)), sizes)
     first = np.maximum(np.ceil(np.clip(lo[:, 1], -1, height)).astype(np.intp), 0)
