@@ -9,6 +9,7 @@ import those only when a surface is built or a file is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -16,7 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 from segio.errors import ValidationError
 from segio.geometry import LPS_TO_RAS
 
-__all__ = ["LPS_TO_RAS", "Surface", "face_normals", "vertex_normals"]
+__all__ = ["LPS_TO_RAS", "Surface", "compacted", "face_normals", "vertex_normals"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -160,3 +161,9 @@ def vertex_normals(
     length = np.linalg.norm(normals, axis=1, keepdims=True)
     unit = np.where(length > 0, normals / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
     return unit.astype(np.float32)
+
+
+def compacted(points: NDArray[Any], faces: NDArray[Any]) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """Only the points ``faces`` use, renumbered (one segment cut out of a shared table)."""
+    used, inverse = np.unique(faces, return_inverse=True)
+    return points[used], inverse.reshape(-1, 3).astype(np.int64)

@@ -288,14 +288,6 @@ def welded(triangles: NDArray[np.floating[Any]]) -> tuple[NDArray[Any], NDArray[
     return points[first], inverse.reshape(-1, 3).astype(np.int64)
 
 
-def compacted(
-    points: NDArray[np.float64], faces: NDArray[Any]
-) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
-    """Only the points ``faces`` use, renumbered (one segment cut out of a shared table)."""
-    used, inverse = np.unique(faces, return_inverse=True)
-    return points[used], inverse.reshape(-1, 3).astype(np.int64)
-
-
 def polygon_triangles(
     counts: NDArray[np.int64], ids: NDArray[np.int64], *, strips: bool = False
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:

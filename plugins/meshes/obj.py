@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from segio.errors import ReadError
 from segio.files import OutputFiles
 from segio.model import Segmentation
+from segio.surfaces import compacted
 from segio.terminology import Terminology
 
 from .common import (
@@ -32,7 +33,6 @@ from .common import (
     checked_metadata,
     checked_surface,
     choice,
-    compacted,
     parts_of,
     polygon_triangles,
     reading,

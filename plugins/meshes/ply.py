@@ -24,13 +24,13 @@ from numpy.typing import NDArray
 from segio.errors import ReadError, WriteError
 from segio.files import OutputFiles
 from segio.model import Segmentation
+from segio.surfaces import compacted
 
 from .common import (
     SPACES,
     Part,
     checked_surface,
     choice,
-    compacted,
     part_from_metadata,
     part_metadata,
     parts_of,

@@ -36,7 +36,7 @@ from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
 from segio.model import Extent, FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import ConversionParameters, Representation
-from segio.surfaces import Surface, face_normals, vertex_normals
+from segio.surfaces import Surface, compacted, face_normals, vertex_normals
 
 if TYPE_CHECKING:
     from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
@@ -251,14 +251,6 @@ def _flying_edges(image: vtkImageData, labels: Sequence[int]) -> vtkPolyData:
 # -- geometry helpers -----------------------------------------------------------------------------
 
 
-def _compact(
-    points: NDArray[np.floating], faces: IndexArray
-) -> tuple[NDArray[np.floating], IndexArray]:
-    """Drop the points no face uses (after a multi-label mesh was split)."""
-    used, inverse = np.unique(faces, return_inverse=True)
-    return points[used], inverse.reshape(-1, 3).astype(np.int64)
-
-
 def _merged(
     points: NDArray[np.floating], faces: IndexArray
 ) -> tuple[NDArray[np.floating], IndexArray]:
@@ -400,7 +392,7 @@ def _joint_flying_edges(
     shift = _ijk_offset(start)
     for segment, _ in members:
         own = faces[face_labels == segment.label_value]
-        pts, tri = _compact(points, own) if len(own) else (points[:0], own)
+        pts, tri = compacted(points, own) if len(own) else (points[:0], own)
         result[segment.id] = _to_surface(pts, tri, grid, settings.normals, shift)
     return result
 
@@ -456,7 +448,7 @@ def _surface_nets(
         if not len(own):
             result[segment.id] = _to_surface(points[:0], own, grid, False)
             continue
-        pts, tri = _compact(points, own)
+        pts, tri = compacted(points, own)
         if settings.decimation > 0 or (settings.smooths and not joint):
             segment_poly = _decimate(_polydata(pts, tri), settings)
             pts, tri = _triangles(segment_poly if joint else _smooth(segment_poly, settings))
@@ -645,7 +637,7 @@ def rasterize(
         k1 = min(box[0], k0 + STENCIL_SLAB)
         crossing = surface.faces[(high >= k0) & (low <= k1 - 1)]
         if len(crossing):
-            points, faces = _compact(ijk, crossing)
+            points, faces = compacted(ijk, crossing)
             points = points - np.array([0.0, 0.0, float(k0)])
             mask[k0:k1] = _stencil(points, faces, (k1 - k0, box[1], box[2]))
     return mask
