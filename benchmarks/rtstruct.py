@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Result, print_table, ratio_line, repeat, run_command, run_python
 from dicom_seg import prepare
 
+from segio.testing import dice
+
 SEGIO_WRITE = """
     import segio
     seg = load_segmentation()
@@ -186,8 +188,7 @@ def scores(work: Path, bits: NDArray[np.uint32]) -> list[float]:
     for n, s in enumerate(meta["segments"]):
         truth = labels == s["label"]
         if truth.any():
-            got = ((bits >> np.uint32(n)) & 1).astype(bool)
-            result.append(2 * float((truth & got).sum()) / float(truth.sum() + got.sum()))
+            result.append(dice(truth, (bits >> np.uint32(n)) & 1))
     return result
 
 
