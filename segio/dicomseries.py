@@ -92,6 +92,7 @@ class SourceFrame:
     sop_class_uid: str
     sop_instance_uid: str
     frame_number: int | None  # 1-based, None for a single-frame instance
+    file: Path | None = None  # the file that holds it
 
 
 @dataclass
@@ -201,7 +202,12 @@ def _series(datasets: list[Any], series_uid: str) -> ImageSeries:
             orientations.append(orientation)
             frames.append(
                 (
-                    SourceFrame(str(dataset.SOPClassUID), str(dataset.SOPInstanceUID), number),
+                    SourceFrame(
+                        str(dataset.SOPClassUID),
+                        str(dataset.SOPInstanceUID),
+                        number,
+                        Path(dataset.filename),
+                    ),
                     spacing,
                 )
             )

@@ -186,24 +186,15 @@ def _check_header(tag: Path, own: Geometry, grid: Geometry) -> None:
 def image_slices(series: Any) -> list[tuple[Path, int]]:
     """Each single-frame image file of the series with its slice k, in slice order.
 
-    The slice comes from the series' own frame table (by SOP Instance UID), not from file
-    order or a second geometry computation; multi-frame files are left out (one tag per
-    image file cannot name one of their frames).
+    The slice comes from the series' own frame table, not from file order or a second
+    geometry computation; multi-frame files are left out (one tag per image file cannot
+    name one of their frames).
     """
-    import pydicom
-
-    slices = {
-        frame.sop_instance_uid: k
+    return [
+        (frame.file, k)
         for k, frame in enumerate(series.frames)
-        if frame is not None and frame.frame_number is None
-    }
-    result = []
-    for file in series.files:
-        ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["SOPInstanceUID"])
-        k = slices.get(str(ds.get("SOPInstanceUID", "")))
-        if k is not None:
-            result.append((Path(file), k))
-    return sorted(result, key=lambda item: item[1])
+        if frame is not None and frame.frame_number is None and frame.file is not None
+    ]
 
 
 def _by_position(tag: Path, header: TagHeader, own: Geometry, grid: Geometry, depth: int) -> int:
