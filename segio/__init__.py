@@ -13,6 +13,7 @@ when a file of that format is read or written.
 
 from segio.errors import (
     GeometryError,
+    LimitError,
     MissingDependencyError,
     ReadError,
     SegioError,
@@ -38,6 +39,7 @@ __all__ = [
     "Geometry",
     "GeometryError",
     "Layer",
+    "LimitError",
     "MissingDependencyError",
     "ReadError",
     "Representation",

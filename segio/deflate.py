@@ -1,4 +1,10 @@
-"""One deflate stream compressed on all cores: for gzip NRRD and deflated DICOM alike.
+"""Deflate both ways: compressed on all cores, inflated never past what is expected.
+
+:func:`inflate` is how every reader inflates a whole zlib, gzip or raw deflate block from an
+untrusted file: it stops at the size the header promised, so a small crafted stream cannot
+inflate into gigabytes (a decompression bomb).
+
+One deflate stream compressed on all cores: for gzip NRRD and deflated DICOM alike.
 
 Data written to a :class:`ParallelDeflate` is cut into blocks that threads compress at
 once (zlib releases the GIL). Each block is raw deflate primed with the previous 32 KiB
@@ -17,7 +23,47 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import IO, Any
 
+from segio.errors import ReadError
+
 _WINDOW = 32768
+#: zlib ``wbits`` for the three containers of a deflate stream.
+ZLIB, GZIP, RAW = zlib.MAX_WBITS, 16 + zlib.MAX_WBITS, -zlib.MAX_WBITS
+
+
+def inflate(
+    data: bytes | memoryview,
+    size: int,
+    *,
+    wbits: int = ZLIB,
+    what: str = "the compressed data",
+    path: str | os.PathLike[str] | None = None,
+    exact: bool = True,
+) -> bytes:
+    """Inflate ``data`` into at most ``size`` bytes; more is refused, not produced.
+
+    With ``exact`` (the default) fewer bytes are refused too, since a header that
+    declares the size of what a stream holds is then wrong or the stream truncated.
+    Errors are :class:`~segio.errors.ReadError` naming ``what`` and ``path``.
+    """
+    engine = zlib.decompressobj(wbits)
+    try:
+        out = engine.decompress(data, size) if size > 0 else b""
+        overflow = engine.decompress(engine.unconsumed_tail or b"", 1) if not engine.eof else b""
+    except zlib.error as exc:
+        raise ReadError(f"{what} cannot be inflated: {exc}", path=path) from exc
+    if overflow or (len(out) == size and not engine.eof and engine.unconsumed_tail):
+        raise ReadError(
+            f"{what} inflates to more than the {size} bytes it should hold",
+            path=path,
+            hint="the file is corrupt, or crafted as a decompression bomb",
+        )
+    if exact and len(out) != size:
+        raise ReadError(
+            f"{what} inflates to {len(out)} bytes instead of {size}",
+            path=path,
+            hint="the file is truncated or corrupt",
+        )
+    return out
 
 
 def _engine() -> Any:

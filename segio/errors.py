@@ -31,12 +31,19 @@ class SegioError(Exception):
         hint: str | None = None,
     ) -> None:
         self.path = os.fspath(path) if path is not None else None
-        self.reason = message
-        self.hint = hint
+        self.reason = one_line(message) or "unknown error (no reason was given)"
+        self.hint = one_line(hint) if hint else None
+        message, hint = self.reason, self.hint
         text = f"{self.path}: {message}" if self.path else message
         if hint:
             text = f"{text} ({hint})"
         super().__init__(text)
+
+
+def one_line(text: object) -> str:
+    """``text`` folded onto one line: messages from libraries (nibabel's span several) and
+    names from files must not break the one-line form the command line prints."""
+    return " ".join(str(text).split())
 
 
 class UnknownFormatError(SegioError):
@@ -49,6 +56,13 @@ class MissingDependencyError(SegioError):
 
 class ReadError(SegioError):
     """A file is of a known format but cannot be read: truncated, corrupt or invalid."""
+
+
+class LimitError(ReadError):
+    """A file would need more memory than it can hold or than ``SEGIO_MAX_MEMORY`` allows.
+
+    Raised before the allocation; the message says how much and which setting raises it.
+    """
 
 
 class WriteError(SegioError):

@@ -30,6 +30,7 @@ import pluggy
 from segio import hookspecs
 from segio.errors import MissingDependencyError, ReadError, UnknownFormatError
 from segio.hookspecs import ConverterSpec, FormatSpec
+from segio.inputs import check_regular, open_input
 from segio.representations import Representation
 
 HEAD_SIZE = 4096
@@ -77,13 +78,15 @@ class Registry:
     def reader_for(self, path: str | os.PathLike[str], format: str | None = None) -> FormatSpec:
         """The format that should read ``path``."""
         path = Path(path)
+        if not path.exists():
+            raise ReadError("no such file or folder", path=path)
+        if not path.is_dir():
+            check_regular(path)  # a FIFO would block the first read, /dev/zero never end
         if format is not None:
             spec = self.format(format)
             if spec.reader is None:
                 raise UnknownFormatError(f"format {format!r} cannot be read", path=path)
             return spec
-        if not path.exists():
-            raise ReadError("no such file or folder", path=path)
         readable = [s for s in self.formats.values() if s.reader is not None]
         if path.is_dir():
             return _folder_reader(path, [s for s in readable if s.directory])
@@ -222,10 +225,10 @@ def _folder_reader(path: Path, specs: list[FormatSpec]) -> FormatSpec:
 
 def _read_head(path: Path) -> bytes:
     try:
-        with path.open("rb") as stream:
+        with open_input(path) as stream:
             return stream.read(HEAD_SIZE)
     except OSError as exc:
-        raise ReadError(f"cannot open the file: {exc.strerror}", path=path) from exc
+        raise ReadError(f"cannot read the file: {exc.strerror}", path=path) from exc
 
 
 def _by_suffix(specs: Iterable[FormatSpec], filename: str) -> list[FormatSpec]:
