@@ -8,6 +8,8 @@ the 24-segment case must be tested at the size the issue gives.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
@@ -448,3 +450,70 @@ def test_threads_do_not_change_the_result(case24: Segmentation) -> None:
     back_parallel = to_labelmap(serial, threads=3)
     for key in case24.segments:
         np.testing.assert_array_equal(back_serial.mask(key), back_parallel.mask(key))
+
+
+# -- hostile meshes: grids sized by coordinates (issue 11, item 3) -----------------------
+
+
+def _tetrahedron(offset: float = 0.0, far: float | None = None) -> Surface:
+    """A small closed tetrahedron; ``far`` moves one vertex that far along every axis."""
+    vertices = np.array([[0, 0, 0], [10, 0, 0], [0, 10, 0], [0, 0, 10]], float) + offset
+    if far is not None:
+        vertices[3] = far
+    return Surface(vertices, [[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]])
+
+
+def _surfaces(*surfaces: Surface, source: str = "far.stl") -> Segmentation:
+    segments = [Segment(id=f"s{n}", name=f"s{n}") for n in range(len(surfaces))]
+    return Segmentation(
+        segments,
+        source_representation=Representation.CLOSED_SURFACE,
+        surfaces={f"s{n}": s for n, s in enumerate(surfaces)},
+        provenance={"source_path": source},
+    )
+
+
+@pytest.mark.parametrize("far", [1e5, -1e5, 1e300])
+def test_a_far_vertex_does_not_size_the_automatic_grid(
+    far: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    segmentation = _surfaces(_tetrahedron(far=far))
+    for convert in (to_labelmap, to_fractional):
+        with pytest.raises(segio.LimitError, match=r"far\.stl: the labelmap grid") as caught:
+            convert(segmentation)
+        assert "SEGIO_MAX_MEMORY" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_far_vertex_does_not_grow_a_reference_grid(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    segmentation = _surfaces(_tetrahedron(), _tetrahedron(far=1e5))
+    reference = Geometry.from_spacing((20, 20, 20))
+    with pytest.raises(segio.LimitError, match="grown to hold the surfaces"):
+        to_labelmap(segmentation, reference)
+    cropped = _with(segmentation, Crop_to_reference_image_geometry="1")
+    result = to_labelmap(cropped, reference)  # cropped: the far vertex only clips
+    assert result.require_geometry().shape == (20, 20, 20)
+    assert result.mask("s0").any()
+
+
+def test_one_layer_per_segment_counts_in_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """50 segments on a 400³ grid: 3.2 GB as separate layers, 64 MB collapsed."""
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    reference = Geometry.from_spacing((400, 400, 400))
+    segmentation = _surfaces(*[_tetrahedron(offset=n) for n in range(50)])
+    with pytest.raises(segio.LimitError, match=r"3\.2 GB"):
+        to_fractional(segmentation, reference)
+    with pytest.raises(segio.LimitError, match=r"3\.2 GB"):
+        to_labelmap(_with(segmentation, Collapse_labelmaps="0"), reference)
+
+
+def test_converting_a_mesh_with_a_far_vertex_names_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    mesh = segio.write(_surfaces(_tetrahedron(far=1e5)), tmp_path / "far.stl")[0]
+    with pytest.raises(segio.LimitError) as caught:
+        segio.convert(mesh, tmp_path / "out.seg.nrrd")
+    assert str(caught.value).startswith(str(mesh)), caught.value
+    assert not list(tmp_path.glob("out*"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segio.hookspecs import ConverterSpec, hookimpl
-from segio.representations import Representation
+from segio.representations import Representation, parameter_defaults
 
 
 @hookimpl
@@ -15,7 +15,7 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.fractional:to_binary",
             cost=100,
-            parameters={"Threshold fraction": "0.5"},
+            parameters=parameter_defaults("Threshold fraction"),
         ),
         # Slicer goes planar contour -> closed surface -> binary labelmap (700 + 500); the
         # direct even-odd rasterisation costs less but keeps Slicer's ranking of paths.
@@ -25,7 +25,9 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.contours:to_labelmap",
             cost=1200,
-            parameters={"Contour rasterization spacing": "1.0", "Default slice thickness": "1.0"},
+            parameters=parameter_defaults(
+                "Contour rasterization spacing", "Default slice thickness"
+            ),
         ),
         # SlicerRT exports a labelmap to RTSTRUCT by way of a closed surface (500 + 700).
         ConverterSpec(
@@ -42,14 +44,14 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.CLOSED_SURFACE,
             function="segio.converters.surfaces:to_closed_surface",
             cost=500,
-            parameters={
-                "Smoothing factor": "0.5",
-                "Decimation factor": "0.0",
-                "Compute surface normals": "1",
-                "Conversion method": "0",
-                "SurfaceNets smoothing": "0",
-                "Joint smoothing": "0",
-            },
+            parameters=parameter_defaults(
+                "Smoothing factor",
+                "Decimation factor",
+                "Compute surface normals",
+                "Conversion method",
+                "SurfaceNets smoothing",
+                "Joint smoothing",
+            ),
             requires=("vtk",),
             extra="mesh",
         ),
@@ -59,12 +61,12 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.surfaces:to_labelmap",
             cost=500,
-            parameters={
-                "Oversampling factor": "1",
-                "Crop to reference image geometry": "0",
-                "Collapse labelmaps": "1",
-                "Surface rasterization spacing": "1.0",
-            },
+            parameters=parameter_defaults(
+                "Oversampling factor",
+                "Crop to reference image geometry",
+                "Collapse labelmaps",
+                "Surface rasterization spacing",
+            ),
             requires=("vtk",),
             extra="mesh",
         ),
@@ -76,11 +78,11 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.FRACTIONAL_LABELMAP,
             function="segio.converters.surfaces:to_fractional",
             cost=600,
-            parameters={
-                "Fractional labelmap oversampling factor": "1",
-                "Crop to reference image geometry": "0",
-                "Surface rasterization spacing": "1.0",
-            },
+            parameters=parameter_defaults(
+                "Fractional labelmap oversampling factor",
+                "Crop to reference image geometry",
+                "Surface rasterization spacing",
+            ),
             requires=("vtk",),
             extra="mesh",
         ),

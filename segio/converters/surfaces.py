@@ -32,10 +32,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import GeometryError, ValidationError
+from segio.errors import GeometryError, LimitError, ValidationError
 from segio.geometry import Geometry
+from segio.limits import check_allocation, check_grid
 from segio.model import Extent, FirstFitPacker, Layer, Segment, Segmentation
-from segio.representations import ConversionParameters, Representation
+from segio.representations import PARAMETERS, ConversionParameters, Representation
 from segio.surfaces import Surface, compacted, face_normals, vertex_normals
 
 if TYPE_CHECKING:
@@ -70,44 +71,37 @@ T = TypeVar("T")
 # -- settings ---------------------------------------------------------------------------------
 
 
+def _default(name: str) -> float:
+    return float(PARAMETERS[name].default)
+
+
 @dataclasses.dataclass(frozen=True)
 class SurfaceSettings:
-    """The labelmap -> surface parameters, read and checked once.
+    """The labelmap -> surface parameters, read once (defaults from :data:`PARAMETERS`).
 
-    A negative smoothing factor is Slicer's "smoothing switched off, remember the value"
-    (the 3D button toggles the sign), so only a positive factor smooths.
+    The values were checked when they were set or read from a file
+    (:class:`~segio.representations.ConversionParameters`): smoothing in -1..1, so the
+    iteration count and pass band stay small. A negative smoothing factor is Slicer's
+    "smoothing switched off, remember the value" (the 3D button toggles the sign), so only
+    a positive factor smooths.
     """
 
-    smoothing: float = 0.5
-    decimation: float = 0.0
-    normals: bool = True
-    method: int = FLYING_EDGES
-    nets_smoothing: bool = False
-    joint: bool = False
+    smoothing: float = _default(SMOOTHING)
+    decimation: float = _default(DECIMATION)
+    normals: bool = _default(NORMALS) > 0
+    method: int = int(_default(METHOD))
+    nets_smoothing: bool = _default(NETS_SMOOTHING) > 0
+    joint: bool = _default(JOINT) > 0
 
     @classmethod
     def from_parameters(cls, parameters: ConversionParameters) -> SurfaceSettings:
-        smoothing = parameters.number(SMOOTHING, 0.5)
-        decimation = parameters.number(DECIMATION, 0.0)
-        method = parameters.number(METHOD, 0.0)
-        if not math.isfinite(smoothing):
-            raise ValidationError(f"conversion parameter {SMOOTHING!r} must be finite")
-        if not 0.0 <= decimation <= 1.0:
-            raise ValidationError(
-                f"conversion parameter {DECIMATION!r} must be between 0 and 1, got {decimation}"
-            )
-        if method not in (FLYING_EDGES, SURFACE_NETS):
-            raise ValidationError(
-                f"conversion parameter {METHOD!r} must be 0 (flying edges) or 1 (surface nets), "
-                f"got {parameters.value(METHOD)!r}"
-            )
         return cls(
-            smoothing=smoothing,
-            decimation=decimation,
-            normals=parameters.number(NORMALS, 1.0) > 0,
-            method=int(method),
-            nets_smoothing=parameters.number(NETS_SMOOTHING, 0.0) > 0,
-            joint=parameters.number(JOINT, 0.0) > 0,
+            smoothing=parameters.number(SMOOTHING),
+            decimation=parameters.number(DECIMATION),
+            normals=parameters.flag(NORMALS),
+            method=int(parameters.number(METHOD)),
+            nets_smoothing=parameters.flag(NETS_SMOOTHING),
+            joint=parameters.flag(JOINT),
         )
 
     @property
@@ -525,7 +519,7 @@ def _volume(extent: Extent) -> int:
 def _factor(parameters: ConversionParameters, name: str) -> int:
     """A whole oversampling factor; Slicer's fractional and automatic ("A") ones are refused
     because segio keeps one grid per segmentation and downsamples back to it."""
-    text = parameters.value(name, "1") or "1"
+    text = parameters.value(name) or PARAMETERS[name].default
     try:
         value = float(text)
     except ValueError:
@@ -539,12 +533,17 @@ def _factor(parameters: ConversionParameters, name: str) -> int:
     return int(value)
 
 
-def automatic_grid(surfaces: Sequence[Surface], spacing: float) -> Geometry:
+def automatic_grid(
+    surfaces: Sequence[Surface], spacing: float, *, source: str | None = None, layers: int = 1
+) -> Geometry:
     """An axis-aligned grid of ``spacing`` mm voxels tiling the surfaces' bounding box.
 
     Used when neither a grid nor a reference geometry is known (a mesh read from a file).
     Slicer's default grid puts voxel *centres* on the box and picks about 250³ voxels;
-    segio takes the spacing from :data:`SPACING` (default 1 mm).
+    segio takes the spacing from :data:`SPACING` (default 1 mm). The grid's size follows
+    from coordinates, so one vertex 1e5 mm away would ask for terabytes: it is checked
+    (``layers`` one-byte labelmaps of it, :func:`segio.limits.check_grid`) before anything
+    is allocated, and ``source`` (the mesh file) is named in the refusal.
     """
     if not spacing > 0 or not math.isfinite(spacing):
         raise ValidationError(f"conversion parameter {SPACING!r} must be > 0, got {spacing}")
@@ -554,30 +553,55 @@ def automatic_grid(surfaces: Sequence[Surface], spacing: float) -> Geometry:
             "every surface is empty, so there is no extent to rasterise",
             hint="give a reference geometry (--reference) to get an empty labelmap",
         )
-    points = np.concatenate(filled)
-    low, high = points.min(axis=0), points.max(axis=0)
+    low = np.min([v.min(axis=0) for v in filled], axis=0)
+    high = np.max([v.max(axis=0) for v in filled], axis=0)
     # Voxels tile the bounding box (corners on it), so no voxel centre lies on a face of
     # a mesh made from another grid's voxels, whose vertices sit on half-voxel planes.
-    size_ijk = np.maximum(np.ceil((high - low) / spacing - 1e-9).astype(np.int64), 1)
-    shape = (int(size_ijk[2]), int(size_ijk[1]), int(size_ijk[0]))
+    with np.errstate(over="ignore", invalid="ignore"):
+        size = np.maximum(np.ceil((high - low) / spacing - 1e-9), 1.0)
+    _check_grid(size[::-1], layers, "the labelmap grid around the surfaces", source)
+    shape = (int(size[2]), int(size[1]), int(size[0]))
     return Geometry.from_spacing(shape, (spacing, spacing, spacing), low + spacing / 2)
 
 
-def _covering(grid: Geometry, surfaces: Sequence[Surface]) -> Geometry:
+def _check_grid(
+    shape_kji: Sequence[float] | NDArray[np.float64], layers: int, what: str, source: str | None
+) -> None:
+    """:func:`segio.limits.check_grid` for ``layers`` one-byte labelmaps, with a hint."""
+    # Capped: beyond 1e18 voxels an axis is refused anyway, and the product stays printable.
+    dims = [min(float(n), 1e18) for n in shape_kji]
+    try:
+        check_grid(dims, max(layers, 1), what, path=source)
+    except LimitError as exc:
+        hint = (
+            f"a vertex may be far from the others (or the voxels too small): check the mesh, "
+            f"give a reference grid, or raise {SPACING!r}; {exc.hint}"
+        )
+        raise LimitError(exc.reason, path=source, hint=hint) from None
+
+
+def _covering(
+    grid: Geometry, surfaces: Sequence[Surface], source: str | None = None, layers: int = 1
+) -> Geometry:
     """``grid`` grown (same axes, spacing and voxel positions) until it holds every voxel
-    centre that is inside a surface; ``grid`` itself when it already does."""
+    centre that is inside a surface; ``grid`` itself when it already does. The grown grid
+    is checked against the memory limit before it is made (a far vertex grows it far)."""
     filled = [s.vertices for s in surfaces if not s.is_empty]
     if not filled:
         return grid
-    ijk = grid.points_to_ijk(np.concatenate(filled))
-    size = np.array(grid.size_ijk)
-    low = np.minimum(np.ceil(ijk.min(axis=0) - 1e-6).astype(np.int64), 0)
-    high = np.maximum(np.floor(ijk.max(axis=0) + 1e-6).astype(np.int64), size - 1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        ijk = grid.points_to_ijk(np.concatenate(filled))
+        size = np.array(grid.size_ijk, dtype=np.float64)
+        low = np.minimum(np.ceil(ijk.min(axis=0) - 1e-6), 0.0)
+        high = np.maximum(np.floor(ijk.max(axis=0) + 1e-6), size - 1)
     if np.all(low == 0) and np.all(high == size - 1):
         return grid
-    shape = high - low + 1
+    extent = high - low + 1
+    _check_grid(extent[::-1], layers, "the labelmap grid grown to hold the surfaces", source)
+    start, shape = low.astype(np.int64), extent.astype(np.int64)
     return grid.cropped(
-        (int(low[2]), int(low[1]), int(low[0])), (int(shape[2]), int(shape[1]), int(shape[0]))
+        (int(start[2]), int(start[1]), int(start[0])),
+        (int(shape[2]), int(shape[1]), int(shape[0])),
     )
 
 
@@ -597,10 +621,11 @@ def _box(grid: Geometry, surface: Surface) -> tuple[tuple[int, int, int], tuple[
     """``(start, shape)`` (k, j, i) of the voxels of ``grid`` that a surface may touch,
     half a voxel wider than its bounds (a sub-voxel may be inside when the centre is not);
     an empty shape when it misses the grid."""
-    ijk = grid.points_to_ijk(surface.vertices)
-    size = np.array(grid.size_ijk)
-    low = np.clip(np.floor(ijk.min(axis=0) - 0.5).astype(np.int64), 0, size)
-    high = np.clip(np.ceil(ijk.max(axis=0) + 0.5).astype(np.int64) + 1, 0, size)
+    with np.errstate(over="ignore", invalid="ignore"):  # far vertices: clipped as floats
+        ijk = grid.points_to_ijk(surface.vertices)
+    size = np.array(grid.size_ijk, dtype=np.float64)
+    low = np.clip(np.floor(ijk.min(axis=0) - 0.5), 0, size).astype(np.int64)
+    high = np.clip(np.ceil(ijk.max(axis=0) + 0.5) + 1, 0, size).astype(np.int64)
     shape = np.maximum(high - low, 0)
     return (int(low[2]), int(low[1]), int(low[0])), (
         int(shape[2]),
@@ -678,6 +703,7 @@ def _sampled_counts(
         return start, counts
     fine = refined(grid, factor)
     plane = shape[1] * shape[2] * factor**3
+    check_allocation(plane, "one oversampled slice of a surface's box")
     step = max(1, (1 << 25) // plane)
     for k in range(0, shape[0], step):
         slab = min(step, shape[0] - k)
@@ -693,7 +719,11 @@ def _sampled_counts(
     return start, counts
 
 
-def _output_grid(segmentation: Segmentation, geometry: Geometry | None) -> Geometry:
+def _output_grid(
+    segmentation: Segmentation, geometry: Geometry | None, layers: int, factor: int = 1
+) -> Geometry:
+    """The grid the surfaces go on, checked to fit in memory as ``layers`` one-byte
+    labelmaps refined ``factor`` times before any of them is allocated."""
     if segmentation.source_representation is not Representation.CLOSED_SURFACE:
         raise ValidationError(
             "this converter needs a closed-surface segmentation, got "
@@ -701,12 +731,14 @@ def _output_grid(segmentation: Segmentation, geometry: Geometry | None) -> Geome
         )
     parameters = segmentation.conversion_parameters
     surfaces = list(segmentation.surfaces.values())
+    source = segmentation.provenance.get("source_path")
     grid = geometry or segmentation.reference_geometry
     if grid is None:
-        return automatic_grid(surfaces, parameters.number(SPACING, 1.0))
-    if parameters.number(CROP, 0.0) > 0:
-        return grid
-    return _covering(grid, surfaces)
+        grid = automatic_grid(surfaces, parameters.number(SPACING), source=source, layers=layers)
+    elif not parameters.flag(CROP):
+        grid = _covering(grid, surfaces, source, layers)
+    _check_grid([n * factor for n in grid.shape], layers, "the labelmap grid", source)
+    return grid
 
 
 def to_labelmap(
@@ -722,9 +754,10 @@ def to_labelmap(
     segments go to separate layers (first fit, as Slicer collapses labelmaps); with
     ``Collapse labelmaps`` = 0 every segment gets a layer of its own.
     """
-    grid = _output_grid(segmentation, geometry)
     factor = _factor(segmentation.conversion_parameters, OVERSAMPLING)
+    collapse = segmentation.conversion_parameters.flag(COLLAPSE)
     order = list(segmentation.segments.values())
+    grid = _output_grid(segmentation, geometry, 1 if collapse else len(order))
 
     def job(segment: Segment) -> tuple[tuple[int, int, int], NDArray[np.bool_]]:
         surface = segmentation.surfaces[segment.id]
@@ -738,7 +771,6 @@ def to_labelmap(
 
     masks = _run([partial(job, s) for s in order], threads)
     packer = FirstFitPacker(grid.shape)
-    collapse = segmentation.conversion_parameters.number(COLLAPSE, 1.0) > 0
     segments = []
     lost = []
     for segment, (start, mask) in zip(order, masks, strict=True):
@@ -783,11 +815,9 @@ def to_fractional(
     oversampling factor``. Each voxel is sampled at 6³ sub-voxel centres (Slicer's 216
     offsets), so values run from 0 to ``max_fraction`` = 216, one layer per segment.
     """
-    grid = refined(
-        _output_grid(segmentation, geometry),
-        _factor(segmentation.conversion_parameters, FRACTIONAL_OVERSAMPLING),
-    )
+    factor = _factor(segmentation.conversion_parameters, FRACTIONAL_OVERSAMPLING)
     order = list(segmentation.segments.values())
+    grid = refined(_output_grid(segmentation, geometry, len(order), factor), factor)
     counted = _run(
         [
             partial(_sampled_counts, segmentation.surfaces[s.id], grid, FRACTION_SAMPLES)
