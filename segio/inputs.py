@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from segio.errors import ReadError
 
-__all__ = ["check_regular", "open_input", "read_input", "referenced_file"]
+__all__ = ["check_regular", "folder_files", "open_input", "read_input", "referenced_file"]
 
 PathLike = str | os.PathLike[str]
 
@@ -59,6 +59,32 @@ def check_regular(path: PathLike, *, what: str = "the file") -> None:
             path=path,
             hint="segio reads only regular files",
         )
+
+
+def folder_files(folder: PathLike, *, recursive: bool = True) -> list[Path]:
+    """The regular files in ``folder`` (and below it), sorted; hidden files left out.
+
+    What a reader may take from a folder it is given: FIFOs, devices and sockets are left
+    out without being opened (a FIFO would block the read), and so are links that resolve
+    outside ``folder`` (to another user's file, to ``/dev/zero``); links to folders are not
+    followed (no cycles). Nothing is opened here.
+    """
+    root = Path(os.path.realpath(folder))
+    found = []
+    for current, folders, names in os.walk(folder, followlinks=False):
+        if not recursive:
+            folders.clear()
+        for name in names:
+            path = Path(current) / name
+            if name.startswith(".") or not Path(os.path.realpath(path)).is_relative_to(root):
+                continue
+            try:
+                mode = path.stat().st_mode
+            except OSError:  # a dangling link
+                continue
+            if stat.S_ISREG(mode):
+                found.append(path)
+    return sorted(found)
 
 
 def open_input(path: PathLike, *, what: str = "the file") -> BinaryIO:

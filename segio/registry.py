@@ -30,7 +30,7 @@ import pluggy
 from segio import hookspecs
 from segio.errors import MissingDependencyError, ReadError, UnknownFormatError
 from segio.hookspecs import ConverterSpec, FormatSpec
-from segio.inputs import check_regular, open_input
+from segio.inputs import check_regular, folder_files, open_input
 from segio.representations import Representation
 
 HEAD_SIZE = 4096
@@ -209,7 +209,7 @@ def is_installed(spec: FormatSpec) -> bool:
 def _folder_reader(path: Path, specs: list[FormatSpec]) -> FormatSpec:
     """The first folder-capable format whose sniffer recognises a file in the folder."""
     heads = []
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for file in folder_files(path):  # no FIFO, device or link out of the folder
         heads.append(_read_head(file))
         if len(heads) >= FOLDER_SNIFF_LIMIT:
             break
