@@ -23,6 +23,11 @@ class SegioError(Exception):
         What the user can do about it; appended to the message.
     """
 
+    #: True when :func:`segio.read` or :func:`segio.write` made this error from a library
+    #: exception (``ValueError``, ``OverflowError``, ...) that a plugin let escape: the
+    #: user sees one line, and the conformance battery reports the plugin.
+    unexpected: bool = False
+
     def __init__(
         self,
         message: str,

@@ -1,14 +1,24 @@
-"""The public verbs: :func:`read`, :func:`write` and :func:`convert`."""
+"""The public verbs: :func:`read`, :func:`write` and :func:`convert`.
+
+Whatever goes wrong inside a reader or a writer reaches the caller as a
+:class:`~segio.errors.SegioError` naming the user's file: a plugin that lets a library's
+``ValueError``, ``OverflowError``, ``MemoryError`` or ``OSError`` escape is caught here
+(:func:`user_errors`), and an error that names a writer's temporary file is re-pointed
+at the file the user asked for.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import struct
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from segio.errors import ReadError, SegioError, ValidationError, WriteError
-from segio.files import OutputFiles
+from segio.errors import ReadError, SegioError, ValidationError, WriteError, one_line
+from segio.files import OutputFiles, settle
 from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
 from segio.registry import Registry, default_registry, reader_function, writer_function
@@ -29,17 +39,13 @@ def read(
     go to the format's reader (``segio formats`` lists them).
     """
     registry = registry or default_registry()
-    spec = registry.reader_for(path, format)
-    _check_options(spec, options, spec.read_options, "read", path)
-    reader = reader_function(spec)
-    try:
+    with user_errors(ReadError, path):
+        spec = registry.reader_for(path, format)
+        _check_options(spec, options, spec.read_options, "read", path)
+        reader = reader_function(spec)
+        if not Path(path).is_dir():
+            settle(path)  # finish a write of this file that was interrupted
         segmentation = reader(Path(path), **options)
-    except SegioError:
-        raise
-    except MemoryError as exc:
-        raise ReadError("not enough memory to read this file", path=path) from exc
-    except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror or exc}", path=path) from exc
     if not isinstance(segmentation, Segmentation):
         raise ReadError(f"the {spec.name} reader returned {type(segmentation).__name__}")
     segmentation.provenance.setdefault("source_path", str(path))
@@ -54,29 +60,28 @@ def write(
     format: str | None = None,
     force: bool = False,
     registry: Registry | None = None,
+    inputs: Iterable[PathLike] = (),
     **options: Any,
 ) -> list[Path]:
     """Write ``segmentation`` to ``path``; return every file written (sidecars included).
 
-    All files appear together or not at all. An existing file is replaced only with
-    ``force=True``.
+    All files appear together or not at all, even if the process is killed (see
+    :mod:`segio.files`). An existing file is replaced only with ``force=True``, and never
+    when it is one of the inputs: the segmentation's source file and label table, a
+    ``reference`` option, and ``inputs``.
     """
     registry = registry or default_registry()
     spec = registry.writer_for(path, format)
     _check_options(spec, options, spec.write_options, "write", path)
-    segmentation.validate()
-    if segmentation.source_representation not in spec.writes:
-        from segio.converters import to_representation
+    sources = [*_input_paths(segmentation, options), *inputs]
+    files = OutputFiles(force=force, main=path, inputs=sources)
+    with user_errors(WriteError, path, files), files:
+        segmentation.validate()
+        if segmentation.source_representation not in spec.writes:
+            from segio.converters import to_representation
 
-        segmentation = to_representation(segmentation, spec.writes, registry=registry)
-    writer = writer_function(spec)
-    with OutputFiles(force=force) as files:
-        try:
-            writer(segmentation, Path(path), files, **options)
-        except SegioError:
-            raise
-        except OSError as exc:
-            raise WriteError(f"cannot write: {exc.strerror or exc}", path=path) from exc
+            segmentation = to_representation(segmentation, spec.writes, registry=registry)
+        writer_function(spec)(segmentation, Path(path), files, **options)
         if not files.targets:
             raise WriteError(f"the {spec.name} writer produced no file", path=path)
     return files.targets
@@ -101,9 +106,11 @@ def convert(
     ``parameters`` set conversion parameters (Slicer's names, such as ``"Smoothing
     factor"``) before the writer's representation is derived.
     """
-    if Path(source).absolute() == Path(target).absolute() and not force:
+    if _same_path(source, target):
         raise WriteError(
-            "the output is the input", path=target, hint="pass force=True to replace it"
+            f"the output is the input {source}",
+            path=target,
+            hint="write to another name; an input is never overwritten, even with force",
         )
     segmentation = read(source, format=read_format, registry=registry, **(read_options or {}))
     if segments is not None:
@@ -118,6 +125,7 @@ def convert(
         format=write_format,
         force=force,
         registry=registry,
+        inputs=[source],
         **(write_options or {}),
     )
 
@@ -166,3 +174,92 @@ def _check_options(
             path=path,
             hint=("it takes: " + ", ".join(sorted(known))) if known else "it takes none",
         )
+
+
+# -- errors the user can act on --------------------------------------------------------
+
+#: What a reader or writer lets escape when a file is corrupt or hostile: library code
+#: (numpy, struct, zlib, nibabel, ...) raises these for bad data. Caught as a last resort.
+_DATA_ERRORS = (ValueError, OverflowError, RecursionError, struct.error, zlib.error, EOFError)
+
+
+@contextmanager
+def user_errors(
+    error: type[SegioError], path: PathLike, files: OutputFiles | None = None
+) -> Iterator[None]:
+    """Turn what escapes a reader or writer into ``error`` naming ``path``.
+
+    Memory, system and data errors become one-line errors of class ``error``, chained to
+    the original (``--debug`` shows it). A data error is flagged ``unexpected``: the
+    plugin should have refused the file itself (the conformance battery reports it).
+    With ``files``, an error naming a staged temporary is re-pointed at its target.
+    """
+    verb = "read" if issubclass(error, ReadError) else "write"
+    try:
+        yield
+    except SegioError as exc:
+        moved = _repointed(exc, files)
+        if moved is None:
+            raise
+        raise moved from exc
+    except MemoryError as exc:
+        raise error(
+            f"not enough memory to {verb} this file",
+            path=path,
+            hint="free memory or use a larger machine",
+        ) from exc
+    except OSError as exc:
+        where = files.public(os.fspath(exc.filename)) if files and exc.filename else None
+        raise error(f"cannot {verb}: {exc.strerror or _detail(exc)}", path=where or path) from exc
+    except _DATA_ERRORS as exc:
+        detail = files.public(_detail(exc)) if files else _detail(exc)
+        wrapped = error(f"cannot {verb} this file: {detail}", path=path)
+        wrapped.unexpected = True
+        raise wrapped from exc
+
+
+def _detail(exc: BaseException) -> str:
+    """What an exception says, or its kind when it says nothing."""
+    text = one_line(exc)
+    kind = type(exc).__name__
+    return f"{text} ({kind})" if text else f"{kind} without a message"
+
+
+def _repointed(exc: SegioError, files: OutputFiles | None) -> SegioError | None:
+    """``exc`` again, naming targets instead of temporaries; None when it names none."""
+    if files is None:
+        return None
+    path = files.public(exc.path) if exc.path else None
+    reason, hint = files.public(exc.reason), files.public(exc.hint) if exc.hint else None
+    if (path, reason, hint) == (exc.path, exc.reason, exc.hint):
+        return None
+    try:
+        moved = type(exc)(reason, path=path, hint=hint)
+    except TypeError:  # a subclass with its own signature
+        moved = WriteError(reason, path=path, hint=hint)
+    moved.unexpected = exc.unexpected
+    return moved
+
+
+def _input_paths(segmentation: Segmentation, options: Mapping[str, Any]) -> list[Path]:
+    """The files a write must not replace: where the segmentation came from, its label
+    table and the reference series it is written against."""
+    found: list[Path] = []
+    for value in (
+        segmentation.provenance.get("source_path"),
+        segmentation.provenance.get("label_table"),
+        options.get("reference"),
+    ):
+        items = value if isinstance(value, list | tuple) else [value]
+        found += [Path(item) for item in items if isinstance(item, str | os.PathLike) and item]
+    return found
+
+
+def _same_path(first: PathLike, second: PathLike) -> bool:
+    """The same name, or two names (links) of one existing file."""
+    if Path(first).absolute() == Path(second).absolute():
+        return True
+    try:
+        return Path(first).samefile(second)
+    except OSError:
+        return False
