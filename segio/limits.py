@@ -68,6 +68,8 @@ def _default_limit() -> int:
 
 def format_bytes(count: float) -> str:
     """``3.6 GB``: sizes in messages, in decimal units as file managers show them."""
+    # An integer beyond the float range (a grid from a vertex at 1e308) would overflow.
+    count = float(count) if abs(count) < 1e300 else math.inf
     for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
         if abs(count) < 1000 or unit == "PB":
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
