@@ -82,6 +82,7 @@ def check_allocation(
 ) -> None:
     """Refuse an allocation of ``nbytes`` for ``what`` that exceeds :func:`memory_limit`."""
     limit = memory_limit()
+    nbytes = nbytes if abs(nbytes) < 1e300 else math.inf  # beyond float: no OverflowError
     if not nbytes <= limit:  # also refuses NaN
         raise LimitError(
             f"{what} would need {format_bytes(nbytes)} of memory, more than the limit of "
