@@ -21,6 +21,7 @@ from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, ValidationError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
+from segio.inputs import open_input, read_input
 from segio.labeltables import (
     LabelEntry,
     find_sidecar,
@@ -28,7 +29,15 @@ from segio.labeltables import (
     sniff_label_table,
     write_label_table,
 )
-from segio.model import Layer, Segment, Segmentation, label_histogram, unique_id
+from segio.model import (
+    DENSE_LABEL_LIMIT,
+    Layer,
+    Segment,
+    Segmentation,
+    label_histogram,
+    unique_id,
+    voxel_slabs,
+)
 from segio.representations import ConversionParameter, ConversionParameters
 
 #: Default sidecar: segio's own JSON, the only table that keeps every field exactly.
@@ -44,7 +53,7 @@ _SIDECAR_SUFFIX = {
     "freesurfer": ".txt",
     "json-map": ".json",
 }
-_UNIQUE_LIMIT = 1 << 20  # beyond this label value, count with np.unique, not a histogram
+_NOT_LABELS = "is this an image or a probability map rather than a segmentation?"
 
 
 def storage_dtype(segmentation: Segmentation) -> np.dtype[Any]:
@@ -54,15 +63,70 @@ def storage_dtype(segmentation: Segmentation) -> np.dtype[Any]:
 
 
 def present_labels(array: NDArray[np.integer]) -> list[int]:
-    """Sorted non-zero values of a labelmap, in one streaming pass."""
+    """Sorted positive values of a labelmap: a histogram for small values, else np.unique.
+
+    A value such as 4294967295 never sizes a histogram: above
+    :data:`~segio.model.DENSE_LABEL_LIMIT` the distinct values are found by sorting.
+    """
     top = int(array.max(initial=0))
-    if top == 0:
+    if top <= 0:
         return []
-    if top > _UNIQUE_LIMIT:
+    if top > DENSE_LABEL_LIMIT:
         values = np.unique(array)
-        return [int(v) for v in values if v > 0]
+        return [int(v) for v in values[values > 0]]
     histogram = label_histogram(array, top)
     return [int(v) for v in np.flatnonzero(histogram[1:]) + 1]
+
+
+def integer_labels(data: NDArray[Any], path: Path) -> NDArray[np.integer]:
+    """An image's voxels as labels (integers >= 0), or a :class:`ReadError` saying why not.
+
+    Integer images are returned as they are; negative values are refused. Floating-point
+    images are accepted only when every value is a whole number (some tools store labels as
+    float) and are then converted to the smallest unsigned type that holds them: a
+    fractional value would otherwise be silently truncated into another segment's label.
+    Complex and other types are refused.
+    """
+    kind = data.dtype.kind
+    if kind == "b":
+        return data.view(np.uint8)
+    if kind in "iu":
+        if kind == "i" and data.size and int(data.min()) < 0:
+            raise ReadError(
+                "the image has negative values, which cannot be segment labels",
+                path=path,
+                hint="is this an image rather than a segmentation?",
+            )
+        return data
+    if kind == "c":
+        raise ReadError(
+            f"the image has complex values ({data.dtype}); a labelmap holds whole numbers",
+            path=path,
+            hint=_NOT_LABELS,
+        )
+    if kind != "f":
+        raise ReadError(f"voxel type {data.dtype} cannot hold labels", path=path)
+    top = 0.0
+    for chunk in voxel_slabs(data):
+        with np.errstate(invalid="ignore"):
+            if not np.all(np.isfinite(chunk)) or (chunk.size and float(chunk.min()) < 0):
+                raise ReadError(
+                    "the image has negative or non-finite values, which cannot be labels",
+                    path=path,
+                    hint=_NOT_LABELS,
+                )
+            if np.any(chunk != np.floor(chunk)):
+                raise ReadError(
+                    "the image has fractional values; a labelmap holds whole numbers",
+                    path=path,
+                    hint=_NOT_LABELS,
+                )
+        top = max(top, float(chunk.max(initial=0)))
+    if top >= 2.0**64:
+        raise ReadError(f"label value {top:g} is larger than any integer type", path=path)
+    dtype = np.promote_types(np.uint8, np.min_scalar_type(int(top)))
+    labels: NDArray[np.integer] = data.astype(dtype)
+    return labels
 
 
 # ---------------------------------------------------------------------------------------
@@ -88,23 +152,26 @@ def read_labelmap_segmentation(
     document: dict[str, Any] = {}
     complete = False
     if table_path is not None:
-        if not table_path.exists():
-            raise ReadError("the label table does not exist", path=table_path)
         table_format = sniff_label_table(_head(table_path), table_path.name)
         entries = read_label_table(table_path, format=table_format)
         complete = table_format in _COMPLETE_TABLES
         if table_format == "segio-json":
             document = _read_document(table_path)
     geometry = _sidecar_geometry(document, geometry, path)
-    layers = [Layer(array, geometry) for array in arrays]
-    segments = _segments(layers, entries, complete, path)
-    segmentation = Segmentation(
-        segments,
-        layers,
-        reference_geometry=_document_geometry(document.get("reference_geometry")),
-        conversion_parameters=_document_parameters(document.get("conversion_parameters")),
-        provenance={"source_path": str(path)},
-    )
+    try:
+        layers = [Layer(array, geometry) for array in arrays]
+        segments = _segments(layers, entries, complete, path)
+        segmentation = Segmentation(
+            segments,
+            layers,
+            reference_geometry=_document_geometry(document.get("reference_geometry")),
+            conversion_parameters=_document_parameters(document.get("conversion_parameters")),
+            provenance={"source_path": str(path)},
+        )
+    except SegioError as exc:
+        if exc.path is not None:
+            raise
+        raise ReadError(exc.reason, path=table_path or path, hint=exc.hint) from exc
     if table_path is not None:
         segmentation.provenance["label_table"] = str(table_path)
     return segmentation
@@ -113,10 +180,9 @@ def read_labelmap_segmentation(
 def _segments(
     layers: list[Layer], entries: list[LabelEntry], complete: bool, path: Path
 ) -> list[Segment]:
+    """One segment per label slot (layer, value): listed first for a complete table, then
+    the labels present in the image; linear in the number of labels (65,535 is common)."""
     by_slot = {(e.layer, e.value): e for e in entries}
-    present = [
-        (n, value) for n, layer in enumerate(layers) for value in present_labels(layer.array)
-    ]
     for layer_index, value in by_slot:
         if layer_index >= len(layers):
             raise ReadError(
@@ -124,12 +190,15 @@ def _segments(
                 f"has {len(layers)} layer(s)",
                 path=path,
             )
-    slots = [(e.layer, e.value) for e in entries] if complete else []
-    slots += [slot for slot in present if slot not in set(slots)]
-    if not complete:
-        slots.sort()
+    present = [
+        (n, value) for n, layer in enumerate(layers) for value in present_labels(layer.array)
+    ]
+    if complete:  # table order, then unlisted labels; dict keeps the first of each slot
+        slots = list(dict.fromkeys([*((e.layer, e.value) for e in entries), *present]))
+    else:
+        slots = sorted(present)
     segments: list[Segment] = []
-    taken: set[str] = set()
+    taken = {e.id for e in entries if e.id}
     for index, (layer_index, value) in enumerate(slots):
         entry = by_slot.get((layer_index, value))
         if value > np.iinfo(layers[layer_index].array.dtype).max:
@@ -242,10 +311,15 @@ def _add_document_fields(path: Path, segmentation: Segmentation) -> None:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    data = read_input(path, what="the label table")
     try:
-        document = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError) as exc:
+        document = json.loads(data.decode("utf-8-sig"))
+    except ValueError as exc:
         raise ReadError(f"cannot read the label table: {exc}", path=path) from exc
+    except RecursionError:
+        document = None  # raised below, outside the handler: no RecursionError behind it
+    if document is None:
+        raise ReadError("cannot read the label table: it is nested too deeply", path=path)
     return document if isinstance(document, dict) else {}
 
 
@@ -288,5 +362,6 @@ def _document_parameters(data: Any) -> ConversionParameters | None:
 
 
 def _head(path: Path) -> bytes:
-    with path.open("rb") as stream:
+    """The first 4 KiB of a label table, opened as a regular file only (no FIFO hangs)."""
+    with open_input(path, what="the label table") as stream:
         return stream.read(4096)

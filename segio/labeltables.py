@@ -36,10 +36,13 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from segio.colors import color_for_index
-from segio.errors import ReadError, UnknownFormatError, ValidationError, WriteError
+from segio.errors import ReadError, SegioError, UnknownFormatError, ValidationError, WriteError
+from segio.inputs import open_input, read_input, referenced_file
 from segio.terminology import ANATOMIC_CONTEXT, SLICER_CONTEXT, Code, Terminology
 
 Color = tuple[float, float, float]
+#: The largest label table read (65,535 labels with full terminology take about 30 MB).
+MAX_TABLE_BYTES = 256 << 20
 
 
 @dataclass
@@ -169,8 +172,11 @@ def _json_load(text: str, src: str | None) -> Any:
 
     try:
         return json.loads(text, object_pairs_hook=no_duplicates)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise _fail(src, f"not valid JSON: {exc}") from exc
+    except RecursionError:
+        pass  # raised below, outside the handler, so no RecursionError is chained to it
+    raise _fail(src, "not valid JSON: it is nested too deeply")
 
 
 # -- segio-json -----------------------------------------------------------------------------
@@ -427,6 +433,7 @@ def _write_itksnap(entries: Sequence[LabelEntry], path: Path) -> str:
 
 def _read_freesurfer(text: str, src: str | None) -> list[LabelEntry]:
     entries: dict[int, LabelEntry] = {}
+    twice: list[int] = []
     for line in text.splitlines():
         match = _TABLE_LINE.match(line)
         if match is None or match.group(6) is None:  # FreeSurfer ignores lines it cannot scan
@@ -435,12 +442,18 @@ def _read_freesurfer(text: str, src: str | None) -> list[LabelEntry]:
         r, g, b, t = (_int(match.group(i), "colour", src, 255) for i in range(3, 7))
         props = {"freesurfer.tissue_type": match.group(7)} if match.group(7) else {}
         if value in entries:
-            warnings.warn(f"{src}: label {value} listed twice; keeping the first", stacklevel=3)
+            twice.append(value)
         elif value > 0:
             color = _rgb_from_bytes(r, g, b)
             entries[value] = LabelEntry(
                 value, match.group(2), color, (255 - t) / 255, properties=props
             )
+    if twice:  # one warning, however many lines repeat a label
+        shown = ", ".join(map(str, twice[:5])) + (", ..." if len(twice) > 5 else "")
+        warnings.warn(
+            f"{src}: {len(twice)} label(s) listed twice ({shown}); keeping the first of each",
+            stacklevel=3,
+        )
     return list(entries.values())
 
 
@@ -572,8 +585,12 @@ def caret_xml(entries: Sequence[LabelEntry]) -> bytes:
 
 
 def _fallback_color(value: int) -> Color:
-    """segio's default colour, for formats that need one when an entry has none."""
-    return color_for_index(value - 1)
+    """segio's default colour, for formats that need one when an entry has none.
+
+    The index is taken modulo 2**64 (no label type holds more), so a huge value cannot
+    overflow the float arithmetic of the palette.
+    """
+    return color_for_index((value - 1) % (1 << 64))
 
 
 def _rgb255(e: LabelEntry) -> tuple[int, int, int]:
@@ -669,14 +686,15 @@ def _check_format(fmt: str) -> None:
 def read_label_table(
     path: str | os.PathLike[str], *, format: str | None = None
 ) -> list[LabelEntry]:
-    """Read a label table; the format is sniffed from content and suffix when not given."""
+    """Read a label table; the format is sniffed from content and suffix when not given.
+
+    Only a regular file is read (a FIFO or a device given as the table is refused, not
+    waited on), and at most :data:`MAX_TABLE_BYTES`.
+    """
     path = Path(path)
     if format is not None:
         _check_format(format)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ReadError(f"cannot read the label table: {exc.strerror or exc}", path=path) from exc
+    data = read_input(path, what="the label table", limit=MAX_TABLE_BYTES)
     fmt = format or sniff_label_table(data[:4096], path.suffix)
     if fmt is None:
         raise ReadError(
@@ -803,13 +821,27 @@ def find_sidecar(image_path: str | os.PathLike[str]) -> Path | None:
     candidates = [image.with_name(stem + s) for s in _SIDECAR_SUFFIXES]
     candidates += [folder / "dataset.json" for folder in [image.parent, *image.parent.parents][:3]]
     for candidate in candidates:
-        if candidate == image or not candidate.is_file():
+        if candidate == image or not os.path.lexists(candidate):
             continue
-        try:
-            with candidate.open("rb") as fh:
-                head = fh.read(4096)
-        except OSError:
-            continue
-        if sniff_label_table(head, candidate.suffix) is not None:
+        head = _candidate_head(candidate)
+        if head is not None and sniff_label_table(head, candidate.suffix) is not None:
             return candidate
+    return None
+
+
+def _candidate_head(candidate: Path) -> bytes | None:
+    """The first 4 KiB of a possible sidecar; None (with a warning) when it may not be read.
+
+    A sidecar is found by name, not named by the user, so it must be a regular file that
+    stays in its own folder: a link planted there pointing elsewhere (another user's file,
+    ``/dev/zero``, a FIFO) is skipped without being opened.
+    """
+    try:
+        checked = referenced_file(candidate, candidate.name, what="the label table")
+        with open_input(checked, what="the label table") as stream:
+            return stream.read(4096)
+    except SegioError as exc:
+        warnings.warn(f"{exc.path}: label table not used: {exc.reason}", stacklevel=4)
+    except OSError:
+        pass
     return None

@@ -11,7 +11,8 @@ Slicer (``Segments in separate layers can have the same label value``).
 from __future__ import annotations
 
 import copy as _copy
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from segio.colors import color_for_index
 from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
+from segio.limits import check_allocation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import Surface
 from segio.terminology import Terminology
@@ -174,6 +176,14 @@ class SegmentMap(Mapping[str, Segment]):
     def __len__(self) -> int:
         return len(self._by_id)
 
+    def values(self) -> ValuesView[Segment]:
+        """The segments in order, straight from the id index.
+
+        ``Mapping.values`` would look every id up again through :meth:`__getitem__`,
+        which costs ten times more: noticeable with thousands of segments.
+        """
+        return self._by_id.values()
+
     def __repr__(self) -> str:
         return "SegmentMap(" + ", ".join(repr(s.name) for s in self._by_id.values()) + ")"
 
@@ -245,13 +255,14 @@ class Segmentation:
                 "contours and surfaces are kept only when they are the source representation"
             )
         fractional = self.source_representation is Representation.FRACTIONAL_LABELMAP
+        members = self._members_by_layer()
         for index, layer in enumerate(self.layers):
             if layer.is_fractional != fractional:
                 raise ValidationError(
                     f"layer {index} is {'' if layer.is_fractional else 'not '}fractional but the "
                     f"source representation is {self.source_representation.value!r}"
                 )
-            if fractional and len(self.segments_in_layer(index)) > 1:
+            if fractional and len(members.get(index, ())) > 1:
                 raise ValidationError(f"fractional layer {index} holds more than one segment")
         if self.layers:
             first = self.layers[0].geometry
@@ -315,6 +326,17 @@ class Segmentation:
     def segments_in_layer(self, layer: int) -> list[Segment]:
         return [s for s in self.segments.values() if s.layer == layer]
 
+    def _members_by_layer(self) -> dict[int, list[Segment]]:
+        """The segments of every layer, in segment order, in one pass.
+
+        Per-layer statistics group segments once this way: calling
+        :meth:`segments_in_layer` for each of thousands of layers is quadratic.
+        """
+        members: dict[int, list[Segment]] = {}
+        for segment in self.segments.values():
+            members.setdefault(segment.layer, []).append(segment)
+        return members
+
     def mask(self, key: str) -> NDArray[np.bool_]:
         """Boolean ``(k, j, i)`` mask of one segment (by id or name).
 
@@ -360,14 +382,14 @@ class Segmentation:
         )
         if index == len(self.layers):
             self.layers.append(Layer(np.zeros(grid.shape, np.uint8), grid))
-        used = {s.label_value for s in self.segments_in_layer(index)}
+        used = {s.label_value for s in self.segments.values() if s.layer == index}
         label = next(v for v in range(1, len(used) + 2) if v not in used)
         layer = self.layers[index]
         if label > np.iinfo(layer.array.dtype).max:
             layer.array = layer.array.astype(np.min_scalar_type(label))
         layer.array[mask] = label
         segment = Segment(
-            id=segment_id or unique_id(name, self.segments),
+            id=segment_id or unique_id(name, self.segments._by_id.keys()),
             name=name,
             color=color or color_for_index(len(self.segments)),
             terminology=terminology,
@@ -383,15 +405,15 @@ class Segmentation:
     def voxel_counts(self) -> dict[str, int]:
         """Number of voxels of every segment, one pass per layer."""
         counts: dict[str, int] = {}
-        for index, layer in enumerate(self.layers):
-            members = self.segments_in_layer(index)
-            if members and layer.max_fraction is not None:
+        for index, members in self._members_by_layer().items():
+            if index >= len(self.layers):
+                continue
+            layer = self.layers[index]
+            if layer.max_fraction is not None:
                 counts[members[0].id] = int(np.count_nonzero(_half_inside(layer)))
-            elif members:
-                top = max(s.label_value for s in members)
-                histogram = label_histogram(layer.array, top)
-                for segment in members:
-                    counts[segment.id] = int(histogram[segment.label_value])
+                continue
+            found = label_counts(layer.array, [s.label_value for s in members])
+            counts.update(zip((s.id for s in members), found.tolist(), strict=True))
         return {s.id: counts.get(s.id, 0) for s in self.segments.values()}
 
     def extents(self) -> dict[str, Extent | None]:
@@ -399,19 +421,19 @@ class Segmentation:
         from scipy import ndimage
 
         boxes: dict[str, Extent | None] = {}
-        for index, layer in enumerate(self.layers):
-            members = self.segments_in_layer(index)
-            if not members:
+        for index, members in self._members_by_layer().items():
+            if index >= len(self.layers):
                 continue
-            top = max(s.label_value for s in members)
-            labels = layer.array
+            layer = self.layers[index]
+            values = [s.label_value for s in members]
+            labels: NDArray[np.integer]
             if layer.max_fraction is not None:
-                labels = _half_inside(layer).view(np.uint8)
-            elif labels.dtype.kind == "i" and labels.min() < 0:
-                labels = np.where(labels < 0, 0, labels)
-            objects = ndimage.find_objects(labels, max_label=top)
-            for segment in members:
-                box = objects[segment.label_value - 1]
+                labels, values = _half_inside(layer).view(np.uint8), [1]
+            else:
+                labels, values = _compact_labels(layer.array, values)
+            objects = ndimage.find_objects(labels, max_label=max(values))
+            for segment, value in zip(members, values, strict=False):
+                box = objects[value - 1]
                 boxes[segment.id] = (
                     None
                     if box is None
@@ -428,10 +450,11 @@ class Segmentation:
         if len(self.layers) < 2:
             return False
         covered = np.zeros(self.layers[0].array.shape, dtype=bool)
-        for index, layer in enumerate(self.layers):
-            labels = [s.label_value for s in self.segments_in_layer(index)]
-            if not labels:
+        for index, members in sorted(self._members_by_layer().items()):
+            if index >= len(self.layers):
                 continue
+            layer = self.layers[index]
+            labels = [s.label_value for s in members]
             owned = _half_inside(layer) if layer.is_fractional else np.isin(layer.array, labels)
             if np.any(covered & owned):
                 return True
@@ -463,12 +486,13 @@ class Segmentation:
         grid = result.require_geometry()
         packer = FirstFitPacker(grid.shape)
         first = result.layers[0].array
-        labels = [s.label_value for s in result.segments_in_layer(0)]
+        members = result._members_by_layer()
+        labels = [s.label_value for s in members.get(0, [])]
         packer.keep(first, max(int(first.max(initial=0)), max(labels, default=0)))
         for old_index, old_layer in enumerate(result.layers):
             if old_index == 0:
                 continue
-            for segment in result.segments_in_layer(old_index):
+            for segment in members.get(old_index, []):
                 mask = old_layer.array == segment.label_value
                 box = _bounding_box(mask)
                 regions = [] if box is None else [(box, mask[box])]
@@ -535,24 +559,104 @@ def _half_inside(layer: Layer) -> NDArray[np.bool_]:
     )
 
 
+#: Highest label value counted with a dense histogram (8 MiB of counts); above it the
+#: present values are mapped to compact codes first, so a single voxel of 4294967295 never
+#: makes anything allocate an array sized by the value.
+DENSE_LABEL_LIMIT = 1 << 20
+_SLAB = 1 << 20  # voxels converted at a time: temporaries stay a few MB
+
+
+def voxel_slabs(labels: NDArray[np.integer]) -> Iterator[NDArray[np.integer]]:
+    """The voxels of ``labels`` as flat chunks of about a million values (views if possible).
+
+    Whole-array numpy operations that make temporaries (``bincount`` converting to intp,
+    comparisons, ``isfinite``) run on these instead, so their memory stays a few MB.
+    """
+    flat = labels.reshape(labels.shape[0], -1) if labels.ndim else labels.reshape(1, 1)
+    step = max(1, _SLAB // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], step):
+        yield flat[start : start + step].ravel()
+
+
 def label_histogram(labels: NDArray[np.integer], top: int) -> NDArray[np.int64]:
     """Voxel count of every value 0..top (values outside are ignored), in slabs.
 
     ``np.bincount`` converts its input to intp; doing it a slab at a time keeps that copy
-    to a few MB instead of eight times the labelmap.
+    to a few MB instead of eight times the labelmap. The result has ``top + 1`` entries:
+    callers with label values from a file use :func:`label_counts`, which never sizes an
+    array by a value.
     """
+    check_allocation((top + 3) * 8, f"a histogram of labels 0..{top}")
     # Bin 0 collects negative values, bin top + 2 everything above top; both are dropped.
     histogram = np.zeros(top + 3, dtype=np.int64)
-    flat = labels.reshape(labels.shape[0], -1)
-    step = max(1, (1 << 20) // max(1, flat.shape[1]))
-    for start in range(0, flat.shape[0], step):
-        chunk = flat[start : start + step].ravel()
+    for chunk in voxel_slabs(labels):
         if chunk.dtype.kind == "i" or int(chunk.max(initial=0)) > top:
             chunk = np.clip(chunk, -1, top + 1).astype(np.intp) + 1
             histogram += np.bincount(chunk, minlength=top + 3)
         else:
             histogram[1 : top + 3] += np.bincount(chunk, minlength=top + 2)
     return histogram[1 : top + 2]
+
+
+def _codes(chunk: NDArray[np.integer], table: NDArray[np.integer]) -> NDArray[np.intp]:
+    """1 + the index in ``table`` (sorted) of each voxel's value; 0 where it is not listed."""
+    at = np.searchsorted(table, chunk)
+    listed = table[np.minimum(at, len(table) - 1)] == chunk
+    return np.where(listed, at + 1, 0)
+
+
+def _value_table(
+    labels: NDArray[np.integer], values: Sequence[int]
+) -> tuple[NDArray[np.integer], dict[int, int]]:
+    """The values that ``labels``' type can hold, sorted, and each one's code (1-based)."""
+    info = np.iinfo(labels.dtype)
+    kept = sorted({int(v) for v in values if info.min <= int(v) <= info.max})
+    return np.array(kept, dtype=labels.dtype), {v: n + 1 for n, v in enumerate(kept)}
+
+
+def label_counts(labels: NDArray[np.integer], values: Sequence[int]) -> NDArray[np.int64]:
+    """Voxel count of each of ``values``, in their order, with memory bounded by the image.
+
+    Small values use :func:`label_histogram`; when the largest is above
+    :data:`DENSE_LABEL_LIMIT` the voxels are first mapped to the index of their value
+    among ``values`` (a sorted search), so a label such as 4294967295 costs no more than
+    a label 1.
+    """
+    wanted = [int(v) for v in values]
+    top = max(wanted, default=0)
+    if top <= DENSE_LABEL_LIMIT:
+        histogram = label_histogram(labels, max(top, 0))
+        return np.array([histogram[v] if v >= 0 else 0 for v in wanted], dtype=np.int64)
+    table, code = _value_table(labels, wanted)
+    counts = np.zeros(len(table) + 1, dtype=np.int64)
+    if len(table):
+        for chunk in voxel_slabs(labels):
+            counts += np.bincount(_codes(chunk, table), minlength=len(table) + 1)
+    return np.array([counts[code[v]] if v in code else 0 for v in wanted], dtype=np.int64)
+
+
+def _compact_labels(
+    labels: NDArray[np.integer], values: list[int]
+) -> tuple[NDArray[np.integer], list[int]]:
+    """A labelmap that ``scipy.ndimage`` can index by label, and each value's new label.
+
+    Small values are used as they are (negative voxels cleared); a value above
+    :data:`DENSE_LABEL_LIMIT` would make ``find_objects`` allocate a list of that length,
+    so the voxels are then renumbered 1..n in the order of the sorted values.
+    """
+    if max(values) <= DENSE_LABEL_LIMIT:
+        if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
+            labels = np.where(labels < 0, 0, labels)
+        return labels, values
+    table, code = _value_table(labels, values)
+    compact = np.empty(labels.shape, dtype=np.min_scalar_type(max(len(table), 1)))
+    flat = compact.reshape(-1)
+    start = 0
+    for chunk in voxel_slabs(labels):
+        flat[start : start + chunk.size] = _codes(chunk, table) if len(table) else 0
+        start += chunk.size
+    # A value the type cannot hold has no voxels: any code above the table finds nothing.
+    return compact, [code.get(v, len(table) + 1) for v in values]
 
 
 def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
@@ -568,9 +672,13 @@ def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
 
 
 def unique_id(base: str, taken: Iterable[str]) -> str:
-    """Slicer's rule: ``base`` if free, else ``base_1``, ``base_2``, ... (spaces as ``_``)."""
+    """Slicer's rule: ``base`` if free, else ``base_1``, ``base_2``, ... (spaces as ``_``).
+
+    A set (or a dict's keys) is used as it is, not copied, so naming n segments one by
+    one against a growing set stays linear.
+    """
     stem = "_".join(base.split()) or "Segment"
-    existing = set(taken)
+    existing = taken if isinstance(taken, AbstractSet) else set(taken)
     if stem not in existing:
         return stem
     n = 1

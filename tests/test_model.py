@@ -739,3 +739,78 @@ def test_label_histogram_of_uint8_within_range() -> None:
     labels = np.array([[[0, 1, 1, 3, 3, 3]]], np.uint8)
     assert label_histogram(labels, 3).tolist() == [1, 2, 0, 3]
     assert label_histogram(labels, 5).tolist() == [1, 2, 0, 3, 0, 0]
+
+
+# -- huge label values: memory follows the voxels, not the values ------------------------------
+
+HUGE_LABELS = """
+import numpy as np
+from segio.geometry import Geometry
+from segio.labelmaps import present_labels
+from segio.model import Layer, Segment, Segmentation, label_counts
+from segio.summary import summarize
+
+grid = Geometry.from_spacing((2, 3, 4))
+for dtype, top in [("uint32", 2**32 - 1), ("int32", 2**31 - 1), ("int64", 2**62),
+                   ("uint64", 2**64 - 1)]:
+    array = np.zeros(grid.shape, dtype)
+    array[0, 0, :3] = [top, top, 7]
+    array[1, 2, 3] = top - 1
+    if dtype.startswith("int"):
+        array[1, 1, 1] = -5  # nobody's voxel
+    segments = [Segment("big", "big", label_value=top), Segment("seven", "seven", label_value=7),
+                Segment("none", "none", label_value=top - 2)]
+    s = Segmentation(segments, [Layer(array, grid)])
+    assert s.voxel_counts() == {"big": 2, "seven": 1, "none": 0}, s.voxel_counts()
+    extents = s.extents()
+    assert extents["big"] == ((0, 0), (0, 0), (0, 1)) and extents["none"] is None, extents
+    assert present_labels(array) == [7, top - 1, top]
+    assert label_counts(array, [top - 1, 3, top]).tolist() == [1, 0, 2]
+    info = summarize(s)
+    assert [x["voxels"] for x in info["segments"]] == [2, 1, 0]
+    two = Segmentation(segments[:1] + [Segment("b", "b", layer=1, label_value=top)],
+                       [Layer(array, grid), Layer(array.copy(), grid)])
+    assert two.overlaps()
+print("ok")
+"""
+
+
+def test_huge_label_values_allocate_nothing_sized_by_the_value() -> None:
+    """4294967295 in a uint32 layer: counts, extents and ``info`` stay within 1.5 GB."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 29, resource.RLIM_INFINITY))
+
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [sys.executable, "-c", HUGE_LABELS],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_label_histogram_refuses_a_top_beyond_the_memory_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from segio.errors import LimitError
+
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "64MiB")
+    with pytest.raises(LimitError, match="SEGIO_MAX_MEMORY"):
+        label_histogram(np.array([[[2**32 - 1]]], np.uint32), 2**32 - 1)
+
+
+def test_label_counts_of_small_and_signed_values() -> None:
+    from segio.model import label_counts
+
+    labels = np.array([[[0, 1, 1, 3, -2, 5000000]]], np.int32)
+    assert label_counts(labels, [3, 1, 2]).tolist() == [1, 2, 0]
+    assert label_counts(labels, [5000000, 1]).tolist() == [1, 2]
+    assert label_counts(labels.astype(np.uint8), [300]).tolist() == [0]
