@@ -49,10 +49,12 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from segio.errors import WriteError
+from segio.errors import SegioError, WriteError
+from segio.inputs import open_input
 
 __all__ = ["OutputFiles", "host_name", "recover", "settle"]
 
@@ -69,6 +71,7 @@ _JOURNAL = re.compile(
     r"\.segio\.(?P<host>[A-Za-z0-9_-]+)~(?P<pid>[0-9]+)~[A-Za-z0-9_]+" + re.escape(JOURNAL_SUFFIX)
 )
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
+_JOURNAL_LIMIT = 1 << 20  # bytes read of a journal (a few hundred per file it lists)
 SETTLE_WAIT = 2.0  # seconds a read waits for a live writer to finish its renames
 
 
@@ -355,8 +358,8 @@ def recover(folder: PathLike) -> None:
     """Finish or clean up what writers that died left in ``folder``.
 
     Journals of dead writers on this host are rolled forward and deleted, then their
-    temporaries are deleted. Anything of a live writer, of another host, or not named
-    like segio's files is left alone; errors (a read-only folder) are ignored.
+    temporaries are deleted. Anything of a live writer, of another host or user, or not
+    named like segio's files is left alone; errors (a read-only folder) are ignored.
     """
     folder = Path(folder)
     try:
@@ -364,12 +367,12 @@ def recover(folder: PathLike) -> None:
     except OSError:
         return
     for name in names:
-        match = _JOURNAL.fullmatch(name)
-        if match and _dead(match["host"], int(match["pid"])):
-            _roll_forward(folder / name, f"{match['host']}~{match['pid']}")
+        journal = _read_journal(folder / name) if _JOURNAL.fullmatch(name) else None
+        if journal is not None and journal.dead:
+            _roll_forward(journal)
     for name in names:
         match = _TEMPORARY.fullmatch(name)
-        if match and _dead(match["host"], int(match["pid"])):
+        if match and _dead(match["host"], int(match["pid"])) and _mine(folder / name):
             with contextlib.suppress(OSError):
                 (folder / name).unlink()
 
@@ -382,46 +385,60 @@ def settle(path: PathLike) -> None:
     """
     path = Path(path).absolute()
     deadline = time.monotonic() + SETTLE_WAIT
-    while True:
-        pending = _journals_naming(path)
-        if not pending:
-            return
-        for journal, host, pid in pending:
-            if _dead(host, pid):
-                _roll_forward(journal, f"{host}~{pid}")
+    while pending := _journals_naming(path):
+        for journal in pending:
+            if journal.dead:
+                _roll_forward(journal)
         if time.monotonic() > deadline:
             return
         time.sleep(0.005)
 
 
-def _journals_naming(path: Path) -> list[tuple[Path, str, int]]:
-    found = []
+@dataclass(frozen=True)
+class _Journal:
+    """A journal of this user, with the pairs it may publish: plain names of its own
+    writer's temporaries and of ordinary files beside them (anything else is ignored)."""
+
+    path: Path
+    host: str
+    pid: int
+    replace: bool
+    pairs: tuple[tuple[str, str], ...]
+
+    @property
+    def dead(self) -> bool:
+        return _dead(self.host, self.pid)
+
+
+def _read_journal(path: Path) -> _Journal | None:
+    """The journal at ``path``; None unless it is a regular file of this user (never
+    blocks: a FIFO named like a journal is not opened for reading)."""
+    match = _JOURNAL.fullmatch(path.name)
+    if match is None:
+        return None
+    owner = f"{match['host']}~{match['pid']}"
     try:
-        entries = [e.name for e in os.scandir(path.parent) if e.name.endswith(JOURNAL_SUFFIX)]
+        with open_input(path, what="a segio journal") as stream:
+            if not _mine_stat(os.fstat(stream.fileno())):
+                return None
+            data = stream.read(_JOURNAL_LIMIT)
+    except (SegioError, OSError):
+        return None
+    replace, pairs = False, []
+    with contextlib.suppress(ValueError, TypeError, KeyError):  # cut short by a kill
+        document = json.loads(data)
+        replace = document["publish"] == "replace"
+        pairs = [(t, f) for t, f in document["files"] if _owned(t, owner) and _plain_target(f)]
+    return _Journal(path, match["host"], int(match["pid"]), replace, tuple(pairs))
+
+
+def _journals_naming(path: Path) -> list[_Journal]:
+    try:
+        names = [e.name for e in os.scandir(path.parent) if e.name.endswith(JOURNAL_SUFFIX)]
     except OSError:
         return []
-    for name in entries:
-        match = _JOURNAL.fullmatch(name)
-        if match is None:
-            continue
-        journal = path.parent / name
-        if any(final == path.name for _, final in _entries(journal, "")):
-            found.append((journal, match["host"], int(match["pid"])))
-    return found
-
-
-def _entries(journal: Path, owner: str) -> list[tuple[str, str]]:
-    """The (temporary, target) names a journal lists; with ``owner``, only those that are
-    plain names of that writer's temporaries and of ordinary files beside them."""
-    try:
-        document = json.loads(journal.read_bytes()[: 1 << 24])
-        files = document["files"]
-        pairs = [(str(t), str(f)) for t, f in files if isinstance(t, str) and isinstance(f, str)]
-    except (OSError, ValueError, TypeError, KeyError):
-        return []
-    if not owner:
-        return pairs
-    return [(t, f) for t, f in pairs if _owned(t, owner) and _plain_target(f)]
+    journals = [_read_journal(path.parent / name) for name in names]
+    return [j for j in journals if j is not None and any(f == path.name for _, f in j.pairs)]
 
 
 def _owned(name: str, owner: str) -> bool:
@@ -439,18 +456,27 @@ def _plain_target(name: str) -> bool:
     )
 
 
-def _roll_forward(journal: Path, owner: str) -> None:
+def _roll_forward(journal: _Journal) -> None:
     """Publish what a dead writer's journal lists, then delete the journal."""
-    try:
-        document = json.loads(journal.read_bytes()[: 1 << 24])
-        force = document.get("publish") == "replace"
-    except (OSError, ValueError, AttributeError):
-        force = False
-    folder = journal.parent
-    _finish([(folder / t, folder / f) for t, f in _entries(journal, owner)], force)
+    folder = journal.path.parent
+    pairs = [(folder / t, folder / f) for t, f in journal.pairs if _mine(folder / t)]
+    _finish(pairs, journal.replace)
     with contextlib.suppress(OSError):
-        journal.unlink()
+        journal.path.unlink()
     _sync_folder(folder)
+
+
+def _mine(path: Path) -> bool:
+    """A regular file (not a link) of this user: a file segio may publish or delete."""
+    try:
+        return _mine_stat(path.lstat())
+    except OSError:
+        return False
+
+
+def _mine_stat(status: os.stat_result) -> bool:
+    user = os.geteuid() if hasattr(os, "geteuid") else status.st_uid
+    return stat.S_ISREG(status.st_mode) and status.st_uid == user
 
 
 def _dead(host: str, pid: int) -> bool:

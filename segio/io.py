@@ -192,13 +192,14 @@ def user_errors(
     Memory, system and data errors become one-line errors of class ``error``, chained to
     the original (``--debug`` shows it). A data error is flagged ``unexpected``: the
     plugin should have refused the file itself (the conformance battery reports it).
-    With ``files``, an error naming a staged temporary is re-pointed at its target.
+    A SegioError naming no file is given ``path``; with ``files``, one naming a staged
+    temporary is re-pointed at its target.
     """
     verb = "read" if issubclass(error, ReadError) else "write"
     try:
         yield
     except SegioError as exc:
-        moved = _repointed(exc, files)
+        moved = _repointed(exc, path, files)
         if moved is None:
             raise
         raise moved from exc
@@ -225,18 +226,18 @@ def _detail(exc: BaseException) -> str:
     return f"{text} ({kind})" if text else f"{kind} without a message"
 
 
-def _repointed(exc: SegioError, files: OutputFiles | None) -> SegioError | None:
-    """``exc`` again, naming targets instead of temporaries; None when it names none."""
-    if files is None:
-        return None
-    path = files.public(exc.path) if exc.path else None
-    reason, hint = files.public(exc.reason), files.public(exc.hint) if exc.hint else None
-    if (path, reason, hint) == (exc.path, exc.reason, exc.hint):
+def _repointed(exc: SegioError, path: PathLike, files: OutputFiles | None) -> SegioError | None:
+    """``exc`` again, naming the user's file: ``path`` when it names none, a target for a
+    temporary; None when it needs no change."""
+    public = files.public if files is not None else str
+    where = public(exc.path) if exc.path else os.fspath(path)
+    reason, hint = public(exc.reason), public(exc.hint) if exc.hint else None
+    if (where, reason, hint) == (exc.path, exc.reason, exc.hint):
         return None
     try:
-        moved = type(exc)(reason, path=path, hint=hint)
+        moved = type(exc)(reason, path=where, hint=hint)
     except TypeError:  # a subclass with its own signature
-        moved = WriteError(reason, path=path, hint=hint)
+        moved = SegioError(reason, path=where, hint=hint)
     moved.unexpected = exc.unexpected
     return moved
 

@@ -9,6 +9,8 @@ existing output; a replaced file keeps its permissions; no output may be one of 
 
 from __future__ import annotations
 
+import errno
+import json
 import os
 import signal
 import stat
@@ -475,3 +477,93 @@ def test_reading_during_a_commit_waits_for_the_writer(
     names = {s.name for s in segio.read(target).segments.values()}
     writer.join()
     assert all(n.startswith("new ") for n in names), names
+
+
+# -- failures that are not kills ------------------------------------------------------------
+
+
+def test_without_hard_links_the_write_falls_back_to_check_and_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(*args: Any, **kwargs: Any) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with OutputFiles() as out:
+        out.stage(tmp_path / "a.nrrd").write_text("a")
+    assert (tmp_path / "a.nrrd").read_text() == "a"
+    out = OutputFiles()
+    out.stage(tmp_path / "b.nrrd").write_text("b")
+    (tmp_path / "b.nrrd").write_text("theirs")
+    with pytest.raises(WriteError, match="appeared"):
+        out.commit()
+    assert (tmp_path / "b.nrrd").read_text() == "theirs"
+    with OutputFiles(force=True) as out:
+        out.stage(tmp_path / "a.nrrd").write_text("new a")
+    assert (tmp_path / "a.nrrd").read_text() == "new a"
+    assert hidden(tmp_path) == []
+
+
+def test_a_failed_replacement_puts_back_the_files_it_had_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in NAMES:
+        (tmp_path / name).write_text(f"old {name}")
+    real_replace = os.replace
+
+    def failing(source: Any, target: Any) -> None:
+        if Path(target).name == NAMES[0]:  # the main file, published last
+            raise OSError(errno.EIO, "Input/output error", str(target))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(WriteError, match="Input/output error") as info:
+        stage_names(tmp_path, force=True)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert info.value.path == str(tmp_path / NAMES[0])
+    assert contents(tmp_path) == {n: f"old {n}" for n in NAMES}
+    assert hidden(tmp_path) == []
+
+
+def test_an_interrupted_commit_finishes_before_the_interrupt_propagates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in NAMES:
+        (tmp_path / name).write_text(f"old {name}")
+    real_replace, calls = os.replace, [0]
+
+    def interrupted(source: Any, target: Any) -> None:
+        calls[0] += 1
+        real_replace(source, target)
+        if calls[0] == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        stage_names(tmp_path, force=True)
+    assert contents(tmp_path) == {n: f"new {n}" for n in NAMES}
+    assert hidden(tmp_path) == []
+
+
+def test_recovery_ignores_what_another_user_planted(tmp_path: Path) -> None:
+    """In a shared folder (/tmp) a journal or temporary of another user, or a FIFO named
+    like a journal, is never read, published or deleted."""
+    dead, host = _dead_pid(), host_name()
+    fifo = tmp_path / f".segio.{host}~{dead}~ff.segio-journal"
+    os.mkfifo(fifo)
+    temporary = tmp_path / f".seg.nrrd.{host}~{dead}~aa.segio-tmp"
+    temporary.write_text("planted")
+    journal = tmp_path / f".segio.{host}~{dead}~bb.segio-journal"
+    journal.write_text(
+        json.dumps({"segio-journal": 1, "publish": "replace", "files": [[temporary.name, "x"]]})
+    )
+    if os.geteuid() == 0:
+        for planted in (temporary, journal):
+            os.chown(planted, 65534, 65534)
+        recover(tmp_path)  # returns: the FIFO is never opened for reading
+        assert temporary.exists() and journal.exists() and not (tmp_path / "x").exists()
+    os.chown(temporary, os.geteuid(), os.getegid())
+    os.chown(journal, os.geteuid(), os.getegid())
+    recover(tmp_path)
+    assert (tmp_path / "x").read_text() == "planted", "a journal of this user is rolled forward"
+    assert hidden(tmp_path) == [fifo.name]

@@ -2,47 +2,145 @@
 
 Errors a user can cause (:class:`SegioError`) are printed as one line naming the file,
 the problem and the fix, with exit status 1; ``--debug`` shows the traceback instead.
-Warnings are printed as ``segio: warning: ...`` on stderr. rich is imported only by the
-commands that draw tables.
+A ``MemoryError``, ``OverflowError`` or ``ValueError`` that escapes anyway is printed the
+same way: a traceback is for ``--debug`` only.
+
+Warnings, and the log lines of libraries (nibabel prints its own), are printed as
+``segio: warning: ...`` on stderr, one line each, at most :data:`WARNINGS_SHOWN` of each
+kind (a kind is a message with its numbers and quoted names masked); one line per kind
+at the end says how many more there were. Only the command does this: library users keep
+Python's warnings and logging as they are. rich is imported only by the commands that
+draw tables.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 import click
 
 import segio
-from segio.errors import SegioError, ValidationError
+from segio.errors import ReadError, SegioError, ValidationError, one_line
+
+#: Warnings of one kind printed before the rest are only counted.
+WARNINGS_SHOWN = 3
+#: Exceptions that must not reach the user as a traceback even when no file is to blame.
+_ESCAPES = (MemoryError, OverflowError, ValueError, RecursionError)
+#: Loggers of libraries that print on their own (a handler of theirs) during a command.
+_LIBRARY_LOGGERS = ("nibabel.global",)
 
 
 class _Group(click.Group):
-    """Turns SegioError into a one-line message, unless --debug."""
+    """Turns errors into one-line messages, unless --debug, and summarises warnings."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        with _summarised_warnings():
+            try:
+                return super().invoke(ctx)
+            except SegioError as exc:
+                if ctx.params.get("debug"):
+                    raise
+                _fail(ctx, str(exc))
+            except _ESCAPES as exc:
+                if ctx.params.get("debug"):
+                    raise
+                reason = one_line(exc) or "no reason was given"
+                _fail(ctx, f"{reason} ({type(exc).__name__}; --debug shows where)")
+
+
+def _fail(ctx: click.Context, message: str) -> None:
+    click.echo(f"segio: error: {message}", err=True)
+    ctx.exit(1)
+
+
+class _WarningSummary:
+    """Prints the first warnings of each kind and counts the others."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.examples: dict[str, str] = {}
+
+    def show(self, message: object) -> None:
+        text = one_line(message) or "(a warning without text)"
+        kind = _warning_kind(text)
+        self.counts[kind] += 1
+        self.examples.setdefault(kind, text)
+        if self.counts[kind] <= WARNINGS_SHOWN:
+            click.echo(f"segio: warning: {text}", err=True)
+
+    def showwarning(
+        self,
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        self.show(message)
+
+    def report(self) -> None:
+        for kind, count in self.counts.items():
+            if count > WARNINGS_SHOWN:
+                example = self.examples[kind]
+                example = example if len(example) <= 100 else example[:97] + "..."
+                click.echo(
+                    f"segio: warning: {count - WARNINGS_SHOWN} more warning(s) like "
+                    f"{example!r} not shown",
+                    err=True,
+                )
+
+
+def _warning_kind(text: str) -> str:
+    """``text`` with quoted names and numbers masked: warnings that differ only in
+    those are one kind."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", text)
+    return re.sub(r"[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?", "#", text)
+
+
+class _FoldedLogs(logging.Handler):
+    """Log records of libraries as summarised warnings: a handler on the root logger, and
+    :meth:`fold`, a filter that keeps a library's own handler from printing them too."""
+
+    def __init__(self, summary: _WarningSummary) -> None:
+        super().__init__(logging.WARNING)
+        self.summary = summary
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.summary.show(record.getMessage())
+
+    def fold(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            self.summary.show(record.getMessage())
+        return False
+
+
+@contextmanager
+def _summarised_warnings() -> Iterator[None]:
+    summary = _WarningSummary()
+    folded = _FoldedLogs(summary)
+    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in _LIBRARY_LOGGERS]
+    with warnings.catch_warnings():
+        warnings.showwarning = summary.showwarning
+        root.addHandler(folded)
+        for logger in libraries:
+            logger.addFilter(folded.fold)
         try:
-            return super().invoke(ctx)
-        except SegioError as exc:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"segio: error: {exc}", err=True)
-            ctx.exit(1)
-
-
-def _show_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    click.echo(f"segio: warning: {message}", err=True)
+            yield
+        finally:
+            for logger in libraries:
+                logger.removeFilter(folded.fold)
+            root.removeHandler(folded)
+            summary.report()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +148,6 @@ def _show_warning(
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
     """Convert medical image segmentations between formats, losslessly."""
-    warnings.showwarning = _show_warning
 
 
 def _options(pairs: Sequence[str]) -> dict[str, Any]:
@@ -171,9 +268,12 @@ def _add_reference(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
 def info(path: Path, read_format: str | None, as_json: bool) -> None:
     """Describe the segments and the grid of a segmentation file."""
+    from segio.io import user_errors
     from segio.summary import summarize
 
-    summary = summarize(segio.read(path, format=read_format))
+    segmentation = segio.read(path, format=read_format)
+    with user_errors(ReadError, path):
+        summary = summarize(segmentation)
     if as_json:
         click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
         return
