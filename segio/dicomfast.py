@@ -11,16 +11,27 @@ Explicit and implicit VR little endian are understood (implicit VRs come from th
 dictionary), in the default, Latin-1 and UTF-8 character sets, and nothing is guessed:
 anything else raises :class:`MalformedError`, and the callers then read the file with
 pydicom, so this is a pure speed path, never a second source of truth.
+
+The bytes are untrusted, so the walk is bounded by them: a length is never believed past
+the end of its item or of the data, sequences nest at most :data:`MAX_DEPTH` deep (a
+crafted file nests thousands), and an undefined length without its delimiter ends at the
+end of the data. :func:`inflated_part10` inflates the dataset of the Deflated Explicit VR
+Little Endian transfer syntax within a limit (:func:`deflated_limit`), for this walker and
+for pydicom alike (pydicom alone would inflate any bomb whole).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import struct
 from collections.abc import Collection, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from segio import limits
+from segio.deflate import RAW, inflate
 
 LONG_VRS = {
     b"OB",
@@ -49,7 +60,15 @@ _NUMBERS = {b"US": "H", b"SS": "h", b"UL": "I", b"SL": "i", b"FL": "f", b"FD": "
 
 EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
 PIXEL_DATA = 0x7FE00010
+#: Deepest nesting of sequences walked. Real files nest a few levels (SR content trees a
+#: dozen); a crafted one nests thousands, which would exhaust the stack of any recursive
+#: reader. Deeper files go to pydicom, whose recursion segio turns into a ReadError.
+MAX_DEPTH = 64
+#: The inflated dataset of a Deflated Explicit VR Little Endian file may take at most this
+#: fraction of ``SEGIO_MAX_MEMORY``: reading it takes several times its size again.
+DEFLATED_SHARE = 4
 #: Text VRs in the dataset's character set; every other string VR is ASCII.
 _TEXT_VRS = {b"SH", b"LO", b"ST", b"LT", b"UT", b"PN", b"UC"}
 #: Specific Character Set values read here, and their Python codecs (pydicom decodes the
@@ -123,6 +142,75 @@ def read_part10(
     return header
 
 
+def deflated_limit() -> int:
+    """The most bytes the dataset of a deflated file may inflate to (see :data:`DEFLATED_SHARE`)."""
+    return limits.memory_limit() // DEFLATED_SHARE
+
+
+def _meta_end(data: Any) -> tuple[int, tuple[int, int] | None]:
+    """Where the file meta of a Part 10 file ends, and the (start, end) of its Transfer
+    Syntax UID element; the meta is always Explicit VR Little Endian (PS3.10 7.1)."""
+    pos, syntax = 132, None
+    while pos + 8 <= len(data) and _SHORT(data, pos)[0] == 0x0002:
+        vr = bytes(data[pos + 4 : pos + 6])
+        if vr in LONG_VRS:
+            if pos + 12 > len(data):
+                break
+            (size,) = _LONG(data, pos + 8)
+            start = pos + 12
+        else:
+            (size,) = _SHORT(data, pos + 6)
+            start = pos + 8
+        if start + size > len(data):
+            raise MalformedError("the file meta runs past the end of the data")
+        if _SHORT(data, pos + 2)[0] == 0x0010:
+            syntax = (pos, start + size)
+        pos = start + size
+    return pos, syntax
+
+
+def transfer_syntax(data: Any) -> str | None:
+    """The Transfer Syntax UID of a Part 10 file's bytes (None without preamble or UID)."""
+    if bytes(data[128:132]) != b"DICM":
+        return None
+    try:
+        _, where = _meta_end(data)
+    except MalformedError:
+        return None
+    if where is None:
+        return None
+    return bytes(data[where[0] + 8 : where[1]]).decode("latin-1").strip(" \x00")
+
+
+def inflated_part10(data: bytes, path: str | os.PathLike[str] | None = None) -> bytes:
+    """``data`` as is, or, for Deflated Explicit VR Little Endian, with its dataset inflated.
+
+    The dataset inflates to at most :func:`deflated_limit` bytes (more is a
+    :class:`~segio.errors.ReadError`, a decompression bomb); the result is an Explicit VR
+    Little Endian file that this walker and pydicom read without inflating anything.
+    """
+    if transfer_syntax(data) != DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN:
+        return data
+    end, where = _meta_end(data)
+    assert where is not None
+    limit = deflated_limit()
+    dataset = inflate(
+        memoryview(data)[end:],
+        limit,
+        wbits=RAW,
+        exact=False,
+        what=f"the deflated dataset (limited to {limits.format_bytes(limit)}, "
+        f"{limits.ENVIRONMENT_VARIABLE} / {DEFLATED_SHARE})",
+        path=path,
+    )
+    syntax = EXPLICIT_VR_LITTLE_ENDIAN.encode() + b"\x00"  # even length
+    element = bytes(data[where[0] : where[0] + 6]) + struct.pack("<H", len(syntax)) + syntax
+    meta = bytearray(data[: where[0]] + element + data[where[1] : end])
+    if _TAG(meta, 132) == (0x0002, 0x0000):  # File Meta Information Group Length
+        struct.pack_into("<I", meta, 140, len(meta) - 144)
+    return bytes(meta) + dataset
+
+
 @lru_cache(maxsize=1)
 def _dictionary() -> dict[int, tuple[str, str, str, str, str]]:
     """pydicom's data dictionary (tag -> VR, VM, name, retired, keyword), without pydicom.
@@ -169,12 +257,16 @@ def sequence(
     *,
     implicit: bool = False,
     encoding: str = "latin-1",
+    depth: int = 1,
 ) -> tuple[list[Header], int]:
     """Items of a sequence whose value starts at ``pos``; returns them and the end position.
 
     Elements whose tag is in ``raw`` keep their value bytes (with the VR, as
-    ``(vr, bytes)``), for the caller to convert in bulk.
+    ``(vr, bytes)``), for the caller to convert in bulk. ``depth`` is how many sequences
+    hold this one (itself included); beyond :data:`MAX_DEPTH` it is refused.
     """
+    if depth > MAX_DEPTH:
+        raise MalformedError(f"sequences nested more than {MAX_DEPTH} deep")
     end = pos + length if length != UNDEFINED else len(buf)
     if end > len(buf):
         raise MalformedError("sequence beyond the end of the data")
@@ -189,7 +281,9 @@ def sequence(
             return items, pos
         if tag != ITEM:
             raise MalformedError(f"expected an item at {pos - 8}")
-        item, pos = dataset(buf, pos, item_length, raw, implicit=implicit, encoding=encoding)
+        item, pos = dataset(
+            buf, pos, item_length, raw, implicit=implicit, encoding=encoding, depth=depth
+        )
         items.append(item)
     if length == UNDEFINED:
         raise MalformedError("sequence without end")
@@ -209,12 +303,14 @@ def dataset(
     stop: int = 0x100000000,
     open_ended: bool = False,
     raw_within: Mapping[int, Collection[int]] | None = None,
+    depth: int = 0,
 ) -> tuple[Header, int]:
     """The elements of one item whose value starts at ``pos``, and the end position.
 
     ``open_ended``: a top-level dataset, which ends at the end of ``buf`` or before the
     first tag at or after ``stop`` instead of at an item delimiter. ``raw_within``: the
-    ``raw`` tags to use inside particular sequences of this dataset.
+    ``raw`` tags to use inside particular sequences of this dataset. ``depth``: how many
+    sequences hold this item (0 for a top-level dataset).
     """
     end = pos + length if length != UNDEFINED else len(buf)
     if end > len(buf):
@@ -248,7 +344,9 @@ def dataset(
         item_value: Any
         if vr == b"SQ":
             inner = raw_within.get(tag, raw) if raw_within else raw
-            item_value, pos = sequence(buf, pos, size, inner, implicit=implicit, encoding=encoding)
+            item_value, pos = sequence(
+                buf, pos, size, inner, implicit=implicit, encoding=encoding, depth=depth + 1
+            )
         elif size == UNDEFINED:
             raise MalformedError("undefined length outside a sequence")
         elif pos + size > end:

@@ -9,18 +9,27 @@ reader needs, and lets pydicom parse the rest of the header, which is small.
 It handles the common encoding only: explicit VR little endian with native (not
 encapsulated) pixel data. Anything else returns None and the caller uses pydicom for the
 whole file, so this is a pure speed path, never a second source of truth. The walker is
-shared with the RTSTRUCT reader: :mod:`segio.dicomfast`.
+shared with the RTSTRUCT reader: :mod:`segio.dicomfast`. The file is opened as untrusted
+input (:func:`segio.inputs.open_input`: a regular file only) and mapped, not read.
 """
 
 from __future__ import annotations
 
-import io
 import mmap
 import struct
 from pathlib import Path
 from typing import Any
 
-from segio.dicomfast import UNDEFINED, Header, MalformedError, sequence
+from segio.dicomfast import (
+    EXPLICIT_VR_LITTLE_ENDIAN,
+    UNDEFINED,
+    Header,
+    MalformedError,
+    sequence,
+    transfer_syntax,
+)
+from segio.dicomseries import read_dataset
+from segio.inputs import open_input
 
 _PER_FRAME = b"\x00\x52\x30\x92SQ\x00\x00"  # (5200,9230) SQ, explicit VR little endian
 _PIXEL_DATA = b"\xe0\x7f\x10\x00"  # (7FE0,0010)
@@ -28,31 +37,35 @@ _PIXEL_DATA = b"\xe0\x7f\x10\x00"  # (7FE0,0010)
 
 def read(path: Path) -> tuple[Any, list[Header]] | None:
     """(dataset without the per-frame groups but with Pixel Data, groups) or None."""
-    import pydicom
-    from pydicom.uid import ExplicitVRLittleEndian
-
-    try:
-        meta = pydicom.filereader.read_file_meta_info(path)
-    except Exception:
+    with open_input(path) as stream:
+        if transfer_syntax(stream.read(8192)) != EXPLICIT_VR_LITTLE_ENDIAN:
+            return None
+        stream.seek(0, 2)
+        if stream.tell() == 0:
+            return None
+        with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            found = _split(mm)
+    if found is None:
         return None
-    if meta.get("TransferSyntaxUID") != ExplicitVRLittleEndian:
-        return None
-    with path.open("rb") as stream, mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        start = mm.find(_PER_FRAME)
-        if start < 0:
-            return None
-        try:
-            groups, end = sequence(mm, start + 12, struct.unpack_from("<I", mm, start + 8)[0])
-        except (MalformedError, struct.error, IndexError, ValueError):
-            return None
-        pixel = mm.find(_PIXEL_DATA, end)
-        if pixel < 0 or mm[pixel + 4 : pixel + 6] not in (b"OB", b"OW"):
-            return None
-        (length,) = struct.unpack_from("<I", mm, pixel + 8)
-        if length == UNDEFINED or pixel + 12 + length > len(mm):
-            return None
-        header = mm[:start] + mm[end:pixel]
-        pixels = mm[pixel + 12 : pixel + 12 + length]
-    dataset = pydicom.dcmread(io.BytesIO(header), stop_before_pixels=True)
+    header, groups, pixels = found
+    dataset = read_dataset(path, data=header, stop_before_pixels=True)
     dataset.PixelData = pixels
     return dataset, groups
+
+
+def _split(mm: mmap.mmap) -> tuple[bytes, list[Header], bytes] | None:
+    """(the header without the groups, the groups walked, the Pixel Data) or None."""
+    start = mm.find(_PER_FRAME)
+    if start < 0 or start + 12 > len(mm):
+        return None
+    try:
+        groups, end = sequence(mm, start + 12, struct.unpack_from("<I", mm, start + 8)[0])
+    except (MalformedError, struct.error, IndexError, ValueError, OverflowError):
+        return None
+    pixel = mm.find(_PIXEL_DATA, end)
+    if pixel < 0 or pixel + 12 > len(mm) or mm[pixel + 4 : pixel + 6] not in (b"OB", b"OW"):
+        return None
+    (length,) = struct.unpack_from("<I", mm, pixel + 8)
+    if length == UNDEFINED or pixel + 12 + length > len(mm):
+        return None
+    return mm[:start] + mm[end:pixel], groups, mm[pixel + 12 : pixel + 12 + length]

@@ -9,7 +9,10 @@ segment are found from the non-zero bytes only, so empty areas cost one byte per
 pixels instead of a full boolean volume of every frame. Compressed transfer syntaxes go
 through pydicom's decoders (pylibjpeg plugins for RLE, JPEG-LS, JPEG 2000), and Deflated
 Image Frame Compression (DICOM 2025a, 1-bit SEG frames; pydicom 3.0 cannot decode it) is
-inflated here: one raw-deflate fragment per frame, each frame padded to whole bytes.
+inflated here: one raw-deflate fragment per frame, each frame padded to whole bytes, and
+none inflated past its frame size (a decompression bomb stops there). The frame count and
+size come from :func:`segio.dicomseries.check_pixel_data`, which has checked them against
+the Pixel Data before any frame is decoded.
 
 Placement turns each frame's position into a slice index of one grid (the SEG's own, or
 the source series' with ``reference=``); tiles of slide-microscopy SEGs are put together
@@ -21,7 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +32,18 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.dicomseries import read_image_series, slice_grid
+from segio.deflate import RAW, inflate
+from segio.dicomseries import (
+    DEFLATED_IMAGE_FRAME,
+    PixelLayout,
+    encapsulated_frames,
+    read_image_series,
+    slice_grid,
+)
 from segio.errors import GeometryError, MissingDependencyError, ReadError
 from segio.geometry import Geometry
+from segio.limits import check_grid
 
-DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _HINT = "the file is truncated or not a valid DICOM SEG"
 IntArray = NDArray[np.intp]
@@ -94,19 +103,18 @@ def _set_bits(packed: NDArray[np.uint8], start: int, stop: int) -> IntArray:
     return found
 
 
-def decode_frames(ds: Any, path: Path) -> Frames:
+def decode_frames(ds: Any, path: Path, layout: PixelLayout) -> Frames:
     """All frames, decoded at once (1-bit native frames stay packed)."""
     if "PixelData" not in ds:
         raise ReadError("the SEG has no Pixel Data", path=path, hint=_HINT)
-    bits = int(ds.get("BitsAllocated", 0))
-    if bits not in (1, 8, 16) or int(ds.get("SamplesPerPixel", 1)) != 1:
+    bits = layout.bits
+    if bits not in (1, 8, 16) or layout.samples != 1:
         raise ReadError(
-            f"unsupported pixel format: {bits} bits allocated, "
-            f"{ds.get('SamplesPerPixel', 1)} samples per pixel",
+            f"unsupported pixel format: {bits} bits allocated, {layout.samples} samples per pixel",
             path=path,
             hint="a SEG has one sample of 1, 8 or 16 bits",
         )
-    shape = (int(ds.get("NumberOfFrames") or 1), int(ds.Rows), int(ds.Columns))
+    shape = (layout.frames, layout.rows, layout.columns)
     meta = getattr(ds, "file_meta", None)
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if syntax == DEFLATED_IMAGE_FRAME:
@@ -154,23 +162,14 @@ def unpack_native(
 
 
 def _deflated_frames(ds: Any, shape: tuple[int, int, int], bits: int, path: Path) -> NDArray[Any]:
-    from pydicom.encaps import generate_frames
-
     frame_shape = (1, shape[1], shape[2])
-    try:
-        fragments = list(generate_frames(ds.PixelData, number_of_frames=shape[0]))
-    except Exception as exc:  # pydicom raises ValueError and friends for broken items
-        raise ReadError(f"cannot split the deflated frames: {exc}", path=path) from exc
-    if len(fragments) != shape[0]:
-        raise ReadError(
-            f"{len(fragments)} deflated frames for Number of Frames {shape[0]}", path=path
-        )
+    size = (shape[1] * shape[2] * bits + 7) // 8
     decoded = []
-    for fragment in fragments:  # one inflate per frame: the codec's unit, not a voxel loop
-        try:
-            raw = zlib.decompress(fragment, wbits=-15)
-        except zlib.error as exc:
-            raise ReadError(f"corrupt deflated frame: {exc}", path=path, hint=_HINT) from exc
+    for number, fragment in enumerate(encapsulated_frames(ds.PixelData, shape[0], path), 1):
+        # One inflate per frame (the codec's unit, not a voxel loop), never past the frame.
+        raw = inflate(
+            fragment, size + 1, wbits=RAW, exact=False, what=f"deflated frame {number}", path=path
+        )
         decoded.append(unpack_native(raw, frame_shape, bits, path))
     return np.concatenate(decoded) if decoded else np.zeros(shape, dtype=np.uint8)
 
@@ -297,12 +296,16 @@ def refine_spacing(grid: Geometry, k: IntArray, between: float | None) -> tuple[
     if grid.shape[0] < 2 or not between or between <= 0:
         return grid, k
     ratio = float(grid.spacing[2]) / between
+    what = f"a grid of {ratio * (grid.shape[0] - 1) + 1:.4g} slices {between:.4g} mm apart"
+    if not ratio < 1e15:  # infinite, or too many slices for any memory: refused here
+        check_grid((ratio * (grid.shape[0] - 1) + 1, *grid.shape[1:]), 1, what)
     factor = round(ratio)
     if factor < 2 or abs(ratio - factor) > 0.01:
         return grid, k
     matrix = grid.ijk_to_lps.copy()
     matrix[:3, 2] /= factor
     shape = ((grid.shape[0] - 1) * factor + 1, grid.shape[1], grid.shape[2])
+    check_grid(shape, 1, what)
     return Geometry(matrix, shape), k * factor
 
 
@@ -358,7 +361,9 @@ def assemble(
         rows, cols = values.shape[1:]
         total = placement.geometry.shape[1:]
         down, across = math.ceil(total[0] / rows), math.ceil(total[1] / cols)
-        canvas = np.zeros((unique.size, down, across, rows, cols), dtype=values.dtype)
+        tiles = (unique.size, down, across, rows, cols)
+        check_grid(tiles, values.dtype.itemsize, "the total pixel matrix", path=path)
+        canvas = np.zeros(tiles, dtype=values.dtype)
         canvas[inverse, placement.tiles[0], placement.tiles[1]] = values
         planes = canvas.transpose(0, 1, 3, 2, 4).reshape(unique.size, down * rows, across * cols)
         planes = planes[:, : total[0], : total[1]]

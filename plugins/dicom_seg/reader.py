@@ -22,6 +22,9 @@ Rules, as stated in the spec (``dicom-seg-and-rtstruct.md`` §1, §3):
   slice on an identity grid, with a warning.
 
 Every malformed input raises :class:`ReadError`; no pydicom or numpy exception escapes.
+The file is untrusted: what its header declares (Rows, Columns, Number of Frames) is
+checked against what its Pixel Data holds before anything is decoded, and the grid its
+frame positions span against ``SEGIO_MAX_MEMORY`` before anything is allocated.
 """
 
 from __future__ import annotations
@@ -33,9 +36,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.dicomseries import dicom_files, slice_grid
+from segio.dicomseries import PixelLayout, check_pixel_data, dicom_files, read_dataset, slice_grid
 from segio.errors import GeometryError, ReadError, SegioError, ValidationError
 from segio.geometry import Geometry
+from segio.inputs import open_input
+from segio.limits import check_grid
 from segio.model import Layer, Segment, Segmentation, label_histogram
 from segio.representations import Representation
 
@@ -108,31 +113,25 @@ def _find_seg(path: Path) -> Path:
 
 
 def _is_seg_file(file: Path) -> bool:
-    import pydicom
-
     try:
-        with file.open("rb") as stream:
+        with open_input(file) as stream:
             if not sniff_dicom_seg(stream.read(4096)):
                 return False
-        dataset = pydicom.dcmread(file, stop_before_pixels=True)
-    except Exception:  # unreadable files are simply not the SEG
+        dataset = read_dataset(
+            file, stop_before_pixels=True, specific_tags=["SOPClassUID"], convert=()
+        )
+    except SegioError:  # unreadable files are simply not the SEG
         return False
     return str(dataset.get("SOPClassUID", "")) in SEG_CLASSES
 
 
 def _load(source: Path) -> Any:
-    import pydicom
-
     fast = fastparse.read(source)
     if fast is not None:
         ds, groups = fast
         ds._segio_frame_groups = groups  # plain dicts, read by _placement
         return _check_sop(ds, source)
-    try:
-        ds = pydicom.dcmread(source)
-    except Exception as exc:  # InvalidDicomError, EOFError, struct.error, ...
-        raise ReadError(f"not a readable DICOM file: {exc}", path=source) from exc
-    return _check_sop(ds, source)
+    return _check_sop(read_dataset(source), source)
 
 
 def _check_sop(ds: Any, source: Path) -> Any:
@@ -160,8 +159,9 @@ def _read_dataset(ds: Any, path: Path, reference: Reference | None) -> Segmentat
     background: set[int] = set()
     if seg_type == "LABELMAP":
         background = {0} if ds.get("PixelPaddingValue") is None else {0, int(ds.PixelPaddingValue)}
-    placement = _placement(ds, path, seg_type, sorted(items), reference)
-    frames = decode_frames(ds, path)
+    layout = check_pixel_data(ds, path)  # before the frame count or size is used
+    placement = _placement(ds, path, seg_type, sorted(items), reference, layout)
+    frames = decode_frames(ds, path, layout)
     planes, segment, k = assemble(frames, placement, seg_type, path)
     grid = placement.geometry
     described = [n for n in items if n not in background]
@@ -218,9 +218,14 @@ def _segment_items(ds: Any, path: Path) -> dict[int, Any]:
 
 
 def _placement(
-    ds: Any, path: Path, seg_type: str, numbers: list[int], reference: Reference | None
+    ds: Any,
+    path: Path,
+    seg_type: str,
+    numbers: list[int],
+    reference: Reference | None,
+    layout: PixelLayout,
 ) -> Placement:
-    count = int(ds.get("NumberOfFrames") or 1)
+    count = layout.frames
     per_frame = getattr(ds, "_segio_frame_groups", None) or list(
         ds.get("PerFrameFunctionalGroupsSequence") or []
     )
@@ -254,7 +259,7 @@ def _placement(
     positions = [
         functional(g, shared, "PlanePositionSequence", "ImagePositionPatient") for g in groups
     ]
-    rows, cols = int(ds.Rows), int(ds.Columns)
+    rows, cols = layout.rows, layout.columns
     if all(p is None for p in positions):
         if reference is not None:
             raise ReadError("the SEG frames have no position: reference= cannot apply", path=path)
@@ -320,6 +325,7 @@ def _binary(
 ) -> tuple[list[Layer], dict[int, tuple[int, int]]]:
     """Segments into layers by first fit, working on each segment's voxel indices only."""
     dtype = np.uint8 if max(numbers, default=0) <= 255 else np.uint16
+    check_grid(grid.shape, np.dtype(dtype).itemsize, "the labelmap")
     arrays = [np.zeros(grid.shape, dtype=dtype)]
     size = grid.shape[1] * grid.shape[2]
     where: dict[int, tuple[int, int]] = {}
@@ -337,7 +343,8 @@ def _binary(
                 (n for n, arr in enumerate(arrays) if not arr.reshape(-1)[voxels].any()),
                 len(arrays),
             )
-            if target == len(arrays):
+            if target == len(arrays):  # overlapping segments: one more layer
+                check_grid(grid.shape, (len(arrays) + 1) * np.dtype(dtype).itemsize, "the layers")
                 arrays.append(np.zeros(grid.shape, dtype=dtype))
             arrays[target].reshape(-1)[voxels] = number
         where[number] = (target, number)
@@ -356,6 +363,7 @@ def _fractional(
     top = int(ds.get("MaximumFractionalValue") or 0)
     if not 0 < top <= 255:
         raise ReadError(f"Maximum Fractional Value {top} is not in 1..255", path=path)
+    check_grid(grid.shape, len(numbers), f"{len(numbers)} fractional layers", path=path)
     layers, where = [], {}
     for index, number in enumerate(numbers):
         array = np.zeros(grid.shape, dtype=np.uint8)
@@ -375,7 +383,9 @@ def _labelmap(
     path: Path,
 ) -> Layer:
     wide = max(described, default=0) > np.iinfo(planes.dtype).max  # described, never used
-    array = np.zeros(grid.shape, dtype=np.uint16 if wide else planes.dtype)
+    dtype = np.dtype(np.uint16 if wide else planes.dtype)
+    check_grid(grid.shape, dtype.itemsize, "the labelmap", path=path)
+    array = np.zeros(grid.shape, dtype=dtype)
     array[k] = planes
     for value in background - {0}:
         array[array == value] = 0

@@ -13,6 +13,11 @@ and/or pixels, the SOP Instance UID of the image when known), then placed in LPS
 
 Closed ROI types (rectangle, oval, closed polygon, pencil, brush) become CLOSED_PLANAR
 contours; points and open lines are kept as POINT / OPEN_PLANAR annotations and reported.
+
+Exports are untrusted: the file is read as a regular file only; JSON and property lists
+nested too deeply for the parsers, cyclic or fanned-out keyed archives, and the DICOM of a
+ROI SR (deflated, deep, truncated) are one-line :class:`ReadError`; no export names a file
+that segio reads.
 """
 
 from __future__ import annotations
@@ -26,8 +31,9 @@ import plistlib
 import re
 import warnings
 import xml.parsers.expat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeGuard
 
@@ -38,6 +44,7 @@ from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.errors import ReadError, SegioError
 from segio.geometry import Geometry
+from segio.inputs import read_input
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
 
@@ -71,8 +78,9 @@ PLANE_TOLERANCE = 0.01
 _NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 #: Deepest object graph accepted in a keyed archive (a cycle or a bomb otherwise).
 _MAX_DEPTH = 64
-#: Most entries (ROIs and nested arrays) read from one keyed archive.
-_MAX_ITEMS = 1_000_000
+#: Most entries (ROIs and the arrays holding them) read from one keyed archive: an OsiriX
+#: archive holds the ROIs of one image; shared nested arrays can fan out to billions.
+_MAX_ITEMS = 100_000
 
 
 @dataclass
@@ -103,7 +111,7 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
     series and rasterised onto its grid.
     """
     path = Path(path)
-    data = path.read_bytes()
+    data = read_input(path)
     try:
         rois, variant = parse(data, path)
     except SegioError as exc:
@@ -116,7 +124,6 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
         TypeError,
         IndexError,
         AttributeError,
-        RecursionError,
         OverflowError,
     ) as exc:
         raise ReadError(f"not a readable OsiriX ROI export: {exc}", path=path) from exc
@@ -156,13 +163,13 @@ def parse(data: bytes, path: Path) -> tuple[list[Roi], str]:
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if start[:1] in (b"{", b"["):
         try:
-            document = json.loads(data.decode("utf-8-sig"))
+            document = bounded(lambda: json.loads(data.decode("utf-8-sig")), "the JSON", path)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ReadError(f"not valid JSON: {exc}", path=path) from exc
         return _document_rois(document, path)
     if start.startswith((b"bplist00", b"<?xml", b"<!DOCTYPE", b"<plist")):
         try:
-            document = plistlib.loads(data)
+            document = bounded(lambda: plistlib.loads(data), "the property list", path)
         except (
             plistlib.InvalidFileException,
             xml.parsers.expat.ExpatError,
@@ -174,6 +181,16 @@ def parse(data: bytes, path: Path) -> tuple[list[Roi], str]:
             return _archive_rois(unarchive(document), None), "keyed-archive"
         return _document_rois(document, path)
     raise ReadError("not an OsiriX/Horos ROI export", path=path, hint=f"segio reads {SUPPORTED}")
+
+
+def bounded(parse: Callable[[], Any], what: str, path: Path | None) -> Any:
+    """``parse()``, with Python's recursion limit (a document nested thousands deep: JSON
+    and binary plists are parsed recursively) a :class:`ReadError`, not a RecursionError."""
+    try:
+        return parse()
+    except RecursionError:
+        pass  # raised below, outside the handler: no RecursionError behind the ReadError
+    raise ReadError(f"{what} nests too deeply to read", path=path)
 
 
 # -- variants ---------------------------------------------------------------------------------
@@ -351,7 +368,7 @@ def load_bplist(payload: bytes, path: Path) -> dict[str, Any]:
         if candidate is None:
             continue
         try:
-            document = plistlib.loads(candidate)
+            document = bounded(partial(plistlib.loads, candidate), "the ROI archive", path)
         except (plistlib.InvalidFileException, ValueError, OverflowError, IndexError):
             continue
         if isinstance(document, dict):
@@ -362,15 +379,17 @@ def load_bplist(payload: bytes, path: Path) -> dict[str, Any]:
 def _archive_rois(archive: Any, image_uid: str | None) -> list[Roi]:
     """ROI objects of a keyed archive (an array of ROIs, possibly nested per image)."""
     items: list[Any] = list(archive) if isinstance(archive, list) else [archive]
+    items.reverse()  # a stack: the next item is at the end
     rois: list[Roi] = []
-    steps = 0
+    entries = len(items)
     while items:
-        steps += 1
-        if steps > _MAX_ITEMS:  # shared nested arrays can multiply without end
-            raise ReadError(f"the archive holds more than {_MAX_ITEMS} entries")
-        item = items.pop(0)
+        item = items.pop()
         if isinstance(item, list):
-            items[:0] = item
+            # Shared nested arrays multiply: count every entry taken, not the loop turns.
+            entries += len(item)
+            if entries > _MAX_ITEMS:
+                raise ReadError(f"the archive holds more than {_MAX_ITEMS} entries")
+            items.extend(reversed(item))
             continue
         if not isinstance(item, dict):
             raise ReadError("an archived ROI is not an object")
@@ -416,10 +435,10 @@ def _archived_roi(item: dict[str, Any], image_uid: str | None) -> Roi:
 
 def _sr_rois(data: bytes, path: Path) -> list[Roi]:
     """The ROIs archived in an OsiriX ROI SR, on the image its IMAGE item references."""
-    import pydicom
+    from segio.dicomseries import read_dataset
 
+    ds = read_dataset(path, data=data, force=True)
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=True)
         payload = ds.get((0x0042, 0x0011)) or ds.get((0x0071, 0x0011))
         uid = None
         for item in ds.get("ContentSequence", []) or []:

@@ -3,9 +3,15 @@
 Real structure sets break the rules a reader would like to rely on, so this one relies on
 none: the file meta may be absent (pydicom's ``rtstruct.dcm``), ContourImageSequence and
 RTReferencedStudySequence are optional and often dangling (MIM), ROIs may have no
-ContourSequence (RayStation omits empty ones), NumberOfContourPoints may disagree with
-ContourData, and POINT/OPEN contours mark isocentres and lines, not volumes (they are kept
-as annotations). Slices are matched geometrically when rasterising, never by UID.
+ContourSequence (RayStation omits empty ones), and POINT/OPEN contours mark isocentres
+and lines, not volumes (they are kept as annotations). Slices are matched geometrically
+when rasterising, never by UID.
+
+One rule is not relaxed: ContourData holds (x, y, z) triples, as many as
+NumberOfContourPoints says. Anything else is a :class:`ReadError` naming the ROI, not a
+contour silently cut to the triples it seems to hold. The file itself is untrusted: read as
+a regular file only, a deflated dataset inflated within a limit, sequences nested within a
+depth, and every pydicom failure a one-line ReadError (:func:`segio.dicomseries.read_dataset`).
 """
 
 from __future__ import annotations
@@ -25,8 +31,10 @@ from segio import options
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.dicomcodes import code_from_item
+from segio.dicomseries import dicom_files, read_dataset
 from segio.errors import ReadError, SegioError
 from segio.geometry import Geometry
+from segio.inputs import open_input, read_input
 from segio.model import Segment, Segmentation, unique_id
 from segio.representations import Representation
 from segio.terminology import Code, Terminology
@@ -39,8 +47,10 @@ PRIVATE_GRID = 0x02
 #: Geometric types read as closed polygons (the last two are vendor variants seen in the wild).
 _CLOSED_TYPES = {"CLOSED_PLANAR", "CLOSEDPLANAR_XOR", "CLOSED_PLANAR_XOR"}
 #: An ROI Contour item as the reader uses it: ReferencedROINumber, ROIDisplayColor (None
-#: when absent) and its contours as (geometric type, ContourData numbers, image UID).
-_RoiContours = tuple[int, list[Any] | None, list[tuple[str, NDArray[np.float64], str]]]
+#: when absent) and its contours as (geometric type, ContourData numbers, image UID,
+#: NumberOfContourPoints or None when absent).
+_Contour = tuple[str, NDArray[np.float64], str, int | None]
+_RoiContours = tuple[int, list[Any] | None, list[_Contour]]
 
 
 def parse_ds(element: Any) -> NDArray[np.float64]:
@@ -57,14 +67,20 @@ def parse_ds(element: Any) -> NDArray[np.float64]:
 
 
 def find_rtstruct(folder: Path) -> Path:
-    """The one RT Structure Set in ``folder`` (recursively); ReadError for none or several."""
-    import pydicom
+    """The one RT Structure Set in ``folder`` (recursively); ReadError for none or several.
+
+    Only regular files inside the folder are looked at (no FIFO, device, or link out of it).
+    """
+    from .register import sniff_rtstruct
 
     found = []
-    for file in sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")):
+    for file in dicom_files(folder):
         try:
-            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["SOPClassUID"])
-        except Exception:  # any unreadable file is simply not the structure set
+            with open_input(file) as stream:
+                if not sniff_rtstruct(stream.read(4096)):
+                    continue
+            ds = read_dataset(file, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        except SegioError:  # any unreadable file is simply not the structure set
             continue
         if str(ds.get("SOPClassUID", "")) == RT_STRUCTURE_SET_STORAGE:
             found.append(file)
@@ -174,33 +190,19 @@ def _open(path: Path) -> tuple[Any, list[_RoiContours] | None]:
     When it could, the dataset is a :class:`segio.dicomfast.Header` (see
     :func:`_fast_read`); otherwise pydicom's Dataset, contours and all.
     """
-    data = path.read_bytes()
+    from segio.dicomfast import inflated_part10
+
+    data = read_input(path)
     if len(data) < 16:
         raise ReadError("file too short to be DICOM", path=path)
+    data = inflated_part10(data, path)
     fast = _fast_read(data)
     if fast is not None:
         return _checked(fast[0], path), fast[1]
-    import io
-
-    import pydicom
-
-    return _checked(pydicom.dcmread(io.BytesIO(data), force=True), path), None
+    return _checked(read_dataset(path, data=data, force=True), path), None
 
 
 def _checked(ds: Any, path: Path) -> Any:
-    # pydicom returns a short last value as it is; a cut file must not pass as whole (the
-    # struct walker refuses one itself).
-    for tag in [] if isinstance(ds, dict) else list(ds.keys())[-1:]:
-        raw = ds.get_item(tag)
-        length = getattr(raw, "length", None)
-        value = getattr(raw, "value", None)
-        if (
-            isinstance(value, bytes)
-            and isinstance(length, int)
-            and length != 0xFFFFFFFF
-            and len(value) != length
-        ):
-            raise ReadError("the file is truncated", path=path)
     sop_class = str(ds.get("SOPClassUID", ""))
     if sop_class != RT_STRUCTURE_SET_STORAGE and ds.get("Modality") != "RTSTRUCT":
         raise ReadError("not an RT Structure Set", path=path)
@@ -234,7 +236,7 @@ def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
 
 
 #: Elements the fast path keeps as bytes, to convert exactly as pydicom would.
-_RAW_TAGS = frozenset({0x30060084, 0x3006002A, 0x30060042, 0x30060050, 0x00081155})
+_RAW_TAGS = frozenset({0x30060084, 0x3006002A, 0x30060042, 0x30060046, 0x30060050, 0x00081155})
 #: Values pydicom reads without a validation warning (its own rules: pydicom.valuerep);
 #: the fast path takes only these, so pydicom warns (or not) exactly as before.
 _INTEGER = re.compile(rb" *[+-]?[0-9]+ *")
@@ -299,7 +301,7 @@ def _ds_numbers(raws: list[bytes]) -> tuple[NDArray[np.float64], list[int]]:
 
 def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
     """The ROI Contour Sequence items of the fast walker as :func:`_pydicom_contours` has them."""
-    rois: list[tuple[int, list[Any] | None, list[tuple[str, str]]]] = []
+    rois: list[tuple[int, list[Any] | None, list[tuple[str, str, int | None]]]] = []
     raws: list[bytes] = []
     valid: set[bytes] = set()  # geometric types already checked
     valid_uids: set[bytes] = set()
@@ -315,7 +317,7 @@ def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
         sequence = item.get("ContourSequence", [])
         if len(numbers) != 1 or not isinstance(sequence, list):
             raise _FallbackError("ROI Contour item")
-        contours: list[tuple[str, str]] = []
+        contours: list[tuple[str, str, int | None]] = []
         for c in sequence:
             raw_kind = _raw(c, "ContourGeometricType", b"CS") or b""
             if raw_kind not in valid and not _CODE.fullmatch(raw_kind.rstrip(b" ")):
@@ -331,12 +333,17 @@ def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
                 if len(plain) > 64 or not _UID.fullmatch(plain):
                     raise _FallbackError("ReferencedSOPInstanceUID")
                 valid_uids.add(uid)
-            contours.append((raw_kind.decode().strip().upper(), uid.decode().rstrip("\x00 ")))
+            raw_count = _raw(c, "NumberOfContourPoints", b"IS")
+            counts = _integers(raw_count) if raw_count is not None else [None]
+            if len(counts) != 1:
+                raise _FallbackError("NumberOfContourPoints")
+            kind = raw_kind.decode().strip().upper()
+            contours.append((kind, uid.decode().rstrip("\x00 "), counts[0]))
         rois.append((numbers[0], color, contours))
     values, counts = _ds_numbers(raws)
     pieces = iter(np.split(values, np.cumsum(counts)[:-1]) if counts else [])
     return [
-        (number, color, [(kind, next(pieces), uid) for kind, uid in contours])
+        (number, color, [(kind, next(pieces), uid, count) for kind, uid, count in contours])
         for number, color, contours in rois
     ]
 
@@ -379,22 +386,56 @@ def _pydicom_contours(ds: Any) -> list[_RoiContours]:
     for item in ds.get("ROIContourSequence", []):
         number = int(item.get("ReferencedROINumber", -1))
         color = list(item.ROIDisplayColor) if "ROIDisplayColor" in item else None
-        contours: list[tuple[str, NDArray[np.float64], str]] = []
+        contours: list[_Contour] = []
         for c in item.get("ContourSequence", []) or []:
             kind_text = str(c.get("ContourGeometricType", "")).strip().upper()
             element = c.get_item(0x30060050)
             points = parse_ds(element) if element is not None else np.zeros(0)
             images = c.get("ContourImageSequence") or []
             image_uid = str(images[0].get("ReferencedSOPInstanceUID", "")) if images else ""
-            contours.append((kind_text, points, image_uid))
+            count = c.get("NumberOfContourPoints")
+            declared = int(count) if count not in (None, "") else None
+            contours.append((kind_text, points, image_uid, declared))
         result.append((number, color, contours))
     return result
+
+
+def _triples(
+    values: NDArray[np.float64], declared: int | None, where: str, path: Path
+) -> NDArray[np.float64]:
+    """ContourData as (N, 3) points; ReadError unless it holds the triples it declares."""
+    if len(values) % 3:
+        raise ReadError(
+            f"{where}: its ContourData holds {len(values)} numbers, not (x, y, z) triples",
+            path=path,
+            hint="the file is corrupt: segio does not guess which coordinate is missing",
+        )
+    if declared is not None and declared * 3 != len(values):
+        raise ReadError(
+            f"{where}: NumberOfContourPoints is {declared} but its ContourData holds "
+            f"{len(values) // 3} points",
+            path=path,
+            hint="the file is corrupt: segio does not guess which of the two is right",
+        )
+    return values.reshape(-1, 3)
+
+
+def _roi_names(ds: Any) -> dict[int, str]:
+    """ROI number -> name, to say which ROI a broken contour belongs to."""
+    names: dict[int, str] = {}
+    for index, roi in enumerate(ds.StructureSetROISequence):
+        try:
+            names.setdefault(int(roi.get("ROINumber", index + 1)), str(roi.get("ROIName", "")))
+        except (TypeError, ValueError, OverflowError):
+            continue
+    return names
 
 
 def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
     ds, roi_contours = _open(path)
     if roi_contours is None:
         roi_contours = _pydicom_contours(ds)
+    names = _roi_names(ds)
     colors: dict[int, list[Any]] = {}
     contour_sets: dict[int, PlanarContours] = {}
     skipped: dict[str, int] = {}
@@ -403,8 +444,9 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
         if display is not None:
             colors[number] = display
         contours: list[Contour] = []
-        for kind_text, points, image_uid in items:
-            points = points[: len(points) - len(points) % 3].reshape(-1, 3)
+        for position, (kind_text, values, image_uid, declared) in enumerate(items, start=1):
+            where = f"ROI {number} ({names.get(number, '')!r}), contour {position}"
+            points = _triples(values, declared, where, path)
             if kind_text in _CLOSED_TYPES:
                 kind = ContourKind.CLOSED_PLANAR
             elif kind_text in ContourKind.__members__:
@@ -429,6 +471,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
         observations.setdefault(int(item.get("ReferencedROINumber", -1)), item)
 
     segments: list[Segment] = []
+    taken: set[str] = set()  # the ids given so far (a set: naming n ROIs stays linear)
     contours_by_id: dict[str, PlanarContours] = {}
     frames: set[str] = set()
     for index, roi in enumerate(ds.StructureSetROISequence):
@@ -457,13 +500,13 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
                 terminology = None
         if terminology is None and not extras:
             terminology = _terminology(observations.get(number))
-        taken = [s.id for s in segments]
         wanted = extras.get("id")
         segment_id = (
             wanted
             if isinstance(wanted, str) and wanted and wanted not in taken
             else unique_id(str(number), taken)
         )
+        taken.add(segment_id)
         segments.append(
             Segment(segment_id, name, color, terminology=terminology, properties=properties)
         )

@@ -5,6 +5,10 @@ preferred when it is there (``<name>.dcm`` next to ``<name>.dcm.tag``, or ``<ste
 next to ``<stem>.tag``), or the ``reference`` series when given; the header is the
 fallback, and a consistency check (a warning beyond 0.01 mm). Label names are not in the
 file: they come from a label table (``labels``), a preset (``preset``), else ``Label_<n>``.
+
+A companion named by a tag's own name is a file the tag refers to: it must be a regular
+file in the tag's folder (:func:`segio.inputs.referenced_file`), never a link out of it or
+a FIFO; a folder of tags holds only its regular files (:func:`segio.inputs.folder_files`).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from numpy.typing import NDArray
 from segio.colors import color_for_index
 from segio.errors import GeometryError, ReadError, SegioError
 from segio.geometry import Geometry
+from segio.inputs import folder_files, open_input, read_input, referenced_file
 from segio.labeltables import LabelEntry
 from segio.model import Layer, Segment, Segmentation
 
@@ -45,11 +50,7 @@ def read(
     names = label_names(labels, preset, path)
     series = _series(reference) if reference is not None else None
     if path.is_dir():
-        tags = [
-            p
-            for p in sorted(path.iterdir())
-            if p.is_file() and not p.name.startswith(".") and _is_tag(p)
-        ]
+        tags = [p for p in folder_files(path, recursive=False) if _is_tag(p)]
         if not tags:
             raise ReadError("no SliceOmatic .tag file in this folder", path=path)
     else:
@@ -68,9 +69,9 @@ def _is_tag(path: Path) -> bool:
     if path.name.lower().endswith(".tag"):
         return True
     try:
-        with path.open("rb") as stream:
+        with open_input(path) as stream:
             return sniff(stream.read(4096))
-    except OSError:
+    except (OSError, SegioError):
         return False
 
 
@@ -105,21 +106,34 @@ def _series(reference: PathArg) -> Any:
 
 
 def companion(tag: Path) -> Path | None:
-    """The DICOM image a tag belongs to by SliceOmatic's naming conventions, if present."""
+    """The DICOM image a tag belongs to by SliceOmatic's naming conventions, if present.
+
+    The name comes from the tag, so the image is a file the tag refers to: one that is not
+    a regular file in the tag's folder (a link out of it, a FIFO) is not taken, with a
+    warning.
+    """
     name = tag.name
     candidates = []
     if name.lower().endswith(".tag"):
-        base = tag.with_name(name[:-4])  # <image>.dcm.tag -> <image>.dcm
+        base = name[:-4]  # <image>.dcm.tag -> <image>.dcm
         candidates.append(base)
-        if base.suffix.lower() != ".dcm":
-            candidates.append(base.with_name(base.name + ".dcm"))  # <stem>.tag -> <stem>.dcm
-    return next((c for c in candidates if c.is_file() and c != tag), None)
+        if not base.lower().endswith(".dcm"):
+            candidates.append(base + ".dcm")  # <stem>.tag -> <stem>.dcm
+    for candidate in candidates:
+        place = tag.with_name(candidate)
+        if candidate == name or not (place.exists() or place.is_symlink()):
+            continue
+        try:
+            return referenced_file(tag, candidate, what="the companion image")
+        except ReadError as exc:
+            warnings.warn(f"{exc}; the tag's own geometry is used", stacklevel=3)
+    return None
 
 
 def _read_one(tag: Path, series: Any) -> tuple[Path, TagHeader, NDArray[np.integer], Geometry]:
     """One file: header, labels and its best geometry (series, companion, else header)."""
     try:
-        header, labels = decode(tag.read_bytes(), tag.name)
+        header, labels = decode(read_input(tag), tag.name)
     except SegioError as exc:
         raise ReadError(exc.reason, path=tag, hint=exc.hint) from exc
     try:

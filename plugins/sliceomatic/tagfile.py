@@ -215,10 +215,15 @@ def image_chksum(image: Path) -> int | None:
     Verified on one real pair (``test01.dcm``): raw values before rescale, read as the
     unsigned 16-bit words they are stored in. None when the pixels cannot be decoded.
     """
-    import pydicom
+    from segio.dicomseries import check_pixel_data, read_dataset
+    from segio.errors import SegioError
 
     try:
-        ds = pydicom.dcmread(image)
+        ds = read_dataset(image, convert=())
+        check_pixel_data(ds, image)  # a frame larger than declared is never decoded
+    except SegioError:  # unreadable or lying: the header simply has no chksum to check
+        return None
+    try:
         pixels = np.asarray(ds.pixel_array)
     except Exception:  # no pixel data or no decoder: the header simply has no chksum
         return None

@@ -11,6 +11,10 @@ axis) and never by the image UID they cite: that reference is optional in DICOM
 rely on it (qurit/rt-utils#49). Why slices are found per contour and not by an averaged
 spacing: irregular z spacing is common and averaging misplaces planes
 (pyplati/platipy#314).
+
+Coordinates come from files, so the grid a conversion allocates is checked against
+``SEGIO_MAX_MEMORY`` first (:func:`segio.limits.check_grid`): one vertex 1e5 mm away
+would otherwise make a grid of gigabytes.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from segio.converters.planar import polygons_from_mask, rasterize_many
 from segio.dicomseries import slice_grid
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
+from segio.limits import check_grid
 from segio.model import FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import Representation
 
@@ -98,8 +103,10 @@ def derive_grid(segmentation: Segmentation) -> Geometry:
     points = all_points(segmentation.contours.values())
     u, v = points @ row, points @ col
     u0, v0 = float(u.min()) - spacing, float(v.min()) - spacing
-    columns = int(np.ceil((float(u.max()) - u0) / spacing)) + 2
-    rows = int(np.ceil((float(v.max()) - v0) / spacing)) + 2
+    extent = (float(v.max()) - v0) / spacing + 2, (float(u.max()) - u0) / spacing + 2
+    # A vertex far away spans a huge plane: refused before its size is even an integer.
+    check_grid((1, *extent), 1, "a grid derived from the contours' coordinates")
+    columns, rows = int(np.ceil(extent[1])), int(np.ceil(extent[0]))
     offsets = np.array([offset for offset, _ in PlanarContours(closed).by_plane(normal, 1e-3)])
     origin = u0 * row + v0 * col
     positions = origin[np.newaxis, :] + offsets[:, np.newaxis] * normal[np.newaxis, :]
@@ -159,6 +166,8 @@ def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) ->
     segments = []
     snapped = dropped = 0
     for segment in segmentation.segments.values():
+        # Room for one more layer, should this segment overlap every layer so far.
+        check_grid(grid.shape, len(packer.layers) + 1, "the labelmap layers of the contours")
         planes, s, d = slice_polygons(segmentation.contours[segment.id], grid)
         snapped, dropped = snapped + s, dropped + d
         order = sorted(planes)

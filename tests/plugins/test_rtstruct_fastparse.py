@@ -63,8 +63,10 @@ def _check_agrees(path: Path) -> None:
     for (number, color, items), (number_, color_, items_) in zip(contours, expected, strict=True):
         assert (number, color) == (number_, color_)
         assert len(items) == len(items_)
-        for (kind, points, uid), (kind_, points_, uid_) in zip(items, items_, strict=True):
-            assert (kind, uid) == (kind_, uid_)
+        for (kind, points, uid, count), (kind_, points_, uid_, count_) in zip(
+            items, items_, strict=True
+        ):
+            assert (kind, uid, count) == (kind_, uid_, count_)
             assert points.dtype == points_.dtype and points.shape == points_.shape
             assert np.array_equal(points.view(np.int64), points_.view(np.int64))
     assert "ROIContourSequence" not in header
