@@ -166,3 +166,25 @@ def test_conversion_parameters_from_the_command_line(sample: Path, tmp_path: Pat
         assert same is expect_exact
     code, _, err = _run("convert", str(sample), str(tmp_path / "x.ply"), "-P", "no-equals")
     assert code != 0 and "not name=value" in err
+
+
+def test_info_prints_names_from_the_file_literally(tmp_path: Path) -> None:
+    """A name is text, never rich markup (``[/bold]`` crashed ``info``) nor a terminal
+    escape sequence."""
+    segmentation = small_segmentation()
+    first, second, *_ = segmentation.segments.values()
+    first.name = "[/bold] closing tag"
+    second.name = "[red]red[/red] \x1b[31mansi\x1b]0;title\x07"
+    path = segio.write(segmentation, tmp_path / "markup.seg.nrrd")[0]
+    code, out, err = _run("info", str(path))
+    assert code == 0, err
+    assert "[/bold] closing tag" in out
+    assert "[red]red[/red] \\x1b[31mansi\\x1b]0;title\\x07" in out
+    assert "\x1b" not in out and "\x07" not in out
+
+
+def test_error_messages_escape_control_characters(tmp_path: Path) -> None:
+    missing = tmp_path / "evil\x1b[2Jname.seg.nrrd"
+    code, _, err = _run("info", str(missing))
+    assert code == 1
+    assert "\x1b" not in err and "evil\\x1b[2Jname" in err

@@ -58,8 +58,17 @@ class _Group(click.Group):
 
 
 def _fail(ctx: click.Context, message: str) -> None:
-    click.echo(f"segio: error: {message}", err=True)
+    click.echo(f"segio: error: {printable(message)}", err=True)
     ctx.exit(1)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``: a name or path from a file
+    must not move the cursor, recolour or retitle the terminal (escape sequences)."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
 class _WarningSummary:
@@ -75,7 +84,7 @@ class _WarningSummary:
         self.counts[kind] += 1
         self.examples.setdefault(kind, text)
         if self.counts[kind] <= WARNINGS_SHOWN:
-            click.echo(f"segio: warning: {text}", err=True)
+            click.echo(f"segio: warning: {printable(text)}", err=True)
 
     def showwarning(
         self,
@@ -95,7 +104,7 @@ class _WarningSummary:
                 example = example if len(example) <= 100 else example[:97] + "..."
                 click.echo(
                     f"segio: warning: {count - WARNINGS_SHOWN} more warning(s) like "
-                    f"{example!r} not shown",
+                    f"{printable(repr(example))} not shown",
                     err=True,
                 )
 

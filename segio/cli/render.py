@@ -1,4 +1,10 @@
-"""Terminal tables for ``segio info`` and ``segio formats`` (imports rich)."""
+"""Terminal tables for ``segio info`` and ``segio formats`` (imports rich).
+
+Every string that comes from a file (names, terminology, the path) is given to rich as
+:class:`~rich.text.Text`, never as markup: a segment named ``[/bold]`` would otherwise be
+a markup error, and ``[link=...]`` a hidden link. Control characters are shown escaped
+(:func:`segio.cli.printable`), so names cannot send escape sequences to the terminal.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+from segio.cli import printable
 
 
 def _console() -> Console:
@@ -20,13 +28,18 @@ def render_info(summary: dict[str, Any]) -> None:
     grid = summary["geometry"]
     title = f"{summary['file']}  ({summary['format']}, {summary['layers']} layer(s)"
     title += ", overlapping)" if summary["overlapping"] else ")"
-    console.print(Text(title, style="bold"))
+    console.print(Text(printable(title), style="bold"))
     if grid is not None:
         console.print(
-            f"grid {' x '.join(str(n) for n in grid['size_ijk'])} voxels, "
-            f"spacing {_vector(grid['spacing'])} mm, origin {_vector(grid['origin_lps'])} LPS"
+            Text(
+                f"grid {' x '.join(str(n) for n in grid['size_ijk'])} voxels, "
+                f"spacing {_vector(grid['spacing'])} mm, "
+                f"origin {_vector(grid['origin_lps'])} LPS"
+            )
         )
-        console.print("axes (LPS) " + "  ".join(_vector(axis) for axis in grid["directions_lps"]))
+        console.print(
+            Text("axes (LPS) " + "  ".join(_vector(axis) for axis in grid["directions_lps"]))
+        )
     table = Table(show_lines=False)
     for column in ("", "name", "layer", "label", "colour", "terminology", "voxels", "extent i,j,k"):
         table.add_column(
@@ -34,8 +47,7 @@ def render_info(summary: dict[str, Any]) -> None:
         )
     for segment in summary["segments"]:
         extent = segment["extent"]
-        table.add_row(
-            Text("██", style=segment["color_hex"]),
+        cells = [
             segment["name"],
             "" if segment["layer"] is None else str(segment["layer"]),
             "" if segment["label"] is None else str(segment["label"]),
@@ -45,7 +57,8 @@ def render_info(summary: dict[str, Any]) -> None:
             ("empty" if segment["contours"] is None and segment["triangles"] is None else "")
             if extent is None
             else " ".join(f"{extent[a][0]}-{extent[a][1]}" for a in ("i", "j", "k")),
-        )
+        ]
+        table.add_row(Text("██", style=segment["color_hex"]), *(Text(printable(c)) for c in cells))
     console.print(table)
 
 
@@ -63,14 +76,15 @@ def render_formats(rows: list[dict[str, Any]]) -> None:
     for column in ("format", "suffixes", "read", "write", "installed", "description"):
         table.add_column(column)
     for row in rows:
-        table.add_row(
+        cells = [
             row["name"],
             " ".join(row["suffixes"]),
             "yes" if row["read"] else "",
             "yes" if row["write"] else "",
             "yes" if row["installed"] else row["install"],
             row["description"],
-        )
+        ]
+        table.add_row(*(Text(printable(c)) for c in cells))
     _console().print(table)
 
 
