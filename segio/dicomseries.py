@@ -80,9 +80,10 @@ def slice_grid(
         step = normal * default_spacing
         indices = np.zeros(len(points), dtype=np.intp)
     else:
-        gaps = np.diff(levels)
-        unit = float(gaps.min())
-        slot = np.round((levels - levels[0]) / unit)
+        with np.errstate(over="ignore", invalid="ignore"):  # positions near 1e308: inf,
+            gaps = np.diff(levels)  # refused just below as an unbounded grid
+            unit = float(gaps.min())
+            slot = np.round((levels - levels[0]) / unit)
         # A frame far away, or two a hair apart, make a grid of millions of slices.
         check_grid(
             (float(slot[-1]) + 1, *shape_2d),

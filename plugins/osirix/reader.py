@@ -42,7 +42,7 @@ from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
-from segio.errors import ReadError, SegioError
+from segio.errors import ReadError, SegioError, one_line
 from segio.geometry import Geometry
 from segio.inputs import read_input
 from segio.model import Segment, Segmentation
@@ -76,6 +76,14 @@ SUPPORTED = (
 #: How far (mm) a contour may lie from the plane of the image it cites before a warning.
 PLANE_TOLERANCE = 0.01
 _NUMBER = re.compile(rb"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: What plistlib raises on a broken property list (its own exception wraps only some).
+_PLIST_ERRORS = (
+    plistlib.InvalidFileException,
+    xml.parsers.expat.ExpatError,
+    ValueError,
+    OverflowError,
+    IndexError,
+)
 #: Deepest object graph accepted in a keyed archive (a cycle or a bomb otherwise).
 _MAX_DEPTH = 64
 #: Most entries (ROIs and the arrays holding them) read from one keyed archive: an OsiriX
@@ -162,35 +170,40 @@ def parse(data: bytes, path: Path) -> tuple[list[Roi], str]:
         return _csv_rois(data, path), "export-rois-csv"
     start = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if start[:1] in (b"{", b"["):
-        try:
-            document = bounded(lambda: json.loads(data.decode("utf-8-sig")), "the JSON", path)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ReadError(f"not valid JSON: {exc}", path=path) from exc
+        document = bounded(
+            lambda: json.loads(data.decode("utf-8-sig")),
+            "the JSON",
+            path,
+            (UnicodeDecodeError, json.JSONDecodeError),
+        )
         return _document_rois(document, path)
     if start.startswith((b"bplist00", b"<?xml", b"<!DOCTYPE", b"<plist")):
-        try:
-            document = bounded(lambda: plistlib.loads(data), "the property list", path)
-        except (
-            plistlib.InvalidFileException,
-            xml.parsers.expat.ExpatError,
-            ValueError,
-            OverflowError,
-        ) as exc:
-            raise ReadError(f"not a valid property list: {exc}", path=path) from exc
+        document = bounded(lambda: plistlib.loads(data), "the property list", path, _PLIST_ERRORS)
         if isinstance(document, dict) and document.get("$archiver") == "NSKeyedArchiver":
             return _archive_rois(unarchive(document), None), "keyed-archive"
         return _document_rois(document, path)
     raise ReadError("not an OsiriX/Horos ROI export", path=path, hint=f"segio reads {SUPPORTED}")
 
 
-def bounded(parse: Callable[[], Any], what: str, path: Path | None) -> Any:
-    """``parse()``, with Python's recursion limit (a document nested thousands deep: JSON
-    and binary plists are parsed recursively) a :class:`ReadError`, not a RecursionError."""
+def bounded(
+    parse: Callable[[], Any],
+    what: str,
+    path: Path | None,
+    errors: tuple[type[Exception], ...] = (),
+) -> Any:
+    """``parse()``; Python's recursion limit (a document nested thousands deep: JSON and
+    binary plists are parsed recursively) and ``errors`` become a :class:`ReadError`.
+
+    It is raised outside the handler, so no RecursionError or OverflowError (a lying
+    binary plist offset) hangs behind it: the parser's failure is the file's fault.
+    """
     try:
         return parse()
     except RecursionError:
-        pass  # raised below, outside the handler: no RecursionError behind the ReadError
-    raise ReadError(f"{what} nests too deeply to read", path=path)
+        problem = "nests too deeply to read"
+    except errors as exc:
+        problem = f"is not valid: {one_line(exc) or type(exc).__name__}"
+    raise ReadError(f"{what} {problem}", path=path)
 
 
 # -- variants ---------------------------------------------------------------------------------
@@ -368,8 +381,12 @@ def load_bplist(payload: bytes, path: Path) -> dict[str, Any]:
         if candidate is None:
             continue
         try:
-            document = bounded(partial(plistlib.loads, candidate), "the ROI archive", path)
-        except (plistlib.InvalidFileException, ValueError, OverflowError, IndexError):
+            document = bounded(
+                partial(plistlib.loads, candidate), "the ROI archive", path, _PLIST_ERRORS
+            )
+        except ReadError as exc:
+            if "nests too deeply" in exc.reason:
+                raise
             continue
         if isinstance(document, dict):
             return document

@@ -12,6 +12,7 @@ accepted, and every field and comment is kept in the segmentation's provenance
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ FORM_FEED = b"\x0c"
 MAX_HEADER = 65536
 _PAIR = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*:\s*([^\s,]*)")
 _BYTES_PER_VOXEL = {"BYTE": 1, "SHORT": 2}
+#: A decimal number as headers write them (``20``, ``3.0``, ``1e3``); no "nan" or "inf".
+_DECIMAL = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 @dataclass
@@ -45,16 +48,10 @@ class TagHeader:
             if default is None:
                 raise ReadError(f"the header has no {key!r} keyword")
             return default
-        try:
-            value = int(text)
-        except ValueError:
-            try:
-                value = int(float(text))
-            except (ValueError, OverflowError):  # int(float("inf")) overflows
-                raise ReadError(f"header value {key}:{text} is not a whole number") from None
-            if value != float(text):
-                raise ReadError(f"header value {key}:{text} is not a whole number") from None
-        return value
+        number = float(text) if _DECIMAL.fullmatch(text) else math.nan
+        if not (math.isfinite(number) and number == round(number) and abs(number) < 2**63):
+            raise ReadError(f"header value {key}:{text[:20]} is not a whole number")
+        return int(number)
 
     def number(self, key: str, default: float) -> float:
         text = self.fields.get(key)
