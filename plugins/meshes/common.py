@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +25,8 @@ from segio import options
 from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, ValidationError
 from segio.geometry import Geometry
+from segio.inputs import open_input, referenced_file
+from segio.limits import check_allocation, check_payload
 from segio.model import Segment, Segmentation, unique_id
 from segio.representations import Representation
 from segio.surfaces import LPS_TO_RAS, Surface
@@ -219,6 +222,61 @@ def reading(path: Path, what: str) -> Iterator[None]:
             path=path,
             hint="the file may be truncated or not of this format",
         ) from exc
+
+
+def whole_numbers(tokens: Sequence[Any], what: str) -> NDArray[np.int64]:
+    """Text tokens as int64; one too large is a ValidationError (raised outside the
+    OverflowError's handler, so no overflow is chained behind the message)."""
+    try:
+        values: NDArray[np.int64] | None = np.array(tokens, dtype=np.int64)
+    except OverflowError:
+        values = None
+    if values is None:
+        raise ValidationError(f"{what} is too large for a 64-bit integer")
+    return values
+
+
+def read_file(path: Path) -> bytes:
+    """The bytes of the mesh file itself: a regular file, no larger than the memory limit."""
+    with open_input(path) as stream:
+        check_allocation(os.fstat(stream.fileno()).st_size, "reading the file", path=path)
+        return stream.read()
+
+
+def read_reference(
+    container: Path, reference: str, *, what: str, url: bool = False, size: int | None = None
+) -> bytes:
+    """The bytes of a file that ``container`` names inside itself (glTF buffer, MTL).
+
+    :func:`segio.inputs.referenced_file` refuses anything outside ``container``'s folder,
+    URLs and non-regular files before anything is opened. ``size`` is what the container
+    declares the file holds: the file must hold that much and only that much is read;
+    without it the whole file is read, within the memory limit.
+    """
+    target = referenced_file(container, reference, what=what, url=url)
+    with open_input(target, what=what) as stream:
+        available = os.fstat(stream.fileno()).st_size
+        if size is None:
+            check_allocation(available, what, path=container)
+            return stream.read(available)
+        check_payload(size, available, what, path=container)
+        return stream.read(size)
+
+
+def xml_root(text: bytes, what: str) -> ElementTree.Element:
+    """Parse the XML of a mesh file (VTK XML, 3MF model); a DTD is refused.
+
+    Neither format uses a document type declaration, and one is how XML asks for entity
+    expansion (a few hundred bytes that expand to gigabytes) or for external entities
+    (another file's content), so it is refused before parsing rather than trusted to the
+    parser's defences.
+    """
+    if b"<!DOCTYPE" in text or b"<!ENTITY" in text:
+        raise ValidationError(
+            f"the {what} declares a document type or entities, which it never needs "
+            "(XML entity expansion is refused)"
+        )
+    return ElementTree.fromstring(text)
 
 
 def part_metadata(part: Part) -> dict[str, Any]:

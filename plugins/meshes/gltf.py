@@ -32,6 +32,7 @@ from numpy.typing import NDArray
 
 from segio.errors import ReadError
 from segio.files import OutputFiles
+from segio.limits import check_allocation
 from segio.model import Segmentation
 from segio.surfaces import vertex_normals
 from segio.terminology import Terminology
@@ -43,6 +44,8 @@ from .common import (
     choice,
     flag,
     parts_of,
+    read_file,
+    read_reference,
     reading,
     to_segmentation,
 )
@@ -295,8 +298,18 @@ def read(
         return to_segmentation(parts, path, reference=reference)
 
 
+def _json(text: bytes, path: Path) -> Any:
+    """The JSON of a glTF; nesting too deep for the parser is a ReadError of its own (raised
+    outside the RecursionError's handler, so no RecursionError is chained behind it)."""
+    try:
+        return json.loads(text.decode("utf-8"))
+    except RecursionError:
+        pass
+    raise ReadError("the JSON nests too deep to be a glTF", path=path)
+
+
 def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
-    data = path.read_bytes()
+    data = read_file(path)
     if data[:4] == _GLB_MAGIC:
         version_, length = struct.unpack_from("<II", data, 4)
         if version_ != 2:
@@ -313,55 +326,115 @@ def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
             if len(chunk) != size:
                 raise ReadError("a GLB chunk runs past the end (truncated?)", path=path)
             if kind == _JSON_CHUNK and document is None:
-                document = json.loads(chunk.decode("utf-8"))
+                document = _json(chunk, path)
             elif kind == _BIN_CHUNK and blob is None:
                 blob = chunk
             offset += 8 + size
         if not isinstance(document, dict):
             raise ReadError("the GLB has no JSON chunk", path=path)
         return document, blob
-    document = json.loads(data.decode("utf-8"))
+    document = _json(data, path)
     if not isinstance(document, dict) or "asset" not in document:
         raise ReadError("a JSON file without a glTF 'asset'", path=path)
     return document, None
 
 
 def _buffers(document: dict[str, Any], blob: bytes | None, path: Path) -> list[bytes]:
+    """Every buffer's bytes, exactly ``byteLength`` of them.
+
+    A buffer is the GLB's BIN chunk, a ``data:`` URI (base64 no longer than the declared
+    length needs, so the JSON cannot hide more) or a file named by a relative URI, read
+    only when it is a regular file in the glTF's folder or below it
+    (:func:`segio.inputs.referenced_file`: absolute paths, ``../`` and ``%2e%2e/``
+    escapes, links out of the folder, URLs, FIFOs and devices are refused, naming the URI).
+    Image URIs are never opened: segio reads geometry, not textures.
+    """
     result = []
-    for n, buffer in enumerate(document.get("buffers", [])):
+    for n, buffer in enumerate(_list(document, "buffers")):
+        declared = _count(buffer.get("byteLength"), f"buffer {n} byteLength")
         uri = buffer.get("uri")
         if uri is None:
             if blob is None or n != 0:
                 raise ReadError(f"buffer {n} has no data", path=path)
             data = blob
+        elif not isinstance(uri, str):
+            raise ReadError(f"buffer {n} has a uri that is not text", path=path)
         elif uri.startswith("data:"):
-            data = base64.b64decode(uri.partition(",")[2], validate=True)
+            data = _data_uri(uri, declared, n, path)
         else:
-            from urllib.parse import unquote
-
-            data = (path.parent / unquote(uri)).read_bytes()
-        if len(data) < int(buffer["byteLength"]):
+            data = read_reference(path, uri, what=f"buffer {n}", url=True, size=declared)
+        if len(data) < declared:
             raise ReadError(f"buffer {n} is shorter than its byteLength (truncated?)", path=path)
-        result.append(data)
+        result.append(data[:declared])
     return result
 
 
-def _accessor(document: dict[str, Any], buffers: list[bytes], index: int) -> NDArray[Any]:
-    accessor = document["accessors"][index]
+def _data_uri(uri: str, declared: int, n: int, path: Path) -> bytes:
+    """The bytes of a base64 ``data:`` URI, refused when longer than ``declared`` needs."""
+    header, _, text = uri.partition(",")
+    if not header.endswith(";base64"):
+        raise ReadError(f"buffer {n} is a data URI that is not base64", path=path)
+    if len(text) > 4 * (declared // 3 + 1) + 4:
+        raise ReadError(
+            f"buffer {n}: its data URI holds {len(text) * 3 // 4} bytes but its byteLength "
+            f"declares {declared}",
+            path=path,
+        )
+    return base64.b64decode(text, validate=True)
+
+
+def _list(document: dict[str, Any], key: str) -> list[Any]:
+    value = document.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key!r} is not a list")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    """A non-negative whole number from the JSON (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    return value
+
+
+def _item(document: dict[str, Any], key: str, index: object) -> Any:
+    """``document[key][index]``; an index out of range or not a whole number (Python would
+    take -1 as the last one) is a ValueError naming the reference."""
+    items = _list(document, key)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(items):
+        raise ValueError(f"a reference to {key}[{index!r}] is out of range (0..{len(items) - 1})")
+    item = items[index]
+    if not isinstance(item, dict):
+        raise ValueError(f"{key}[{index}] is not an object")
+    return item
+
+
+def _accessor(document: dict[str, Any], buffers: list[bytes], index: object) -> NDArray[Any]:
+    accessor = _item(document, "accessors", index)
     if "sparse" in accessor:
         raise ValueError("sparse accessors are not supported")
+    if accessor.get("componentType") not in _COMPONENTS or accessor.get("type") not in _WIDTH:
+        raise ValueError(f"accessor {index}: unknown componentType or type")
     dtype = np.dtype(_COMPONENTS[accessor["componentType"]])
     width = _WIDTH[accessor["type"]]
-    count = int(accessor["count"])
-    view = document["bufferViews"][accessor["bufferView"]]
-    data = buffers[view["buffer"]]
-    start = int(view.get("byteOffset", 0)) + int(accessor.get("byteOffset", 0))
-    stride = int(view.get("byteStride", 0)) or dtype.itemsize * width
-    if stride < dtype.itemsize * width or count < 0:
-        raise ValueError(f"accessor {index}: byteStride {stride} or count {count} is invalid")
+    count = _count(accessor.get("count"), f"accessor {index} count")
+    view = _item(document, "bufferViews", accessor.get("bufferView"))
+    buffer = view.get("buffer")
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or not 0 <= buffer < len(buffers):
+        raise ValueError(f"a buffer view refers to a missing buffer {buffer!r}")
+    data = buffers[buffer]
+    view_start = _count(view.get("byteOffset", 0), "a bufferView byteOffset")
+    view_end = view_start + _count(view.get("byteLength"), "a bufferView byteLength")
+    start = view_start + _count(accessor.get("byteOffset", 0), f"accessor {index} byteOffset")
+    stride = _count(view.get("byteStride", 0), "a bufferView byteStride") or dtype.itemsize * width
+    if stride < dtype.itemsize * width:
+        raise ValueError(f"accessor {index}: byteStride {stride} is shorter than an element")
+    # Compared before anything is allocated: the count is a claim, the view is the data.
     end = start + stride * (count - 1) + dtype.itemsize * width if count else start
-    if end > int(view.get("byteOffset", 0)) + int(view["byteLength"]) or end > len(data):
-        raise ValueError(f"accessor {index} runs past its buffer view")
+    if end > view_end or end > len(data):
+        raise ValueError(
+            f"accessor {index} declares {count} elements, which run past its buffer view"
+        )
     raw = np.frombuffer(data, np.uint8, end - start, start) if count else np.zeros(0, np.uint8)
     rows = (
         np.lib.stride_tricks.as_strided(
@@ -410,28 +483,39 @@ def _parts(
     to_lps = np.eye(4)
     to_lps[:3, :3] = (LPS_TO_GLTF.T if axis == "lsa" else np.eye(3)) / SCALE[unit]
     buffers = _buffers(document, blob, path)
-    nodes = document.get("nodes", [])
-    scenes = document.get("scenes", [])
-    if scenes:
-        roots = list(scenes[int(document.get("scene", 0))].get("nodes", []))
+    nodes = _list(document, "nodes")
+    if _list(document, "scenes"):
+        scene = _item(document, "scenes", document.get("scene", 0))
+        roots = list(scene.get("nodes", []))
     else:
         children = {c for node in nodes for c in node.get("children", [])}
         roots = [n for n in range(len(nodes)) if n not in children]
     parts: list[Part] = []
+    decoded: dict[int, NDArray[np.float64]] = {}  # accessors shared by instances, read once
+    produced = 0
     stack = [(n, np.eye(4)) for n in reversed(roots)]
-    seen = 0
+    visited: set[int] = set()
     while stack:
         index, parent = stack.pop()
-        seen += 1
-        if seen > 10 * len(nodes) + 10:
-            raise ReadError("the node hierarchy has a cycle", path=path)
-        node = nodes[index]
+        node = _item(document, "nodes", index)
+        if index in visited:  # glTF 2.0 §3.5.3: the hierarchy is a set of disjoint trees
+            raise ReadError(
+                f"node {index} is reached twice (a cycle, or a child shared by two parents); "
+                "glTF node hierarchies must be trees",
+                path=path,
+            )
+        visited.add(index)
         world = parent @ _node_matrix(node)
         stack.extend((c, world) for c in reversed(node.get("children", [])))
         extras = node.get("extras") if isinstance(node.get("extras"), dict) else {}
         if "mesh" not in node and "segment_id" not in extras:
             continue
-        parts.append(_part(document, buffers, node, extras, to_lps @ world, path))
+        part = _part(document, buffers, node, extras, to_lps @ world, path, decoded)
+        # A mesh may be placed by any number of nodes: what they produce is counted
+        # against the memory limit as it grows, not trusted to stay near the file's size.
+        produced += part.surface.vertices.nbytes + part.surface.faces.nbytes
+        check_allocation(produced, "the meshes the nodes place", path=path)
+        parts.append(part)
     return parts
 
 
@@ -442,23 +526,30 @@ def _part(
     extras: dict[str, Any],
     matrix: NDArray[np.float64],
     path: Path,
+    decoded: dict[int, NDArray[np.float64]],
 ) -> Part:
+    def values(index: object) -> NDArray[np.float64]:
+        key = index if isinstance(index, int) and not isinstance(index, bool) else -1
+        if key not in decoded:
+            decoded[key] = _accessor(document, buffers, index)
+        return decoded[key]
+
     vertices: list[NDArray[np.float64]] = []
     faces: list[NDArray[np.int64]] = []
     color: tuple[float, float, float] | None = None
     opacity: float | None = None
     name = str(node.get("name", ""))
     if "mesh" in node:
-        mesh = document["meshes"][node["mesh"]]
+        mesh = _item(document, "meshes", node["mesh"])
         name = name or str(mesh.get("name", ""))
         count = 0
         for primitive in mesh["primitives"]:
             mode = primitive.get("mode", 4)
             if mode not in (4, 5, 6):
                 continue
-            points = _accessor(document, buffers, primitive["attributes"]["POSITION"])
+            points = values(primitive["attributes"]["POSITION"])
             if "indices" in primitive:
-                order = _accessor(document, buffers, primitive["indices"]).astype(np.int64).ravel()
+                order = values(primitive["indices"]).astype(np.int64).ravel()
             else:
                 order = np.arange(len(points))
             triangles = _triangles(order, mode)
@@ -466,7 +557,7 @@ def _part(
             faces.append(triangles + count)
             count += len(points)
             if color is None and "material" in primitive:
-                material = document["materials"][primitive["material"]]
+                material = _item(document, "materials", primitive["material"])
                 factor = material.get("pbrMetallicRoughness", {}).get(
                     "baseColorFactor", [1.0, 1.0, 1.0, 1.0]
                 )

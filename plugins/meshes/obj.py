@@ -15,6 +15,7 @@ exporter (groups ``grpN``), names survive. The reader takes ``o`` names (else ``
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,11 @@ from .common import (
     choice,
     parts_of,
     polygon_triangles,
+    read_file,
+    read_reference,
     reading,
     to_segmentation,
+    whole_numbers,
 )
 
 MARK = "# segio "
@@ -107,7 +111,7 @@ class _Group:
 def read(path: Path, *, reference: Any = None) -> Segmentation:
     """One segment per ``o`` object (or ``g`` group when the file has no objects)."""
     with reading(path, "OBJ"):
-        text = path.read_bytes().decode("utf-8")
+        text = read_file(path).decode("utf-8")
         if "\0" in text:
             raise ReadError("binary content in an OBJ (text) file", path=path)
         parts, space = _parse(text, path)
@@ -232,7 +236,7 @@ def _triangles(
     )
     if np.any(counts < 3):
         raise ReadError("a face (f) line has fewer than three vertices", path=path)
-    values = np.array(tokens, dtype=np.int64)
+    values = whole_numbers(tokens, "a face (f) vertex index")
     if np.any(values == 0):
         raise ReadError("a face refers to vertex 0 (OBJ counts from 1)", path=path)
     line_of_value = np.repeat(np.arange(len(rows)), counts)
@@ -243,26 +247,49 @@ def _triangles(
 def _materials(
     path: Path, libraries: list[str]
 ) -> dict[str, tuple[tuple[float, float, float] | None, float | None]]:
-    """``newmtl`` name -> (Kd, opacity) from the libraries that exist (missing ones: none)."""
+    """``newmtl`` name -> (Kd, opacity) from the ``mtllib`` libraries that can be read.
+
+    A library is read only when it is a regular file in the OBJ's folder or below it
+    (:func:`segio.inputs.referenced_file`). One that cannot be read (missing, outside the
+    folder, a FIFO or device, too large) is skipped with one warning and the meshes come
+    without its colours: the geometry is all there, and that is what trimesh and 3D Slicer
+    do with an OBJ whose MTL did not come along. Texture maps an MTL names (``map_Kd``)
+    are never opened: segio reads no texture.
+    """
     found: dict[str, tuple[tuple[float, float, float] | None, float | None]] = {}
-    for library in libraries:
-        file = path.parent / library
-        if not file.is_file():
+    skipped: list[str] = []
+    for library in dict.fromkeys(libraries):  # a library named twice is read once
+        try:
+            data = read_reference(path, library, what="the MTL material library")
+        except ReadError as exc:
+            skipped.append(exc.reason)
             continue
-        name: str | None = None
-        color: tuple[float, float, float] | None = None
-        opacity: float | None = None
-        for raw in [*file.read_text(encoding="utf-8", errors="replace").splitlines(), "newmtl"]:
-            key, _, rest = raw.strip().partition(" ")
-            if key == "newmtl":
-                if name is not None:
-                    found[name] = (color, opacity)
-                name, color, opacity = rest.strip(), None, None
-            elif key == "Kd":
-                r, g, b = (min(max(float(x), 0.0), 1.0) for x in rest.split()[:3])
-                color = (r, g, b)
-            elif key == "d":
-                opacity = min(max(float(rest.split()[0]), 0.0), 1.0)
-            elif key == "Tr" and opacity is None:
-                opacity = 1.0 - min(max(float(rest.split()[0]), 0.0), 1.0)
+        found.update(_parse_mtl(data.decode("utf-8", errors="replace")))
+    if skipped:
+        more = f" (and {len(skipped) - 1} more libraries)" if len(skipped) > 1 else ""
+        warnings.warn(
+            f"{path}: {skipped[0]}{more}; its meshes are read without those colours",
+            stacklevel=4,
+        )
+    return found
+
+
+def _parse_mtl(text: str) -> dict[str, tuple[tuple[float, float, float] | None, float | None]]:
+    found: dict[str, tuple[tuple[float, float, float] | None, float | None]] = {}
+    name: str | None = None
+    color: tuple[float, float, float] | None = None
+    opacity: float | None = None
+    for raw in [*text.splitlines(), "newmtl"]:
+        key, _, rest = raw.strip().partition(" ")
+        if key == "newmtl":
+            if name is not None:
+                found[name] = (color, opacity)
+            name, color, opacity = rest.strip(), None, None
+        elif key == "Kd":
+            r, g, b = (min(max(float(x), 0.0), 1.0) for x in rest.split()[:3])
+            color = (r, g, b)
+        elif key == "d":
+            opacity = min(max(float(rest.split()[0]), 0.0), 1.0)
+        elif key == "Tr" and opacity is None:
+            opacity = 1.0 - min(max(float(rest.split()[0]), 0.0), 1.0)
     return found

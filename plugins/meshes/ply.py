@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from segio.errors import ReadError, WriteError
 from segio.files import OutputFiles
+from segio.limits import check_payload
 from segio.model import Segmentation
 from segio.surfaces import compacted
 
@@ -35,10 +36,12 @@ from .common import (
     part_metadata,
     parts_of,
     polygon_triangles,
+    read_file,
     reading,
     rgb8,
     space_in,
     to_segmentation,
+    whole_numbers,
 )
 
 MARK = "segio segment "
@@ -116,7 +119,7 @@ class _Element:
 def read(path: Path, *, reference: Any = None) -> Segmentation:
     """Segments from the ``segment`` face property, named by the ``comment segio`` lines."""
     with reading(path, "PLY"):
-        data = path.read_bytes()
+        data = read_file(path)
         parts, space = _parse(data, path)
         return to_segmentation(parts, path, space=space, reference=reference)
 
@@ -141,7 +144,10 @@ def _header(data: bytes, path: Path) -> tuple[str, list[_Element], list[str], in
         elif words[0] == "comment":
             comments.append(line.partition("comment")[2].strip())
         elif words[0] == "element":
-            elements.append(_Element(words[1], int(words[2])))
+            count = int(words[2])
+            if count < 0:
+                raise ReadError(f"element {words[1]} has {count} rows", path=path)
+            elements.append(_Element(words[1], count))
         elif words[0] == "property" and elements:
             if words[1] == "list":
                 elements[-1].properties.append((words[4], (_TYPES[words[2]], _TYPES[words[3]])))
@@ -205,9 +211,19 @@ def _binary_tables(
     offset = 0
     for element in elements:
         lists = [p for p in element.properties if isinstance(p[1], tuple)]
+        # The count is a claim: each row takes at least its scalars and its list sizes,
+        # so a count the rest of the file cannot hold is refused before anything is read.
+        smallest = sum(
+            np.dtype(k[0] if isinstance(k, tuple) else k).itemsize for _, k in element.properties
+        )
+        check_payload(
+            smallest * element.count,
+            len(data) - offset,
+            f"the {element.name} element ({element.count} rows)",
+            path=path,
+        )
         if not lists:
             dtype = np.dtype([(name, order + kind) for name, kind in element.properties])
-            _need(data, offset + dtype.itemsize * element.count, path)
             table = np.frombuffer(data, dtype, element.count, offset)
             offset += dtype.itemsize * element.count
             tables[element.name] = {name: table[name] for name in dtype.names or ()}
@@ -224,6 +240,8 @@ def _binary_tables(
                     count_type, item_type = (np.dtype(order + k) for k in kind)
                     _need(data, offset + count_type.itemsize, path)
                     count = int(np.frombuffer(data, count_type, 1, offset)[0])
+                    if count < 0:
+                        raise ReadError(f"a {name} list has {count} items", path=path)
                     offset += count_type.itemsize
                     _need(data, offset + item_type.itemsize * count, path)
                     columns_list[name].append(np.frombuffer(data, item_type, count, offset))
@@ -280,7 +298,12 @@ def _ascii_tables(data: bytes, elements: list[_Element], path: Path) -> dict[str
             for name, kind in element.properties:
                 if isinstance(kind, tuple):
                     count = int(values[at])
-                    columns[name].append(np.array(values[at + 1 : at + 1 + count], np.int64))
+                    items = values[at + 1 : at + 1 + count]
+                    if count < 0 or len(items) != count:
+                        raise ReadError(
+                            f"a {name} list says {count} items but holds {len(items)}", path=path
+                        )
+                    columns[name].append(whole_numbers(items, f"a {name} item"))
                     at += 1 + count
                 else:
                     columns[name].append(float(values[at]))

@@ -21,8 +21,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import struct
 import warnings
 import zipfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -32,6 +34,7 @@ from numpy.typing import NDArray
 
 from segio.errors import ReadError, WriteError
 from segio.files import OutputFiles
+from segio.limits import check_allocation, check_payload
 from segio.model import Segmentation
 from segio.terminology import Terminology
 
@@ -43,9 +46,11 @@ from .common import (
     choice,
     part_metadata,
     parts_of,
+    read_file,
     reading,
     rgb8,
     to_segmentation,
+    xml_root,
 )
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
@@ -147,16 +152,67 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
         return to_segmentation(parts, path, space=space, reference=reference)
 
 
-def _parse(path: Path) -> tuple[list[Part], str]:
-    with zipfile.ZipFile(path) as package:
-        names = {n.lstrip("/").lower(): n for n in package.namelist()}
-        entry = names.get(MODEL.lower()) or next(
-            (n for key, n in names.items() if key.endswith(".model")), None
+#: Most entries a package may hold: a model, its relationships, thumbnails and textures
+#: come to a few; thousands are a zip crafted to make the reader index them all.
+MAX_ENTRIES = 1024
+#: Bytes of memory parsing one byte of model XML takes at most (the element tree of the
+#: non-mesh part, the regular-expression matches of the vertex and triangle lists, the
+#: arrays): the model's declared size times this is checked against the memory limit
+#: before it is inflated, so a bomb that the zip's header declares honestly is refused too.
+PARSE_FACTOR = 16
+#: Deepest nesting of components (other tools' assemblies nest a few levels).
+MAX_DEPTH = 64
+_EOCD = b"PK\x05\x06"
+
+
+def _model_text(data: bytes, path: Path) -> bytes:
+    """The 3D model part of a package, inflated within the limits.
+
+    The number of entries is read from the zip's end record before :mod:`zipfile` indexes
+    them (:data:`MAX_ENTRIES`). The model's inflated size declared in the zip is checked
+    against its compressed size (deflate cannot exceed about 1032:1) and, times
+    :data:`PARSE_FACTOR`, against ``SEGIO_MAX_MEMORY``; reading then stops one byte past
+    the declared size, so a model inflating to more than its header says is refused
+    whatever the header claims. Other parts (relationships, thumbnails, textures) are
+    never read: nothing named inside the package is followed, inside or outside it.
+    """
+    end = data.rfind(_EOCD, max(0, len(data) - 65557))
+    if end >= 0 and len(data) >= end + 22:
+        (entries,) = struct.unpack_from("<H", data, end + 10)
+        if entries > MAX_ENTRIES:
+            raise ReadError(
+                f"the package has {entries} entries; a 3MF has a few (at most {MAX_ENTRIES} "
+                "are read)",
+                path=path,
+            )
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        infos = package.infolist()
+        if len(infos) > MAX_ENTRIES:
+            raise ReadError(f"the package has {len(infos)} entries", path=path)
+        names = {i.filename.lstrip("/").lower(): i for i in infos}
+        info = names.get(MODEL.lower()) or next(
+            (i for key, i in names.items() if key.endswith(".model")), None
         )
-        if entry is None:
+        if info is None:
             raise ReadError("a zip without a 3D model part (3D/3dmodel.model)", path=path)
-        text, blocks = _cut_blocks(package.read(entry))
-        root = ElementTree.fromstring(text)
+        what = "the 3D model part"
+        deflated = info.compress_type != zipfile.ZIP_STORED
+        check_payload(info.file_size, info.compress_size, what, compressed=deflated, path=path)
+        check_allocation(info.file_size * PARSE_FACTOR, f"parsing {what}", path=path)
+        with package.open(info) as stream:
+            text = stream.read(info.file_size + 1)
+    if len(text) != info.file_size:
+        raise ReadError(
+            f"{what} inflates to more than the {info.file_size} bytes the zip declares",
+            path=path,
+            hint="the file is corrupt, or crafted as a decompression bomb",
+        )
+    return text
+
+
+def _parse(path: Path) -> tuple[list[Part], str]:
+    text, blocks = _cut_blocks(_model_text(read_file(path), path))
+    root = xml_root(text, "3MF model")
     ns = {"m": root.tag[1:].partition("}")[0]} if root.tag.startswith("{") else {"m": ""}
     prefix = "m:" if ns["m"] else ""
     scale = {
@@ -177,20 +233,19 @@ def _parse(path: Path) -> tuple[list[Part], str]:
         raise ReadError("the model has no <resources>", path=path)
     for group in resources.findall(f"{prefix}basematerials", ns):
         palettes[group.get("id", "")] = [_color(b.get("displaycolor", "#FFFFFF")) for b in group]
-    objects = {o.get("id"): o for o in resources.findall(f"{prefix}object", ns)}
+    library = _Library(resources, blocks, prefix, ns)
     build = root.find(f"{prefix}build", ns)
     if build is not None:
         items = list(build)
     else:
-        items = [ElementTree.Element("item", objectid=key or "") for key in objects]
+        items = [ElementTree.Element("item", objectid=key or "") for key in library.objects]
+    produced = sum(library.size(item.get("objectid")) for item in items)
+    check_allocation(produced, "the meshes the build places", path=path)
     extra = meta.get("segments", [])
     parts = []
     for n, item in enumerate(items):
-        object_id = item.get("objectid")
-        element = objects.get(object_id)
-        if element is None:
-            raise ReadError(f"the build refers to a missing object {object_id}", path=path)
-        pieces = _meshes(element, _transform(item.get("transform")), objects, blocks, prefix, ns)
+        element = library.element(item.get("objectid"))
+        pieces = library.pieces(element, _transform(item.get("transform")))
         offsets = np.cumsum([0] + [len(v) for v, _ in pieces])
         vertices = np.concatenate([np.zeros((0, 3))] + [v for v, _ in pieces]) * scale
         faces = np.concatenate(
@@ -198,7 +253,7 @@ def _parse(path: Path) -> tuple[list[Part], str]:
         )
         painted = element
         if painted.get("pid") is None:  # an assembly: the colour of its first coloured body
-            bodies = _bodies(element, objects, prefix, ns)
+            bodies = library.bodies(element)
             painted = next((o for o in bodies if o.get("pid") is not None), element)
         color: tuple[float, float, float] | None = None
         opacity: float | None = None
@@ -242,53 +297,90 @@ def _transform(text: str | None) -> NDArray[np.float64]:
     return matrix
 
 
-def _meshes(
-    element: ElementTree.Element,
-    matrix: NDArray[np.float64],
-    objects: dict[str | None, ElementTree.Element],
-    blocks: list[bytes],
-    prefix: str,
-    ns: dict[str, str],
-    depth: int = 0,
-) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
-    """Vertices and faces of an object in build coordinates: its own mesh, or its
-    components' meshes moved by their transforms (nested assemblies included)."""
-    if depth > 32:
-        raise ValueError("components nest more than 32 deep (a cycle?)")
-    mesh = element.find(f"{prefix}mesh", ns)
-    if mesh is not None:
-        vertices = _table(mesh, "vertices", "vertex", ("x", "y", "z"), blocks, prefix, ns)
-        faces = _table(mesh, "triangles", "triangle", ("v1", "v2", "v3"), blocks, prefix, ns)
-        points = vertices.astype(np.float64) @ matrix[:3, :3] + matrix[3, :3]
-        triangles = faces.astype(np.int64)
-        if triangles.size and (triangles.min() < 0 or triangles.max() >= len(points)):
-            raise ValueError(f"a triangle refers to a vertex outside 0..{len(points) - 1}")
-        if np.linalg.det(matrix[:3, :3]) < 0:  # a mirror turns the faces inside out
-            triangles = triangles[:, ::-1]
-        return [(points, triangles)]
-    pieces = []
-    for component in element.iterfind(f"{prefix}components/{prefix}component", ns):
-        child = objects.get(component.get("objectid"))
-        if child is None:
-            raise ValueError(f"a component refers to a missing object {component.get('objectid')}")
-        inner = _transform(component.get("transform")) @ matrix
-        pieces += _meshes(child, inner, objects, blocks, prefix, ns, depth + 1)
-    return pieces
+class _Library:
+    """The objects of a model: each mesh parsed once, assemblies checked before use.
 
+    Components may nest (an assembly of assemblies) and may place one object many times;
+    they may also, in a crafted file, refer to themselves, form a cycle, nest thousands
+    deep or double at every level (2^40 copies from 40 objects). :meth:`size` walks the
+    references once per object (memoised), refusing cycles and nesting deeper than
+    :data:`MAX_DEPTH`, so the reader knows what the build would produce before it builds.
+    """
 
-def _bodies(
-    element: ElementTree.Element,
-    objects: dict[str | None, ElementTree.Element],
-    prefix: str,
-    ns: dict[str, str],
-) -> list[ElementTree.Element]:
-    """The objects an assembly's components refer to, in order (one level)."""
-    found = []
-    for component in element.iterfind(f"{prefix}components/{prefix}component", ns):
-        child = objects.get(component.get("objectid"))
-        if child is not None:
-            found.append(child)
-    return found
+    def __init__(
+        self,
+        resources: ElementTree.Element,
+        blocks: list[bytes],
+        prefix: str,
+        ns: dict[str, str],
+    ) -> None:
+        self.objects = {o.get("id"): o for o in resources.findall(f"{prefix}object", ns)}
+        self.blocks, self.prefix, self.ns = blocks, prefix, ns
+        self._meshes: dict[str | None, tuple[NDArray[np.float64], NDArray[np.int64]]] = {}
+        self._sizes: dict[str | None, int] = {}
+
+    def element(self, object_id: str | None) -> ElementTree.Element:
+        found = self.objects.get(object_id)
+        if found is None:
+            raise ValueError(f"a reference to a missing object {object_id}")
+        return found
+
+    def components(self, element: ElementTree.Element) -> list[ElementTree.Element]:
+        path = f"{self.prefix}components/{self.prefix}component"
+        return list(element.iterfind(path, self.ns))
+
+    def mesh(self, object_id: str | None) -> tuple[NDArray[np.float64], NDArray[np.int64]] | None:
+        """An object's own mesh (vertices, faces) parsed once, or None for an assembly."""
+        if object_id not in self._meshes:
+            mesh = self.element(object_id).find(f"{self.prefix}mesh", self.ns)
+            if mesh is None:
+                return None
+            table = partial(_table, mesh, blocks=self.blocks, prefix=self.prefix, ns=self.ns)
+            points = table("vertices", "vertex", ("x", "y", "z")).astype(np.float64)
+            faces = table("triangles", "triangle", ("v1", "v2", "v3")).astype(np.int64)
+            if faces.size and (faces.min() < 0 or faces.max() >= len(points)):
+                raise ValueError(f"a triangle refers to a vertex outside 0..{len(points) - 1}")
+            self._meshes[object_id] = (points, faces)
+        return self._meshes[object_id]
+
+    def size(self, object_id: str | None, trail: tuple[str | None, ...] = ()) -> int:
+        """Bytes of vertices and faces that placing ``object_id`` produces."""
+        if object_id in trail:
+            raise ValueError(f"object {object_id} contains itself (its components form a cycle)")
+        if len(trail) >= MAX_DEPTH:
+            raise ValueError(f"components nest more than {MAX_DEPTH} deep")
+        if object_id not in self._sizes:
+            own = self.mesh(object_id)
+            if own is not None:
+                self._sizes[object_id] = own[0].nbytes + own[1].nbytes
+            else:
+                inner = (*trail, object_id)
+                children = self.components(self.element(object_id))
+                self._sizes[object_id] = sum(self.size(c.get("objectid"), inner) for c in children)
+        return self._sizes[object_id]
+
+    def pieces(
+        self, element: ElementTree.Element, matrix: NDArray[np.float64]
+    ) -> list[tuple[NDArray[np.float64], NDArray[np.int64]]]:
+        """Vertices and faces of an object in build coordinates: its own mesh, or its
+        components' meshes moved by their transforms (nested assemblies included); call
+        after :meth:`size` has checked the references."""
+        own = self.mesh(element.get("id"))
+        if own is not None:
+            points = own[0] @ matrix[:3, :3] + matrix[3, :3]
+            triangles = own[1][:, ::-1] if np.linalg.det(matrix[:3, :3]) < 0 else own[1]
+            return [(points, triangles)]  # a mirror turns the faces inside out, hence ::-1
+        found = []
+        for component in self.components(element):
+            child = self.element(component.get("objectid"))
+            inner = _transform(component.get("transform")) @ matrix
+            found += self.pieces(child, inner)
+        return found
+
+    def bodies(self, element: ElementTree.Element) -> list[ElementTree.Element]:
+        """The objects an assembly's components refer to, in order (one level)."""
+        found = (self.objects.get(c.get("objectid")) for c in self.components(element))
+        return [child for child in found if child is not None]
 
 
 _ATTRIBUTE = re.compile(rb'\b([xyz]|v[123])\s*=\s*"([^"]*)"')
@@ -325,6 +417,7 @@ def _table(
     section: str,
     item: str,
     keys: tuple[str, str, str],
+    *,
     blocks: list[bytes],
     prefix: str,
     ns: dict[str, str],

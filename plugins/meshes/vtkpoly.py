@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -30,8 +29,10 @@ from xml.etree import ElementTree
 import numpy as np
 from numpy.typing import NDArray
 
+from segio.deflate import inflate
 from segio.errors import ReadError
 from segio.files import OutputFiles
+from segio.limits import check_payload
 from segio.model import Segmentation
 from segio.surfaces import compacted
 
@@ -44,9 +45,11 @@ from .common import (
     part_metadata,
     parts_of,
     polygon_triangles,
+    read_file,
     reading,
     space_in,
     to_segmentation,
+    xml_root,
 )
 
 _LEGACY_TYPES = {
@@ -177,10 +180,10 @@ def _xml(
 def read(path: Path, *, reference: Any = None) -> Segmentation:
     """One segment per ``SegmentId`` value, named from ``SegmentInfo`` when present."""
     with reading(path, "VTK PolyData"):
-        data = path.read_bytes()
+        data = read_file(path)
         if data.startswith(b"# vtk DataFile"):
             mesh = _read_legacy(data, path)
-        elif b"<VTKFile" in data[:512]:
+        elif b"<VTKFile" in data[:65536]:
             mesh = _read_xml(data, path)
         else:
             raise ReadError("neither a legacy VTK nor a VTK XML file", path=path)
@@ -215,6 +218,8 @@ def _parts(
         labels = np.arange(len(segments))
     elif not len(labels):
         labels = np.zeros(1, np.int64)
+    if faces.size and (faces.min() < 0 or faces.max() >= len(points)):
+        raise ReadError(f"a cell refers to a point outside 0..{len(points) - 1}", path=path)
     order = np.argsort(owner, kind="stable")
     edges = np.searchsorted(owner[order], np.concatenate([labels, [labels[-1] + 1]]))
     parts = []
@@ -268,15 +273,23 @@ class _Cursor:
             if text:
                 return text
 
-    def numbers(self, count: int, kind: str) -> NDArray[Any]:
+    def numbers(self, count: int, kind: str, what: str = "a data section") -> NDArray[Any]:
+        """``count`` numbers; a count the rest of the file cannot hold is refused before
+        anything is read (binary: their bytes; ASCII: at least two characters each)."""
+        if count < 0:
+            raise ReadError(f"{what} declares {count} values")
+        left = len(self.data) - self.at
         if self.binary:
             dtype = np.dtype(">" + kind)
-            end = self.at + dtype.itemsize * count
-            if end > len(self.data):
-                raise ReadError("the data ends early (truncated?)")
+            check_payload(dtype.itemsize * count, left, what)
             values = np.frombuffer(self.data, dtype, count, self.at)
-            self.at = end
+            self.at += dtype.itemsize * count
             return values
+        if count > (left + 1) // 2:
+            raise ReadError(
+                f"{what} declares {count} numbers but only {left} characters follow",
+                hint="the header is wrong or the file is truncated",
+            )
         values_list: list[bytes] = []
         while len(values_list) < count:
             end = self.data.find(b"\n", self.at)
@@ -316,13 +329,14 @@ def _read_legacy(data: bytes, path: Path) -> _Mesh:
         if key == "FIELD":
             for _ in range(int(words[2])):
                 name, components, tuples, kind = cursor.line().split()[:4]
-                values = cursor.numbers(int(components) * int(tuples), _kind(kind))
+                values = cursor.numbers(int(components) * int(tuples), _kind(kind), name[:40])
                 if section == "dataset" and name == "SegmentInfo" and len(values):
                     info = json.loads(values.astype(np.uint8).tobytes().decode("utf-8"))
                 elif section == "cell" and name == "SegmentId":
                     segment_id = values.astype(np.int64)
         elif key == "POINTS":
-            points = cursor.numbers(3 * int(words[1]), _kind(words[2])).astype(np.float64)
+            points = cursor.numbers(3 * int(words[1]), _kind(words[2]), "POINTS")
+            points = points.astype(np.float64)
             points = points.reshape(-1, 3)
         elif key in ("VERTICES", "LINES", "POLYGONS", "TRIANGLE_STRIPS"):
             cells, size = int(words[1]), int(words[2])
@@ -333,7 +347,7 @@ def _read_legacy(data: bytes, path: Path) -> _Mesh:
                 connectivity = cursor.numbers(size, kind).astype(np.int64)
                 counts = np.diff(offsets)
             else:
-                counts, connectivity = _cells(cursor.numbers(size, "i4").astype(np.int64))
+                counts, connectivity = _cells(cursor.numbers(size, "i4", key).astype(np.int64))
             n_cells = len(counts)
             if key in ("POLYGONS", "TRIANGLE_STRIPS"):
                 triangles, owner = polygon_triangles(
@@ -396,7 +410,7 @@ def _read_xml(data: bytes, path: Path) -> _Mesh:
             raise ReadError("the appended data section is not closed (truncated?)", path=path)
         appended = data[start:end]
         text = data[:start] + data[end:]
-    root = ElementTree.fromstring(text)
+    root = xml_root(text, "VTK XML file")
     if root.tag != "VTKFile" or root.get("type") != "PolyData":
         raise ReadError("a VTK XML file, but not PolyData", path=path)
     order = "<" if root.get("byte_order", "LittleEndian") == "LittleEndian" else ">"
@@ -415,10 +429,10 @@ def _read_xml(data: bytes, path: Path) -> _Mesh:
         if form == "binary":
             payload = _inline((element.text or "").strip(), header, compressed)
         elif encoded:
-            start = int(element.get("offset", "0"))
+            start = _offset(element, len(appended))
             payload = _inline(appended[start:].decode("ascii"), header, compressed)
         else:
-            payload = _raw(appended[int(element.get("offset", "0")) :], header, compressed)
+            payload = _raw(appended[_offset(element, len(appended)) :], header, compressed)
         return np.frombuffer(payload, kind)
 
     piece = root.find("PolyData/Piece")
@@ -455,6 +469,14 @@ def _read_xml(data: bytes, path: Path) -> _Mesh:
     return points, triangles, owner_array, info, ""
 
 
+def _offset(element: ElementTree.Element, size: int) -> int:
+    """An appended array's ``offset``: a whole number inside the appended data."""
+    text = element.get("offset", "0").strip()
+    if not text.isdigit() or int(text) >= max(size, 1):
+        raise ValueError(f"an appended data offset {text[:20]!r} is not inside the data")
+    return int(text)
+
+
 def _raw(blob: bytes, header: str, compressed: bool) -> bytes:
     """One appended raw data array: a length header, or a zlib block table and blocks."""
     size = np.dtype(header).itemsize
@@ -462,11 +484,10 @@ def _raw(blob: bytes, header: str, compressed: bool) -> bytes:
         length = int(np.frombuffer(blob, header, 1)[0])
         data = blob[size : size + length]
         if len(data) != length:
-            raise ValueError("a data array is cut short")
+            raise ValueError(f"a data array declares {length} bytes but holds {len(data)}")
         return data
-    blocks = int(np.frombuffer(blob, header, 1)[0])
-    sizes = np.frombuffer(blob, header, 3 + blocks)[3:].astype(np.int64)
-    return _inflate(blob[(3 + blocks) * size :], sizes)
+    table = _block_table(blob, header)
+    return _inflate(blob[len(table) * size :], table)
 
 
 def _inline(text: str, header: str, compressed: bool) -> bytes:
@@ -484,19 +505,47 @@ def _inline(text: str, header: str, compressed: bool) -> bytes:
         else:
             data = base64.b64decode(text[chars(size) : chars(size) + chars(length)], validate=True)
         if len(data) != length:
-            raise ValueError("a data array is cut short")
+            raise ValueError(f"a data array declares {length} bytes but holds {len(data)}")
         return data
     first = base64.b64decode(text[: chars(3 * size)], validate=True)
-    blocks = int(np.frombuffer(first, header, 1)[0])
-    table = chars((3 + blocks) * size)
-    sizes = np.frombuffer(base64.b64decode(text[:table], validate=True), header, 3 + blocks)
-    body = text[table : table + chars(int(sizes[3:].sum()))]
-    return _inflate(base64.b64decode(body, validate=True), sizes[3:].astype(np.int64))
+    blocks = _block_count(first, header, len(text) * 3 // 4)
+    end = chars((3 + blocks) * size)
+    table = _block_table(base64.b64decode(text[:end], validate=True), header)
+    body = text[end : end + chars(int(table[3:].sum()))]
+    return _inflate(base64.b64decode(body, validate=True), table)
 
 
-def _inflate(blob: bytes, sizes: NDArray[np.int64]) -> bytes:
+def _block_count(blob: bytes, header: str, available: int) -> int:
+    """The block count of a vtkZLibDataCompressor header, at most what ``available``
+    bytes can hold a table for (so a lying count is refused before it sizes a read)."""
+    count = int(np.frombuffer(blob, header, 1)[0])
+    if count > available // np.dtype(header).itemsize:
+        raise ValueError(f"a compressed data array declares {count} blocks")
+    return count
+
+
+def _block_table(blob: bytes, header: str) -> NDArray[np.int64]:
+    """``[blocks, block size, last block size, compressed size of each block...]``."""
+    blocks = _block_count(blob, header, len(blob))
+    table = np.frombuffer(blob, header, 3 + blocks).astype(np.int64)
+    if np.any(table < 0):
+        raise ValueError("a compressed data array header holds negative sizes")
+    return table
+
+
+def _inflate(blob: bytes, table: NDArray[np.int64]) -> bytes:
+    """The blocks of a vtkZLibDataCompressor array, each inflated to exactly the size the
+    header declares (the last one may be shorter): a block that would inflate to more is
+    refused as it is inflated (:func:`segio.deflate.inflate`), and the total is checked
+    against the compressed bytes and the memory limit before the first block."""
+    blocks, block, last = (int(v) for v in table[:3])
+    sizes = table[3:]
+    declared = [block] * blocks
+    if blocks and last:
+        declared[-1] = last
+    check_payload(sum(declared), len(blob), "a compressed data array", compressed=True)
     out, start = [], 0
-    for length in sizes:
-        out.append(zlib.decompress(blob[start : start + int(length)]))
-        start += int(length)
+    for length, size in zip(sizes.tolist(), declared, strict=True):
+        out.append(inflate(blob[start : start + length], size, what="a zlib block of a data array"))
+        start += length
     return b"".join(out)
