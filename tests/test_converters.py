@@ -101,3 +101,19 @@ def test_resample_nearest_neighbour_on_a_finer_grid() -> None:
     expected[2:4, 0:2, 2:4] = True  # one coarse voxel = 2x2x2 fine voxels
     assert np.array_equal(result.mask("v"), expected)
     assert result.segments["v"].label_value == 1
+
+
+def test_resample_onto_a_huge_grid_is_refused_before_allocating(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reference grid read from a file may be as large as it claims: 3 layers of a
+    2000 x 2000 x 1000 grid need 12 GB, refused under a 256 MiB limit."""
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    segmentation = small_segmentation(kind="oblique", overlapping=True)
+    segmentation.provenance["source_path"] = "scan.seg.nrrd"
+    assert len(segmentation.layers) == 3
+    huge = segmentation.require_geometry().cropped((0, 0, 0), (1000, 2000, 2000))
+    with pytest.raises(
+        segio.LimitError, match=r"scan\.seg\.nrrd: the labelmap resampled .* would need 12\.0 GB"
+    ):
+        resample(segmentation, huge)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from segio.geometry import Geometry
+from segio.limits import check_grid
 from segio.model import Layer, Segmentation
 
 
@@ -12,12 +13,21 @@ def resample(segmentation: Segmentation, target: Geometry) -> Segmentation:
     """A copy of ``segmentation`` on ``target``: every voxel takes the label at its centre.
 
     Label values are never interpolated. Voxels of ``target`` outside the source grid are
-    background. Exact when the grids are aligned (only cropping or padding).
+    background. Exact when the grids are aligned (only cropping or padding). The target
+    grid (a reference series, read from files) is checked against ``SEGIO_MAX_MEMORY``
+    for every layer before any is allocated.
     """
     source = segmentation.require_geometry()
-    result = segmentation.copy()
     if source.is_close(target):
-        return result
+        return segmentation.copy()
+    itemsize = sum(layer.array.dtype.itemsize for layer in segmentation.layers)
+    check_grid(
+        target.shape,
+        itemsize,
+        "the labelmap resampled onto the reference grid",
+        path=segmentation.provenance.get("source_path"),
+    )
+    result = segmentation.copy()
     offset = target.offset_in(source)
     layers = []
     for layer in segmentation.layers:
