@@ -92,8 +92,12 @@ def derive_grid(segmentation: Segmentation) -> Geometry:
     closed = [c for group in segmentation.contours.values() for c in group.closed]
     if not closed:
         raise GeometryError("no closed contour to derive a grid from; give a reference grid")
-    normals = [_newell_normal(c.points) for c in closed]
-    normal = max(normals, key=lambda v: float(np.linalg.norm(v)))
+    with np.errstate(over="ignore", invalid="ignore"):  # coordinates near 1e308
+        normals = [_newell_normal(c.points) for c in closed]
+        lengths = np.array([np.linalg.norm(v) for v in normals])
+    if not np.all(np.isfinite(lengths)):  # so far away that not even the plane is a number
+        check_grid((1, np.inf, np.inf), 1, "a grid derived from the contours' coordinates")
+    normal = normals[int(np.argmax(lengths))]
     if not np.linalg.norm(normal) > 0:
         raise GeometryError("the contours are degenerate (zero area); no plane to rasterise on")
     normal = normal / np.linalg.norm(normal)
@@ -101,7 +105,8 @@ def derive_grid(segmentation: Segmentation) -> Geometry:
         normal = -normal
     row, col = _plane_axes(normal)
     points = all_points(segmentation.contours.values())
-    u, v = points @ row, points @ col
+    with np.errstate(over="ignore", invalid="ignore"):
+        u, v = points @ row, points @ col
     u0, v0 = float(u.min()) - spacing, float(v.min()) - spacing
     extent = (float(v.max()) - v0) / spacing + 2, (float(u.max()) - u0) / spacing + 2
     # A vertex far away spans a huge plane: refused before its size is even an integer.
