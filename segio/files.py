@@ -31,6 +31,8 @@ staged files are published; if it raises, they are deleted. The rules, and why:
   temporaries and their journals (rolled forward first). Only writers on this host whose
   process is gone are touched; journals name plain file names of their own writer's
   temporaries in their own folder, and anything else in them is ignored.
+- **Only regular files are replaced**: ``--force`` onto ``/dev/null`` or a FIFO is refused
+  (as root, a rename would replace the device node itself).
 - **No output may be an input**: a target that is the same file as one of ``inputs``
   (through a symbolic or hard link) or an existing file inside an input folder is refused,
   even with ``force``.
@@ -96,14 +98,14 @@ class OutputFiles:
         inputs: Iterable[PathLike] = (),
     ) -> None:
         self.force = force
-        self.main = Path(main).absolute() if main is not None else None
+        self.main = _absolute(main) if main is not None else None
         self.inputs = [Path(p).absolute() for p in inputs]
         self._staged: dict[Path, Path] = {}
         self._recovered: set[Path] = set()
 
     def stage(self, target: PathLike) -> Path:
         """A temporary path whose content will become ``target`` on success."""
-        final = Path(os.path.normpath(Path(target).absolute()))
+        final = _absolute(target)
         if final in self._staged:
             raise WriteError("the writer produced this file twice", path=final)
         if not final.parent.is_dir():
@@ -184,6 +186,12 @@ class OutputFiles:
             )
         if final.is_dir():
             raise WriteError("a folder has this name", path=final)
+        if final.exists() and not final.is_file():  # a device, FIFO or socket (or a link to one)
+            raise WriteError(
+                "the output is not a regular file (a device, FIFO or socket)",
+                path=final,
+                hint="segio replaces only regular files; choose another name",
+            )
 
     def _publication_order(self) -> list[tuple[Path, Path]]:
         """(temporary, target) pairs: staging order, the main target last."""
@@ -493,6 +501,11 @@ def _dead(host: str, pid: int) -> bool:
 
 
 # -- small helpers ------------------------------------------------------------------------
+
+
+def _absolute(path: PathLike) -> Path:
+    """``path`` absolute and normalised (``a/./b`` and ``a/b`` are one target)."""
+    return Path(os.path.normpath(Path(path).absolute()))
 
 
 def _owner() -> str:

@@ -567,3 +567,15 @@ def test_recovery_ignores_what_another_user_planted(tmp_path: Path) -> None:
     recover(tmp_path)
     assert (tmp_path / "x").read_text() == "planted", "a journal of this user is rolled forward"
     assert hidden(tmp_path) == [fifo.name]
+
+
+def test_a_device_or_fifo_is_never_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.seg.nrrd"
+    os.mkfifo(fifo)
+    link = tmp_path / "null.seg.nrrd"
+    link.symlink_to("/dev/null")
+    for target in (fifo, link):
+        with pytest.raises(WriteError, match="not a regular file"):
+            segio.write(small_segmentation(), target, force=True)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode) and link.is_symlink()
+    assert hidden(tmp_path) == []
