@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from segio.errors import ReadError, SegioError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
-from segio.labelmaps import read_labelmap_segmentation, storage_dtype
+from segio.labelmaps import integer_labels, read_labelmap_segmentation, storage_dtype
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import (
     ConversionParameter,
@@ -52,10 +52,15 @@ _SEGMENT_KEY = re.compile(r"Segment(\d+)_(\w+)\Z")
 
 
 def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
-    """Read a ``.seg.nrrd`` (or any NRRD labelmap) into a Segmentation."""
+    """Read a ``.seg.nrrd`` (or any NRRD labelmap) into a Segmentation.
+
+    Everything the header says is checked (geometry, axes, voxel type) before the data is
+    read, so a file refused for its header costs no payload read.
+    """
     header = nrrdfile.read_header(path)
-    data = nrrdfile.read_data(path, header)
     matrix, list_axes = nrrdfile.ijk_to_lps(header)
+    _check_axes(header.sizes, list_axes, path)
+    data = nrrdfile.read_data(path, header)
     array_layers = _split_layers(data, header.sizes, list_axes, path)
     shape = array_layers[0].shape
     geometry = _geometry(matrix, shape, header.key_values, path)
@@ -70,21 +75,28 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
 
 
 def _has_segment_fields(key_values: Mapping[str, str]) -> bool:
-    return "Segment0_ID" in key_values or any(
-        _SEGMENT_KEY.match(key) and key.endswith("_ID") for key in key_values
-    )
+    """Any ``SegmentN_*`` key makes a segmentation (a segment may lack its ``_ID``)."""
+    return "Segment0_ID" in key_values or any(_SEGMENT_KEY.match(key) for key in key_values)
+
+
+def _check_axes(sizes: tuple[int, ...], list_axes: list[int], path: Path) -> None:
+    """A labelmap has 2 or 3 spatial axes and at most one list (layer) axis.
+
+    (NRRD has no complex voxel type; the axis kind ``complex`` is how Slicer 2016 marked
+    the layer axis, so it is a list axis like any range kind.)
+    """
+    if len(list_axes) > 1 or len(sizes) - len(list_axes) not in (2, 3):
+        raise ReadError(
+            f"expected 3 spatial axes and at most one list axis, got sizes {sizes}",
+            path=path,
+        )
 
 
 def _split_layers(
     data: NDArray[np.generic], sizes: tuple[int, ...], list_axes: list[int], path: Path
 ) -> list[NDArray[np.integer]]:
     """The ``[k, j, i]`` labelmap of each layer, as views where possible (no copy)."""
-    if len(list_axes) > 1 or len(sizes) - len(list_axes) not in (2, 3):
-        raise ReadError(
-            f"expected 3 spatial axes and at most one list axis, got sizes {sizes}",
-            path=path,
-        )
-    data = _integer_labels(data, path)
+    data = integer_labels(data, path)
     if list_axes:
         array_axis = data.ndim - 1 - list_axes[0]
         layers = [data[(slice(None),) * array_axis + (n,)] for n in range(data.shape[array_axis])]
@@ -92,28 +104,6 @@ def _split_layers(
         layers = [data]
     # A 2D file is one slice: give it a k axis of length 1.
     return [layer.reshape((1,) * (3 - layer.ndim) + layer.shape) for layer in layers]
-
-
-def _integer_labels(data: NDArray[np.generic], path: Path) -> NDArray[np.integer]:
-    if np.issubdtype(data.dtype, np.integer):
-        if data.dtype.kind == "i" and data.size and data.min() < 0:
-            raise ReadError(
-                "the labelmap has negative values, which cannot be segment labels",
-                path=path,
-                hint="is this an image rather than a segmentation?",
-            )
-        return data  # type: ignore[return-value]
-    if not np.issubdtype(data.dtype, np.floating):
-        raise ReadError(f"voxel type {data.dtype} cannot hold labels", path=path)
-    if not np.all(np.isfinite(data)) or (data.size and data.min() < 0):
-        raise ReadError("the labelmap has negative or non-finite values", path=path)
-    warnings.warn(
-        f"{path}: floating-point labelmap truncated to integers, as 3D Slicer does",
-        stacklevel=3,
-    )
-    top = float(data.max(initial=0))
-    labels: NDArray[np.integer] = data.astype(np.min_scalar_type(int(top)))
-    return labels
 
 
 def _geometry(
@@ -150,14 +140,16 @@ def _segmentation(
             fields.setdefault(int(match[1]), {})[match[2]] = value
         elif not key.startswith("Segmentation_"):
             extras[key] = value
-    indices = sorted(n for n, f in fields.items() if "ID" in f)
+    indices = sorted(fields)
+    notes = _Notes(path)
     if indices != list(range(len(indices))):
-        warnings.warn(
-            f"{path}: segment indices {indices} have gaps; 3D Slicer would stop at the first "
-            "gap, segio reads them all",
-            stacklevel=3,
+        gap = next(n for n in range(len(indices) + 1) if n not in fields)
+        notes.add(
+            f"segment indices have gaps (the first: no Segment{gap}_*); 3D Slicer would stop "
+            "there, segio reads them all"
         )
-    segments = [_segment(n, fields[n], len(array_layers), path) for n in indices]
+    _name_missing_ids(fields, indices, notes)
+    segments = [_segment(n, fields[n], len(array_layers), path, notes) for n in indices]
     layers = [Layer(array, geometry) for array in array_layers]
     parameters = _conversion_parameters(key_values.get("Segmentation_ConversionParameters", ""))
     reference = _reference_geometry(parameters, key_values, geometry, path)
@@ -168,6 +160,7 @@ def _segmentation(
         ):
             extras[key] = value
     _check_source(key_values, path)
+    notes.emit()
     return Segmentation(
         segments,
         layers,
@@ -181,6 +174,43 @@ def _segmentation(
     )
 
 
+class _Notes:
+    """Warnings about segments, one per kind however many segments it concerns.
+
+    A file with 5,000 segments without a name must give one warning, not 5,000.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._found: dict[str, list[str]] = {}
+
+    def add(self, what: str, *subjects: str) -> None:
+        self._found.setdefault(what, []).extend(subjects)
+
+    def emit(self) -> None:
+        for what, subjects in self._found.items():
+            listed = ", ".join(subjects[:5]) + (", ..." if len(subjects) > 5 else "")
+            count = f"{len(subjects)} segment(s) " if subjects else ""
+            where = f" ({listed})" if subjects else ""
+            warnings.warn(f"{self.path}: {count}{what}{where}", stacklevel=4)
+
+
+def _name_missing_ids(fields: dict[int, dict[str, str]], indices: list[int], notes: _Notes) -> None:
+    """Give each segment without ``SegmentN_ID`` a free id ``Segment_k``, as Slicer names
+    new segments, so its name, colour and terminology are kept rather than dropped."""
+    taken = {f["ID"] for f in fields.values() if "ID" in f}
+    number = 0
+    for index in indices:
+        if "ID" in fields[index]:
+            continue
+        number += 1
+        while f"Segment_{number}" in taken:
+            number += 1
+        fields[index]["ID"] = f"Segment_{number}"
+        taken.add(f"Segment_{number}")
+        notes.add("have no SegmentN_ID; given generated ids", f"Segment{index}")
+
+
 _SEGMENTATION_KEYS = {
     "MasterRepresentation",
     "SourceRepresentation",
@@ -191,11 +221,13 @@ _SEGMENTATION_KEYS = {
 }
 
 
-def _segment(index: int, fields: Mapping[str, str], n_layers: int, path: Path) -> Segment:
+def _segment(
+    index: int, fields: Mapping[str, str], n_layers: int, path: Path, notes: _Notes
+) -> Segment:
     segment_id = fields["ID"]
     name = fields.get("Name")
     if name is None:
-        warnings.warn(f"{path}: segment {segment_id!r} has no name; using its id", stacklevel=4)
+        notes.add("have no name; using their ids", repr(segment_id))
         name = segment_id
     color_text = fields.get("Color", fields.get("DefaultColor"))
     color = _color(color_text) if color_text is not None else (0.5, 0.5, 0.5)
@@ -205,7 +237,7 @@ def _segment(index: int, fields: Mapping[str, str], n_layers: int, path: Path) -
             f"Segment{index}_Layer is {layer} but the file has {n_layers} layer(s)", path=path
         )
     label = _int(fields.get("LabelValue"), 1, f"Segment{index}_LabelValue", path)
-    terminology, properties = _tags(fields.get("Tags", ""), path)
+    terminology, properties = _tags(fields.get("Tags", ""), f"Segment{index}", notes)
     for key, value in fields.items():
         if key in _AUTO_FLAGS and value.strip() != "1":
             continue  # "0" is what the writer emits by default: keep segments comparable
@@ -233,7 +265,7 @@ def _color(text: str) -> tuple[float, float, float]:
     return (rgb[0], rgb[1], rgb[2])
 
 
-def _tags(text: str, path: Path) -> tuple[Terminology | None, dict[str, str]]:
+def _tags(text: str, subject: str, notes: _Notes) -> tuple[Terminology | None, dict[str, str]]:
     """Split ``key:value|key:value|``; the terminology entry becomes a Terminology."""
     terminology = None
     properties: dict[str, str] = {}
@@ -245,7 +277,9 @@ def _tags(text: str, path: Path) -> tuple[Terminology | None, dict[str, str]]:
             try:
                 terminology = Terminology.from_slicer(value)
             except SegioError as exc:
-                warnings.warn(f"{path}: {exc.reason}; kept as a tag", stacklevel=5)
+                notes.add(
+                    "have an unreadable terminology, kept as a tag", f"{subject}: {exc.reason}"
+                )
                 properties[key] = value
         else:
             properties[key] = value
