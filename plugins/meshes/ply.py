@@ -15,6 +15,9 @@ property the file is one segment, coloured by its first vertex colour when it ha
 from __future__ import annotations
 
 import json
+import struct
+from array import array
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -192,16 +195,19 @@ def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
     return parts, space
 
 
-def _triangulate(
-    polygons: list[NDArray[Any]] | NDArray[Any],
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+@dataclass(frozen=True)
+class _Lists:
+    """A list property of every row: the item counts, and all items concatenated."""
+
+    counts: NDArray[np.int64]
+    values: NDArray[Any]
+
+
+def _triangulate(polygons: _Lists | NDArray[Any]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Triangles and the polygon each came from (fans for polygons of more than 3)."""
     if isinstance(polygons, np.ndarray):  # all triangles, read in one go
         return polygons.astype(np.int64), np.arange(len(polygons))
-    if not polygons:
-        return np.zeros((0, 3), np.int64), np.zeros(0, np.int64)
-    counts = np.fromiter((len(p) for p in polygons), np.int64, len(polygons))
-    return polygon_triangles(counts, np.concatenate(polygons).astype(np.int64))
+    return polygon_triangles(polygons.counts, polygons.values.astype(np.int64))
 
 
 def _binary_tables(
@@ -228,34 +234,67 @@ def _binary_tables(
             offset += dtype.itemsize * element.count
             tables[element.name] = {name: table[name] for name in dtype.names or ()}
             continue
-        table_or_none = _triangle_table(data, element, order, offset)
-        if table_or_none is not None:
-            columns, offset = table_or_none
-            tables[element.name] = columns
-            continue
-        columns_list: dict[str, Any] = {name: [] for name, _ in element.properties}
-        for _ in range(element.count):
-            for name, kind in element.properties:
-                if isinstance(kind, tuple):
-                    count_type, item_type = (np.dtype(order + k) for k in kind)
-                    _need(data, offset + count_type.itemsize, path)
-                    count = int(np.frombuffer(data, count_type, 1, offset)[0])
-                    if count < 0:
-                        raise ReadError(f"a {name} list has {count} items", path=path)
-                    offset += count_type.itemsize
-                    _need(data, offset + item_type.itemsize * count, path)
-                    columns_list[name].append(np.frombuffer(data, item_type, count, offset))
-                    offset += item_type.itemsize * count
-                else:
-                    scalar = np.dtype(order + kind)
-                    _need(data, offset + scalar.itemsize, path)
-                    columns_list[name].append(np.frombuffer(data, scalar, 1, offset)[0])
-                    offset += scalar.itemsize
-        tables[element.name] = {
-            name: (values if isinstance(kind, tuple) else np.array(values))
-            for (name, kind), values in zip(element.properties, columns_list.values(), strict=True)
-        }
+        found = _triangle_table(data, element, order, offset)
+        if found is None:
+            found = _rows(data, element, order, offset, path)
+        tables[element.name], offset = found
     return tables
+
+
+def _rows(
+    data: bytes, element: _Element, order: str, offset: int, path: Path
+) -> tuple[dict[str, Any], int]:
+    """An element whose rows differ in size (polygons of mixed sizes).
+
+    Where a row ends depends on its list counts, so one pass over the rows records where
+    each property starts (plain integers in compact arrays, a few operations a row); numpy
+    then gathers every property at once. Per-row numpy arrays would take about a hundred
+    bytes of memory and a microsecond for each row of a few bytes.
+    """
+    plan: list[tuple[str, struct.Struct | None, int]] = []
+    for name, kind in element.properties:
+        if isinstance(kind, tuple):
+            reader = struct.Struct(order + np.dtype(kind[0]).char)
+            plan.append((name, reader, np.dtype(kind[1]).itemsize))
+        else:
+            plan.append((name, None, np.dtype(kind).itemsize))
+    starts = {name: array("q") for name, _, _ in plan}
+    counts = {name: array("q") for name, counter, _ in plan if counter is not None}
+    at, end = offset, len(data)
+    for _ in range(element.count):
+        for name, counter, size in plan:
+            starts[name].append(at)
+            if counter is None:
+                at += size
+                continue
+            if at + counter.size > end:
+                raise ReadError(f"the {element.name} element is cut short (truncated?)", path=path)
+            count = counter.unpack_from(data, at)[0]
+            if count < 0:
+                raise ReadError(f"a {name} list has {count} items", path=path)
+            counts[name].append(count)
+            at += counter.size + count * size
+        if at > end:
+            raise ReadError(f"the {element.name} element is cut short (truncated?)", path=path)
+    buffer = np.frombuffer(data, np.uint8)
+    columns: dict[str, Any] = {}
+    for name, kind in element.properties:
+        first = np.frombuffer(starts[name], np.int64)
+        if not isinstance(kind, tuple):
+            columns[name] = _gather(buffer, first, np.dtype(order + kind))
+            continue
+        sizes = np.frombuffer(counts[name], np.int64)
+        item = np.dtype(order + kind[1])
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        items = np.repeat(first + np.dtype(kind[0]).itemsize, sizes) + within * item.itemsize
+        columns[name] = _Lists(sizes, _gather(buffer, items, item))
+    return columns, at
+
+
+def _gather(buffer: NDArray[np.uint8], starts: NDArray[np.int64], dtype: np.dtype[Any]) -> Any:
+    """Values of ``dtype`` at byte offsets ``starts`` of ``buffer`` (unaligned is fine)."""
+    picked = buffer[starts[:, np.newaxis] + np.arange(dtype.itemsize)]
+    return picked.reshape(-1).view(dtype)
 
 
 def _triangle_table(
@@ -279,11 +318,6 @@ def _triangle_table(
     return {n: table[n] for n in dtype.names or () if not n.endswith("#n")}, end
 
 
-def _need(data: bytes, size: int, path: Path) -> None:
-    if size > len(data):
-        raise ReadError(f"the data ends after {len(data)} bytes (truncated?)", path=path)
-
-
 def _ascii_tables(data: bytes, elements: list[_Element], path: Path) -> dict[str, dict[str, Any]]:
     lines = data.decode("ascii").splitlines()
     tables: dict[str, dict[str, Any]] = {}
@@ -291,7 +325,8 @@ def _ascii_tables(data: bytes, elements: list[_Element], path: Path) -> dict[str
     for element in elements:
         if row + element.count > len(lines):
             raise ReadError(f"the {element.name} element is cut short (truncated?)", path=path)
-        columns: dict[str, list[Any]] = {name: [] for name, _ in element.properties}
+        tokens: dict[str, list[str]] = {name: [] for name, _ in element.properties}
+        sizes: dict[str, list[int]] = {name: [] for name, _ in element.properties}
         for line in lines[row : row + element.count]:
             values = line.split()
             at = 0
@@ -303,14 +338,26 @@ def _ascii_tables(data: bytes, elements: list[_Element], path: Path) -> dict[str
                         raise ReadError(
                             f"a {name} list says {count} items but holds {len(items)}", path=path
                         )
-                    columns[name].append(whole_numbers(items, f"a {name} item"))
+                    tokens[name] += items
+                    sizes[name].append(count)
                     at += 1 + count
                 else:
-                    columns[name].append(float(values[at]))
+                    tokens[name].append(values[at])
                     at += 1
         row += element.count
         tables[element.name] = {
-            name: (values if isinstance(kind, tuple) else np.array(values))
-            for (name, kind), values in zip(element.properties, columns.values(), strict=True)
+            name: (
+                _Lists(np.array(sizes[name], np.int64), _items(tokens[name], kind[1], name))
+                if isinstance(kind, tuple)
+                else np.array(tokens[name], dtype=np.float64)
+            )
+            for name, kind in element.properties
         }
     return tables
+
+
+def _items(tokens: list[str], kind: str, name: str) -> NDArray[Any]:
+    """ASCII list items: whole numbers for integer types (vertex indices), else floats."""
+    if np.dtype(kind).kind in "iu":
+        return whole_numbers(tokens, f"a {name} value")
+    return np.array(tokens, dtype=np.float64)
