@@ -16,6 +16,13 @@ the segment id and terminology. ``hierarchy=true`` puts segments under parent no
 terminology category and type (as OpenAnatomy's folders); ``quantize=true`` writes
 KHR_mesh_quantization (see :func:`build`). A segment without triangles is a node without
 mesh (its extras keep it, colour included). Checked with the Khronos glTF Validator.
+
+Untrusted files: a buffer URI is read only when it names a regular file in the glTF's
+folder or below it (percent escapes decoded first; URLs, absolute paths, ``../`` and links
+out of the folder refused), a ``data:`` URI no longer than its ``byteLength``; image URIs
+are never opened. Accessor counts are compared with their buffer views, node hierarchies
+must be trees, and what nodes instancing one mesh produce counts against
+``SEGIO_MAX_MEMORY`` (see :func:`_buffers` and :func:`_parts`).
 """
 
 from __future__ import annotations

@@ -10,6 +10,11 @@ on whether it means opacity, as VTK writes it, or transparency). A ``# segio`` c
 object keeps the segment id and terminology for a lossless round trip. Unlike Slicer's
 exporter (groups ``grpN``), names survive. The reader takes ``o`` names (else ``g`` names),
 ``Kd`` and ``d`` (else ``1 - Tr``), and fan-triangulates polygons.
+
+Files an OBJ names: each ``mtllib`` is read only when it is a regular file in the OBJ's
+folder or below it; one that is missing or refused (absolute, ``../``, a link out of the
+folder, a FIFO or device) costs its colours, with one warning, not the read (see
+:func:`_materials`). Texture maps named in an MTL are never opened.
 """
 
 from __future__ import annotations

@@ -166,7 +166,9 @@ def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
     tables = (
         _ascii_tables(data[body:], elements, path)
         if encoding == "ascii"
-        else _binary_tables(data[body:], elements, "<" if "little" in encoding else ">", path)
+        else _binary_tables(
+            memoryview(data)[body:], elements, "<" if "little" in encoding else ">", path
+        )
     )
     vertex, face = tables.get("vertex"), tables.get("face")
     if vertex is None or face is None:
@@ -211,7 +213,7 @@ def _triangulate(polygons: _Lists | NDArray[Any]) -> tuple[NDArray[np.int64], ND
 
 
 def _binary_tables(
-    data: bytes, elements: list[_Element], order: str, path: Path
+    data: memoryview, elements: list[_Element], order: str, path: Path
 ) -> dict[str, dict[str, Any]]:
     tables: dict[str, dict[str, Any]] = {}
     offset = 0
@@ -242,7 +244,7 @@ def _binary_tables(
 
 
 def _rows(
-    data: bytes, element: _Element, order: str, offset: int, path: Path
+    data: memoryview, element: _Element, order: str, offset: int, path: Path
 ) -> tuple[dict[str, Any], int]:
     """An element whose rows differ in size (polygons of mixed sizes).
 
@@ -298,7 +300,7 @@ def _gather(buffer: NDArray[np.uint8], starts: NDArray[np.int64], dtype: np.dtyp
 
 
 def _triangle_table(
-    data: bytes, element: _Element, order: str, offset: int
+    data: memoryview, element: _Element, order: str, offset: int
 ) -> tuple[dict[str, Any], int] | None:
     """The element read in one go when every list holds three items (meshes of triangles)."""
     fields = []

@@ -14,6 +14,13 @@ and are left out with a warning. The space, segment ids and terminology are kept
 Reading follows the build: one segment per ``<item>``, its ``transform`` applied, and an
 object made of ``<components>`` (other tools' assemblies) becomes one segment holding its
 parts, each moved by its component transform; mirroring transforms flip the winding back.
+
+Untrusted packages: only the model part is read (relationships, thumbnails and other
+parts are never followed, inside the zip or out of it), inflated within the size the zip
+declares and :data:`PARSE_FACTOR` times that within ``SEGIO_MAX_MEMORY``; a package of
+more than :data:`MAX_ENTRIES` entries, component cycles, nesting deeper than
+:data:`MAX_DEPTH` and builds that would place more than the memory limit are refused
+before anything is built.
 """
 
 from __future__ import annotations

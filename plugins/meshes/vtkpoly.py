@@ -16,6 +16,12 @@ string arrays are not portable) plus ``SegmentColors`` (RGBA doubles, for VTK to
 A file without ``SegmentId`` is one segment. The reader takes binary and ASCII legacy files
 (POLYGONS and TRIANGLE_STRIPS; vertices and lines are ignored) and XML files with ascii,
 base64 or appended raw data, zlib-compressed or not.
+
+Untrusted files: a PolyData file names no other file (appended data is inside it; the
+parallel ``.pvtp`` format, whose pieces are files, is not read). zlib blocks inflate to
+exactly the sizes their header declares and no further, declared counts are compared with
+the bytes that follow before anything is allocated, and XML with a document type
+declaration (entity expansion) is refused.
 """
 
 from __future__ import annotations
