@@ -304,8 +304,15 @@ class ConversionParameters(Mapping[str, ConversionParameter]):
         source: str | os.PathLike[str] | None = None,
     ) -> None:
         self._items: dict[str, ConversionParameter] = {}
+        problems: list[str] = []
         for parameter in parameters:
-            self._items[parameter.name] = _stored(parameter, source)
+            self._items[parameter.name], problem = _stored(parameter)
+            if problem is not None:
+                problems.append(problem)
+        if problems:  # one warning, however many a crafted file holds
+            where = f"{os.fspath(source)}: " if source is not None else ""
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            warnings.warn(where + problems[0] + more, stacklevel=2)
 
     @classmethod
     def slicer_defaults(cls) -> ConversionParameters:
@@ -387,22 +394,19 @@ class ConversionParameters(Mapping[str, ConversionParameter]):
         return f"ConversionParameters({inner})"
 
 
-def _stored(
-    parameter: ConversionParameter, source: str | os.PathLike[str] | None
-) -> ConversionParameter:
-    """A parameter as a file stores it: an out-of-range value falls back to the default."""
-    where = f"{os.fspath(source)}: " if source is not None else ""
+def _stored(parameter: ConversionParameter) -> tuple[ConversionParameter, str | None]:
+    """A parameter as a file stores it, and what is wrong with it: an out-of-range value
+    falls back to the default; an unknown name is kept (a misspelt one is reported)."""
     spec = PARAMETERS.get(parameter.name)
     if spec is None:
-        if "did you mean" in (message := _unknown(parameter.name)):
-            warnings.warn(f"{where}{message}; it is kept but not used", stacklevel=3)
-        return parameter
+        message = _unknown(parameter.name)
+        return parameter, (
+            f"{message}; it is kept but not used" if "did you mean" in message else None
+        )
     problem = spec.problem(parameter.value)
     if problem is None:
-        return parameter
-    warnings.warn(
-        f"{where}stored conversion parameter {parameter.name!r} is {parameter.value[:40]!r}: "
-        f"{problem}; using the default {spec.default!r}",
-        stacklevel=3,
+        return parameter, None
+    return ConversionParameter(parameter.name, spec.default, parameter.description), (
+        f"stored conversion parameter {parameter.name!r} is {parameter.value[:40]!r}: "
+        f"{problem}; using the default {spec.default!r}"
     )
-    return ConversionParameter(parameter.name, spec.default, parameter.description)

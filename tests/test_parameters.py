@@ -140,6 +140,17 @@ def test_stored_unknown_names_are_kept_and_misspellings_warned() -> None:
     assert params.number("Smoothing factor") == 0.5
 
 
+def test_a_file_full_of_bad_parameters_gives_one_warning() -> None:
+    stored = [ConversionParameter("Smoothing factor", f"{n}e9") for n in range(1, 3000)]
+    stored += [ConversionParameter(f"Smoothing factor{n}", "0") for n in range(3000)]
+    with pytest.warns(UserWarning) as got:
+        params = ConversionParameters(stored, source="many.seg.nrrd")
+    assert len(got) == 1
+    assert str(got[0].message).startswith("many.seg.nrrd: stored conversion parameter")
+    assert "(and 5998 more)" in str(got[0].message)
+    assert params.value("Smoothing factor") == "0.5"
+
+
 def test_copies_do_not_warn_again() -> None:
     with pytest.warns(UserWarning):
         params = ConversionParameters([ConversionParameter("Smoothing Factor", "0")])
