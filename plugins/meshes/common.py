@@ -9,6 +9,7 @@ corrupt mesh never shows a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -234,6 +235,19 @@ def whole_numbers(tokens: Sequence[Any], what: str) -> NDArray[np.int64]:
     if values is None:
         raise ValidationError(f"{what} is too large for a 64-bit integer")
     return values
+
+
+def load_json(text: str | bytes, what: str) -> Any:
+    """Parse JSON from a mesh file (segio's metadata, a glTF document).
+
+    JSON nested deeper than the parser recurses is a ValidationError of its own, raised
+    outside the RecursionError's handler so that no RecursionError is chained behind it.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        pass
+    raise ValidationError(f"the {what} nests too deep to be read")
 
 
 def read_file(path: Path) -> bytes:

@@ -50,6 +50,7 @@ from .common import (
     checked_surface,
     choice,
     flag,
+    load_json,
     parts_of,
     read_file,
     read_reference,
@@ -305,16 +306,6 @@ def read(
         return to_segmentation(parts, path, reference=reference)
 
 
-def _json(text: bytes, path: Path) -> Any:
-    """The JSON of a glTF; nesting too deep for the parser is a ReadError of its own (raised
-    outside the RecursionError's handler, so no RecursionError is chained behind it)."""
-    try:
-        return json.loads(text.decode("utf-8"))
-    except RecursionError:
-        pass
-    raise ReadError("the JSON nests too deep to be a glTF", path=path)
-
-
 def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
     data = read_file(path)
     if data[:4] == _GLB_MAGIC:
@@ -333,14 +324,14 @@ def _load(path: Path) -> tuple[dict[str, Any], bytes | None]:
             if len(chunk) != size:
                 raise ReadError("a GLB chunk runs past the end (truncated?)", path=path)
             if kind == _JSON_CHUNK and document is None:
-                document = _json(chunk, path)
+                document = load_json(chunk, "glTF JSON")
             elif kind == _BIN_CHUNK and blob is None:
                 blob = chunk
             offset += 8 + size
         if not isinstance(document, dict):
             raise ReadError("the GLB has no JSON chunk", path=path)
         return document, blob
-    document = _json(data, path)
+    document = load_json(data, "glTF JSON")
     if not isinstance(document, dict) or "asset" not in document:
         raise ReadError("a JSON file without a glTF 'asset'", path=path)
     return document, None

@@ -39,6 +39,7 @@ from .common import (
     checked_metadata,
     checked_surface,
     choice,
+    load_json,
     parts_of,
     polygon_triangles,
     read_file,
@@ -155,7 +156,7 @@ def _parse(text: str, path: Path) -> tuple[list[Part], str]:
         rest = rest.strip()
         if not line or key.startswith("#"):
             if line.startswith(MARK) and current is not None:
-                current.meta = json.loads(line[len(MARK) :])
+                current.meta = load_json(line[len(MARK) :], "segio metadata comment")
         elif key == "v":
             vertices.append(rest)
         elif key == "f":

@@ -35,6 +35,7 @@ from .common import (
     Part,
     checked_surface,
     choice,
+    load_json,
     part_from_metadata,
     part_metadata,
     parts_of,
@@ -179,7 +180,9 @@ def _parse(data: bytes, path: Path) -> tuple[list[Part], str]:
         raise ReadError("the face element has no vertex_indices list", path=path)
     triangles, owner = _triangulate(polygons)
     labels = np.asarray(face["segment"], np.int64)[owner] if "segment" in face else None
-    metas = [json.loads(c[len(MARK) :]) for c in comments if c.startswith(MARK)]
+    metas = [
+        load_json(c[len(MARK) :], "segio segment comment") for c in comments if c.startswith(MARK)
+    ]
     space = space_in(" ".join(comments).encode())
     if labels is None or not metas:
         color = None

@@ -51,6 +51,7 @@ from .common import (
     checked_metadata,
     checked_surface,
     choice,
+    load_json,
     part_metadata,
     parts_of,
     read_file,
@@ -233,7 +234,7 @@ def _parse(path: Path) -> tuple[list[Part], str]:
     meta: dict[str, Any] = {}
     for item in root.findall(f"{prefix}metadata", ns):
         if item.get("name") == "segio:segments":
-            meta = json.loads(item.text or "{}")
+            meta = load_json(item.text or "{}", "segio:segments metadata")
     palettes: dict[str, list[tuple[tuple[float, float, float], float]]] = {}
     resources = root.find(f"{prefix}resources", ns)
     if resources is None:

@@ -47,6 +47,7 @@ from .common import (
     Part,
     checked_surface,
     choice,
+    load_json,
     part_from_metadata,
     part_metadata,
     parts_of,
@@ -337,7 +338,7 @@ def _read_legacy(data: bytes, path: Path) -> _Mesh:
                 name, components, tuples, kind = cursor.line().split()[:4]
                 values = cursor.numbers(int(components) * int(tuples), _kind(kind), name[:40])
                 if section == "dataset" and name == "SegmentInfo" and len(values):
-                    info = json.loads(values.astype(np.uint8).tobytes().decode("utf-8"))
+                    info = load_json(values.astype(np.uint8).tobytes(), "SegmentInfo field")
                 elif section == "cell" and name == "SegmentId":
                     segment_id = values.astype(np.int64)
         elif key == "POINTS":
@@ -464,7 +465,7 @@ def _read_xml(data: bytes, path: Path) -> _Mesh:
     field = root.find("PolyData/FieldData/DataArray[@Name='SegmentInfo']")
     text_bytes = b"" if field is None else array(field).astype(np.uint8).tobytes()
     if text_bytes:
-        info = json.loads(text_bytes.decode("utf-8"))
+        info = load_json(text_bytes, "SegmentInfo field")
     owner_ids = piece.find("CellData/DataArray[@Name='SegmentId']")
     triangles = np.concatenate(faces) if faces else np.zeros((0, 3), np.int64)
     owner_array = None
