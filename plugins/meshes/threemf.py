@@ -187,7 +187,7 @@ def _model_text(data: bytes, path: Path) -> bytes:
     end = data.rfind(_EOCD, max(0, len(data) - 65557))
     if end >= 0 and len(data) >= end + 22:
         (entries,) = struct.unpack_from("<H", data, end + 10)
-        if entries > MAX_ENTRIES:
+        if MAX_ENTRIES < entries < 0xFFFF:  # 0xFFFF: ZIP64 keeps the count elsewhere
             raise ReadError(
                 f"the package has {entries} entries; a 3MF has a few (at most {MAX_ENTRIES} "
                 "are read)",
