@@ -192,8 +192,9 @@ def test_a_huge_stored_smoothing_factor_neither_hangs_nor_overflows(tmp_path: Pa
     crafted.write_bytes(
         header.replace(b"Smoothing factor|0.5|", b"Smoothing factor|1e300|") + separator + body
     )
-    with pytest.warns(UserWarning, match="'Smoothing factor' is '1e300'"):
+    with pytest.warns(UserWarning, match="'Smoothing factor' is '1e300'") as got:
         segmentation = segio.read(crafted)
+    assert str(got[0].message).startswith(f"{crafted}: stored conversion parameter")
     assert segmentation.conversion_parameters.value("Smoothing factor") == "0.5"
     start = time.monotonic()
     surfaces = to_closed_surface(segmentation)

@@ -151,7 +151,9 @@ def _segmentation(
     _name_missing_ids(fields, indices, notes)
     segments = [_segment(n, fields[n], len(array_layers), path, notes) for n in indices]
     layers = [Layer(array, geometry) for array in array_layers]
-    parameters = _conversion_parameters(key_values.get("Segmentation_ConversionParameters", ""))
+    parameters = _conversion_parameters(
+        key_values.get("Segmentation_ConversionParameters", ""), path
+    )
     reference = _reference_geometry(parameters, key_values, geometry, path)
     for key, value in key_values.items():
         if (
@@ -286,7 +288,7 @@ def _tags(text: str, subject: str, notes: _Notes) -> tuple[Terminology | None, d
     return terminology, properties
 
 
-def _conversion_parameters(text: str) -> ConversionParameters:
+def _conversion_parameters(text: str, path: Path) -> ConversionParameters:
     parameters = []
     for item in text.split("&"):
         if not item:
@@ -294,7 +296,7 @@ def _conversion_parameters(text: str) -> ConversionParameters:
         name, _, rest = item.partition("|")
         value, _, description = rest.partition("|")
         parameters.append(ConversionParameter(name, value, description))
-    return ConversionParameters(parameters)
+    return ConversionParameters(parameters, source=path)  # out of range: warned, default
 
 
 def _reference_geometry(
