@@ -172,3 +172,185 @@ def test_header_changed_by_another_tool_wins_over_sidecar(tmp_path: Path) -> Non
         back = segio.read(tmp_path / "x.nii.gz")
     assert any("differs from the image header" in str(w.message) for w in caught)
     assert np.allclose(back.require_geometry().ijk_to_ras, moved, atol=1e-4)
+
+
+# -- hostile headers: checked against the file before nibabel allocates ------------------------
+
+
+def nifti_bytes(data: np.ndarray, **fields: object) -> bytes:
+    """A single-file NIfTI-1 of ``data``, then header fields overwritten at their offsets."""
+    import io
+    import struct
+
+    image = nibabel.Nifti1Image(data, np.eye(4))
+    stream = io.BytesIO()
+    holder = nibabel.FileHolder(fileobj=stream)
+    image.to_file_map({"image": holder, "header": holder})
+    raw = bytearray(stream.getvalue())
+    layout = {"dim": (40, "<8h"), "pixdim": (76, "<8f"), "scl": (112, "<2f"), "type": (70, "<2h")}
+    for name, value in fields.items():
+        offset, form = layout[name]
+        values = value if isinstance(value, tuple) else (value,)
+        raw[offset : offset + struct.calcsize(form)] = struct.pack(form, *values)
+    return bytes(raw)
+
+
+def peak_bytes(action: object) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()  # type: ignore[operator]
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("suffix", [".nii", ".nii.gz"])
+def test_a_360_byte_header_declaring_gigabytes_allocates_nothing(
+    tmp_path: Path, suffix: str
+) -> None:
+    import gzip
+
+    data = nifti_bytes(np.zeros((2, 2, 2), np.uint8), dim=(3, 1900, 1900, 1000, 1, 1, 1, 1))
+    path = tmp_path / f"big{suffix}"
+    path.write_bytes(gzip.compress(data[:360]) if suffix == ".nii.gz" else data[:360])
+
+    def read() -> None:
+        with pytest.raises(segio.LimitError, match="declares 3.6 GB") as info:
+            segio.read(path)
+        assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+    assert peak_bytes(read) < 4 << 20
+
+
+def test_a_gzip_bomb_after_the_voxels_is_refused_without_inflating_it(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "bomb.nii.gz"
+    path.write_bytes(gzip.compress(nifti_bytes(np.ones((2, 2, 2), np.uint8)) + bytes(64 << 20)))
+
+    def read() -> None:
+        with pytest.raises(segio.ReadError, match="after the voxels"):
+            segio.read(path)
+
+    assert peak_bytes(read) < 8 << 20
+
+
+@pytest.mark.parametrize(
+    ("dim", "match"),
+    [
+        ((3, 2, -2, 2, 1, 1, 1, 1), "not positive"),
+        ((3, 2, 0, 2, 1, 1, 1, 1), "not positive"),
+        ((9, 2, 2, 2, 1, 1, 1, 1), "1 to 7"),
+        ((7, 32767, 32767, 32767, 32767, 32767, 32767, 32767), "declares"),
+    ],
+)
+def test_impossible_dimensions_are_refused(
+    tmp_path: Path, dim: tuple[int, ...], match: str
+) -> None:
+    path = tmp_path / "d.nii"
+    path.write_bytes(nifti_bytes(np.ones((2, 2, 2), np.uint8), dim=dim))
+    with pytest.raises(segio.ReadError, match=match):
+        segio.read(path)
+
+
+@pytest.mark.parametrize(
+    ("slope", "inter", "labels"),
+    [
+        (2.0, 1.0, [1, 3, 5, 7, 9, 11, 13, 15]),  # applied, as the header says
+        (0.0, 5.0, [1, 2, 3, 4, 5, 6, 7]),  # slope 0: no scaling (the NIfTI rule)
+        (float("nan"), 5.0, [1, 2, 3, 4, 5, 6, 7]),  # NaN: no scaling either
+        (0.5, 0.0, None),  # 0.5, 1.5, ...: not labels
+        (1.0, float("inf"), None),
+        (-1.0, 0.0, None),  # negative labels
+        (1000.0, 4294967040.0, [4294967040 + 1000 * v for v in range(1, 8)]),
+    ],
+)
+def test_scl_slope_and_inter_are_applied_as_the_header_says(
+    tmp_path: Path, slope: float, inter: float, labels: list[int] | None
+) -> None:
+    path = tmp_path / "s.nii"
+    values = np.arange(8, dtype=np.uint8).reshape(2, 2, 2)
+    path.write_bytes(nifti_bytes(values, scl=(slope, inter)))
+    if labels is None:
+        with pytest.raises(segio.ReadError) as info:
+            segio.read(path)
+        assert str(path) in str(info.value)
+        return
+    segmentation = segio.read(path)
+    present = sorted(s.label_value for s in segmentation.segments.values())
+    expected = labels if inter != 4294967040.0 else [4294967040, *labels]
+    assert present == sorted(v for v in expected if v)
+
+
+def test_even_values_with_a_half_slope_are_whole_labels(tmp_path: Path) -> None:
+    path = tmp_path / "s.nii"
+    path.write_bytes(nifti_bytes(np.array([[[0, 2], [4, 6]]], np.int16), scl=(0.5, 0.0)))
+    assert [s.label_value for s in segio.read(path).segments.values()] == [1, 2, 3]
+
+
+@pytest.mark.parametrize(("dtype", "code"), [(np.complex64, 32), (np.complex128, 1792)])
+def test_complex_images_are_refused(tmp_path: Path, dtype: type, code: int) -> None:
+    path = tmp_path / "c.nii"
+    path.write_bytes(nifti_bytes(np.ones((2, 2, 2), dtype)))
+    with pytest.raises(segio.ReadError, match=f"complex values .NIfTI datatype {code}"):
+        segio.read(path)
+
+
+def test_huge_label_values_read(tmp_path: Path) -> None:
+    for dtype, top in [(np.uint32, 2**32 - 1), (np.int32, 2**31 - 1), (np.int64, 2**62)]:
+        values = np.zeros((2, 2, 2), dtype)
+        values[0, 0, 0] = top
+        path = tmp_path / "h.nii.gz"
+        nibabel.save(nibabel.Nifti1Image(values, np.eye(4), dtype=dtype), path)
+        segmentation = segio.read(path)
+        assert [s.label_value for s in segmentation.segments.values()] == [top]
+        assert segmentation.voxel_counts() == {f"Segment_{top}": 1}
+
+
+def test_nibabel_log_lines_become_one_warning_naming_the_file(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "p.nii"
+    path.write_bytes(nifti_bytes(np.ones((2, 2, 2), np.uint8), pixdim=(1, 0, 0, 0, 1, 1, 1, 1)))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        segio.read(path)
+    assert capfd.readouterr().err == ""
+    messages = [str(w.message) for w in caught]
+    assert messages == [f"{path}: nibabel: pixdim[1,2,3] should be non-zero; setting 0 dims to 1"]
+
+
+def test_a_nifti_pair_header_is_refused_clearly(tmp_path: Path) -> None:
+    data = bytearray(nifti_bytes(np.ones((2, 2, 2), np.uint8)))
+    data[344:348] = b"ni1\0"
+    path = tmp_path / "pair.nii"
+    path.write_bytes(bytes(data))
+    with pytest.raises(segio.ReadError, match=r"NIfTI pair \(.hdr \+ .img\)"):
+        segio.read(path)
+
+
+def test_a_fifo_label_table_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    nibabel.save(nibabel.Nifti1Image(np.ones((2, 2, 2), np.uint8), np.eye(4)), tmp_path / "x.nii")
+    os.mkfifo(tmp_path / "table.txt")
+    with pytest.raises(segio.ReadError, match="FIFO"):
+        segio.read(tmp_path / "x.nii", labels=tmp_path / "table.txt")
+
+
+def test_a_sidecar_linked_out_of_the_folder_is_not_opened(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    secret = tmp_path / "outside" / "x.json"
+    secret.write_text('{"1": "secret name"}')
+    folder = tmp_path / "case"
+    folder.mkdir()
+    nibabel.save(nibabel.Nifti1Image(np.ones((2, 2, 2), np.uint8), np.eye(4)), folder / "x.nii")
+    (folder / "x.json").symlink_to(secret)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        segmentation = segio.read(folder / "x.nii")
+    assert [s.name for s in segmentation.segments.values()] == ["Segment_1"]
+    assert any("outside the folder" in str(w.message) for w in caught)
