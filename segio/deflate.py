@@ -42,7 +42,8 @@ def inflate(
     """Inflate ``data`` into at most ``size`` bytes; more is refused, not produced.
 
     With ``exact`` (the default) fewer bytes are refused too, since a header that
-    declares the size of what a stream holds is then wrong or the stream truncated.
+    declares the size of what a stream holds is then wrong or the stream truncated, and so
+    is a stream cut before its end (a zlib or gzip checksum that never comes).
     Errors are :class:`~segio.errors.ReadError` naming ``what`` and ``path``.
     """
     engine = zlib.decompressobj(wbits)
@@ -57,9 +58,11 @@ def inflate(
             path=path,
             hint="the file is corrupt, or crafted as a decompression bomb",
         )
-    if exact and len(out) != size:
+    if exact and (len(out) != size or not engine.eof):
         raise ReadError(
-            f"{what} inflates to {len(out)} bytes instead of {size}",
+            f"{what} inflates to {len(out)} bytes instead of {size}"
+            if len(out) != size
+            else f"{what} ends before its end marker",
             path=path,
             hint="the file is truncated or corrupt",
         )

@@ -70,6 +70,8 @@ def format_bytes(count: float) -> str:
     """``3.6 GB``: sizes in messages, in decimal units as file managers show them."""
     # An integer beyond the float range (a grid from a vertex at 1e308) would overflow.
     count = float(count) if abs(count) < 1e300 else math.inf
+    if not math.isfinite(count):
+        return "an unbounded amount"
     for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
         if abs(count) < 1000 or unit == "PB":
             return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
@@ -88,8 +90,10 @@ def check_allocation(
             f"{what} would need {format_bytes(nbytes)} of memory, more than the limit of "
             f"{format_bytes(limit)}",
             path=path,
-            hint=f"if the file is genuine, raise the limit with {ENVIRONMENT_VARIABLE} "
-            f"(for example {ENVIRONMENT_VARIABLE}={_suggest(nbytes)})",
+            hint=f"if the file is genuine, raise the limit with {ENVIRONMENT_VARIABLE}, "
+            f"for example {ENVIRONMENT_VARIABLE}={_suggest(nbytes)}"
+            if math.isfinite(nbytes)
+            else "the file is corrupt or crafted",
         )
 
 
@@ -137,5 +141,4 @@ def check_payload(
 
 
 def _suggest(nbytes: float) -> str:
-    gib = math.ceil(nbytes / (1 << 30)) if math.isfinite(nbytes) else 0
-    return f"{min(max(gib, 1), 1 << 20)}GiB"
+    return f"{max(math.ceil(nbytes / (1 << 30)), 1)}GiB"
