@@ -206,6 +206,10 @@ def _segment_items(ds: Any, path: Path) -> dict[int, Any]:
         if item.get("SegmentNumber") is None:
             raise ReadError("a Segment Sequence item has no Segment Number", path=path)
         number = int(item.SegmentNumber)
+        if not 0 <= number <= 65535:  # US; a wrong VR can say anything
+            raise ReadError(
+                f"Segment Number {number} is not in 0..65535 (an unsigned short)", path=path
+            )
         if number in items:
             raise ReadError(f"two segments are numbered {number}", path=path)
         items[number] = item
