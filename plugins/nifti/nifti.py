@@ -110,7 +110,16 @@ def _nibabel_messages(path: Path) -> Iterator[None]:
             yield
     finally:
         logger.handlers, logger.propagate = handlers, propagate
-    records += [one_line(w.message) for w in caught]
+    for caught_warning in caught:  # nibabel's are folded; segio's own pass through as they are
+        if f"{os.sep}nibabel{os.sep}" in caught_warning.filename:
+            records.append(one_line(caught_warning.message))
+        else:
+            warnings.warn_explicit(
+                caught_warning.message,
+                caught_warning.category,
+                caught_warning.filename,
+                caught_warning.lineno,
+            )
     if records:
         unique = list(dict.fromkeys(records))
         shown = "; ".join(unique[:5]) + ("; ..." if len(unique) > 5 else "")

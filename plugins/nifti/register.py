@@ -10,11 +10,24 @@ from segio.hookspecs import FormatSpec, hookimpl
 def sniff_nifti(head: bytes) -> bool:
     """NIfTI-1 (magic at byte 344) or NIfTI-2 (at byte 4), gzip-compressed or not."""
     if head.startswith(b"\x1f\x8b"):
-        try:
-            head = zlib.decompressobj(wbits=31).decompress(head, 540)
-        except zlib.error:
-            return False
+        head = _inflated_head(head)
     return head[344:348] in (b"n+1\x00", b"ni1\x00") or head[4:8] in (b"n+2\x00", b"ni2\x00")
+
+
+def _inflated_head(data: bytes, size: int = 540) -> bytes:
+    """The first ``size`` inflated bytes of a gzip file's head, across members (a header
+    may be split over several, as concatenated gzip files are)."""
+    out = b""
+    while data and len(out) < size:
+        engine = zlib.decompressobj(wbits=31)
+        try:
+            out += engine.decompress(data, size - len(out))
+        except zlib.error:
+            break
+        if not engine.eof or not engine.unused_data.startswith(b"\x1f\x8b"):
+            break
+        data = engine.unused_data
+    return out
 
 
 @hookimpl

@@ -403,7 +403,7 @@ def _check_share(
 ) -> None:
     """Refuse a source that cannot hold its ``share`` of the declared array."""
     encoding = header.encoding
-    what = f"the {encoding} data in {source.name}"
+    what = f"the {encoding} data" + (f" in {source.name}" if header.data_files else "")
     if encoding in ("raw", "gzip"):
         declared = share + (skip if encoding == "gzip" else 0)
         check_payload(declared, avail, what, compressed=encoding == "gzip", path=path)
