@@ -414,3 +414,32 @@ def test_timing() -> None:
     )
     assert contour_time < 2.0
     assert raster_time < 2.0
+
+
+def test_contours_with_vertices_near_the_float_limit_are_dropped_quietly() -> None:
+    """A vertex at 1.7e308 mm (a crafted file) cannot be rasterised: its contour is dropped
+    as off the grid, with the one warning that says so, and no overflow on the way."""
+    import warnings
+
+    from segio.contours import Contour, PlanarContours
+    from segio.converters.contours import to_labelmap
+    from segio.geometry import Geometry
+    from segio.model import Segment, Segmentation
+    from segio.representations import Representation
+
+    grid = Geometry.from_spacing((3, 8, 8), (0.5, 0.5, 2.0), (0.0, 0.0, 0.0))
+    square = np.array([[1.0, 1, 2], [3, 1, 2], [3, 3, 2], [1, 3, 2]])
+    huge = np.array([[-1.7e308, 1.0, 2.0], [1.7e308, 2.0, 2.0], [3.0, 1.7e308, 2.0]])
+    far = square + np.array([2e9, 0.0, 0.0])  # on the slice, but a billion pixels away
+    seg = Segmentation(
+        [Segment("s", "S", (1.0, 0.0, 0.0))],
+        source_representation=Representation.PLANAR_CONTOURS,
+        contours={"s": PlanarContours([Contour(square), Contour(huge), Contour(far)])},
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        labels = to_labelmap(seg, grid).layers[0].array
+    assert [str(w.message) for w in caught] == [
+        "2 contour(s) lie outside the grid and were dropped"
+    ]
+    assert labels.sum() == 25  # the square alone, traced through centres: 5 x 5 pixels

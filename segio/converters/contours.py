@@ -43,6 +43,10 @@ THICKNESS_PARAMETER = "Default slice thickness"
 ON_PLANE = 1e-3
 #: Contours farther than this from every slice (in slices) are dropped, nearer ones snapped.
 SNAP_LIMIT = 0.5
+#: Contours with a vertex farther than this (in pixels) from the grid are dropped as off it:
+#: no genuine contour reaches so far, and the edge arithmetic of coordinates near 1e308
+#: would overflow.
+FAR = 1e9
 
 MODES = ("midpoint", "edge", "centre", "smooth")
 
@@ -132,21 +136,24 @@ def slice_polygons(
 
     Returns also how many contours were snapped (more than :data:`ON_PLANE` but at most
     :data:`SNAP_LIMIT` slices off their nearest slice) and how many were dropped (off the
-    grid along k).
+    grid along k, or with a vertex :data:`FAR` pixels away).
     """
     closed = contours.closed
     by_slice: dict[int, list[NDArray[np.float64]]] = {}
     if not closed:
         return by_slice, 0, 0
     sizes = np.array([len(c.points) for c in closed])
-    ijk = grid.points_to_ijk(np.concatenate([c.points for c in closed]))
     starts = np.cumsum(sizes) - sizes
-    k_mean = np.add.reduceat(ijk[:, 2], starts) / sizes
-    k_min = np.minimum.reduceat(ijk[:, 2], starts)
-    k_max = np.maximum.reduceat(ijk[:, 2], starts)
-    nearest = np.round(k_mean)
-    off = np.maximum(np.abs(k_max - nearest), np.abs(k_min - nearest))
+    with np.errstate(over="ignore", invalid="ignore"):  # vertices near 1e308: dropped below
+        ijk = grid.points_to_ijk(np.concatenate([c.points for c in closed]))
+        k_mean = np.add.reduceat(ijk[:, 2], starts) / sizes
+        k_min = np.minimum.reduceat(ijk[:, 2], starts)
+        k_max = np.maximum.reduceat(ijk[:, 2], starts)
+        nearest = np.round(k_mean)
+        off = np.maximum(np.abs(k_max - nearest), np.abs(k_min - nearest))
+        reach = np.maximum.reduceat(np.abs(ijk[:, :2]).max(axis=1), starts)
     inside = (nearest >= 0) & (nearest < grid.shape[0]) & (off <= SNAP_LIMIT + ON_PLANE)
+    inside &= reach <= FAR + max(grid.shape)
     snapped = int(np.count_nonzero(inside & (off > ON_PLANE)))
     dropped = int(np.count_nonzero(~inside))
     for n in np.flatnonzero(inside):
