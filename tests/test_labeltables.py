@@ -561,3 +561,63 @@ def test_writers_accept_numpy_scalars(tmp_path: Path) -> None:
     entry = LabelEntry(np.int64(3), "x", tuple(np.float32([0.5, 0.25, 1.0])), np.float64(0.5))  # type: ignore[arg-type]
     write_label_table(tmp_path / "t.json", [entry], format="segio-json")
     assert read_label_table(tmp_path / "t.json") == [LabelEntry(3, "x", (0.5, 0.25, 1.0), 0.5)]
+
+
+# -- hostile tables ---------------------------------------------------------------------------
+
+
+def test_a_fifo_or_device_table_is_refused_not_waited_on(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe.txt")
+    with pytest.raises(ReadError, match="FIFO"):
+        read_label_table(tmp_path / "pipe.txt", format="freesurfer")
+    with pytest.raises(ReadError, match="character device"):
+        read_label_table("/dev/zero", format="freesurfer")
+
+
+def test_find_sidecar_skips_links_out_of_the_folder_without_opening_them(tmp_path: Path) -> None:
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "secret.json").write_text('{"1": "liver"}')
+    folder = tmp_path / "case"
+    folder.mkdir()
+    (folder / "x.json").symlink_to(tmp_path / "outside" / "secret.json")
+    (folder / "x.labels.csv").symlink_to("/dev/zero")
+    (folder / "x.ctbl").write_text("1 liver 255 0 0 255\n")
+    with pytest.warns(UserWarning, match="outside the folder") as caught:
+        assert find_sidecar(folder / "x.nii.gz") == folder / "x.ctbl"
+    assert len(caught) == 2 and all("x.nii" not in str(w.message) for w in caught)
+    (folder / "inside.json").write_text('{"1": "spleen"}')
+    (folder / "y.json").symlink_to("inside.json")  # a link within the folder is fine
+    assert find_sidecar(folder / "y.nii") == folder / "y.json"
+
+
+def test_deeply_nested_json_is_a_read_error_without_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_text('{"format": "segio-labels", "version": 1, "segments": ' + "[" * 100_000)
+    with pytest.raises(ReadError, match="nested too deeply") as info:
+        read_label_table(path)
+    chain: BaseException | None = info.value
+    while chain is not None:
+        assert not isinstance(chain, RecursionError)
+        chain = chain.__cause__ or chain.__context__
+
+
+def test_thousands_of_repeated_labels_are_one_warning(tmp_path: Path) -> None:
+    path = tmp_path / "lut.txt"
+    path.write_text("1 liver 255 0 0 0\n" * 5000)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        entries = read_label_table(path, format="freesurfer")
+    assert [e.name for e in entries] == ["liver"]
+    assert [str(w.message) for w in caught] == [
+        f"{path}: 4999 label(s) listed twice (1, 1, 1, 1, 1, ...); keeping the first of each"
+    ]
+
+
+def test_a_huge_label_value_gets_a_colour_without_overflow(tmp_path: Path) -> None:
+    path = tmp_path / "t.labels.csv"
+    write_label_table(
+        path, [LabelEntry(10**400, "big"), LabelEntry(2**64, "x")], format="slicer-csv"
+    )
+    assert [e.value for e in read_label_table(path)] == [10**400, 2**64]
