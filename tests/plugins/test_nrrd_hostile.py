@@ -15,7 +15,6 @@ import sys
 import time
 import tracemalloc
 import warnings
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -289,14 +288,19 @@ def test_a_float_labelmap_with_fractions_is_refused_whole_floats_read(folder: Pa
     refused(path, "fractional values")
 
 
-SEGMENTS = """Segment0_ID:=liver
+SPLEEN = (
+    "TerminologyEntry:Segmentation category and type - 3D Slicer General Anatomy list"
+    "~SCT^123037004^Anatomical Structure~SCT^78961009^Spleen~^^"
+    "~Anatomic codes - DICOM master list~^^~^^|"
+)
+SEGMENTS = f"""Segment0_ID:=liver
 Segment0_Name:=Liver
 Segment0_Layer:=0
 Segment1_Name:=Spleen
 Segment1_Color:=0.1 0.2 0.3
 Segment1_LabelValue:=2
 Segment1_Layer:=0
-Segment1_Tags:=TerminologyEntry:Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical Structure~SCT^78961009^Spleen~^^~Anatomic codes - DICOM master list~^^~^^|
+Segment1_Tags:={SPLEEN}
 Segment2_ID:=Segment_1
 Segment2_Name:=Kidney
 Segment2_LabelValue:=3
