@@ -69,6 +69,9 @@ MAX_DEPTH = 64
 #: The inflated dataset of a Deflated Explicit VR Little Endian file may take at most this
 #: fraction of ``SEGIO_MAX_MEMORY``: reading it takes several times its size again.
 DEFLATED_SHARE = 4
+#: What one element of a dataset costs once parsed (pydicom's DataElement and its value,
+#: roughly): the elements a deflated dataset may hold are ``SEGIO_MAX_MEMORY`` over this.
+ELEMENT_COST = 512
 #: Text VRs in the dataset's character set; every other string VR is ASCII.
 _TEXT_VRS = {b"SH", b"LO", b"ST", b"LT", b"UT", b"PN", b"UC"}
 #: Specific Character Set values read here, and their Python codecs (pydicom decodes the
@@ -203,12 +206,61 @@ def inflated_part10(data: bytes, path: str | os.PathLike[str] | None = None) -> 
         f"{limits.ENVIRONMENT_VARIABLE} / {DEFLATED_SHARE})",
         path=path,
     )
+    # Inflated bytes cost their elements' parsing: a bomb of tiny elements would keep
+    # pydicom (or this walker) busy for minutes within the byte limit, so they are counted.
+    budget = limits.memory_limit() // ELEMENT_COST
+    count = element_count(dataset, budget)
+    limits.check_allocation(
+        count * ELEMENT_COST,
+        f"the {count:,}{'+' if count > budget else ''} elements of the deflated dataset "
+        f"(at {ELEMENT_COST} bytes each once read)",
+        path=path,
+    )
     syntax = EXPLICIT_VR_LITTLE_ENDIAN.encode() + b"\x00"  # even length
     element = bytes(data[where[0] : where[0] + 6]) + struct.pack("<H", len(syntax)) + syntax
     meta = bytearray(data[: where[0]] + element + data[where[1] : end])
     if _TAG(meta, 132) == (0x0002, 0x0000):  # File Meta Information Group Length
         struct.pack_into("<I", meta, 140, len(meta) - 144)
     return bytes(meta) + dataset
+
+
+def element_count(buf: Any, limit: int, *, implicit: bool = False) -> int:
+    """How many elements (nested ones included) ``buf`` holds, counting no further than
+    ``limit + 1``.
+
+    A flat scan of element headers, never recursive and always moving forward (every step
+    passes at least 8 bytes), so it ends on any bytes: sequences and items are stepped
+    into, other values skipped by their length, encapsulated fragments by theirs.
+    """
+    pos, count, end = 0, 0, len(buf)
+    while pos + 8 <= end and count <= limit:
+        group, element = _TAG(buf, pos)
+        if group == 0xFFFE:  # an item (stepped into) or a delimiter
+            pos += 8
+            continue
+        count += 1
+        if implicit:
+            (size,) = _LONG(buf, pos + 4)
+            tag = (group << 16) | element
+            vr = b"SQ" if size == UNDEFINED else implicit_vr(tag)
+            pos += 8
+        else:
+            vr = bytes(buf[pos + 4 : pos + 6])
+            if vr in LONG_VRS:
+                (size,) = _LONG(buf, pos + 8) if pos + 12 <= end else (0,)
+                pos += 12
+            else:
+                (size,) = _SHORT(buf, pos + 6)
+                pos += 8
+        if vr == b"SQ":
+            continue  # its items follow
+        if size == UNDEFINED:  # encapsulated fragments: skip them by their lengths
+            while pos + 8 <= end and _TAG(buf, pos) == (0xFFFE, 0xE000):
+                pos += 8 + _LONG(buf, pos + 4)[0]
+            pos += 8  # the sequence delimiter
+            continue
+        pos += size
+    return count
 
 
 @lru_cache(maxsize=1)

@@ -106,3 +106,79 @@ def test_fast_headers_agree_with_pydicom_and_fall_back(
     header_uid = fast.header["SOPInstanceUID"]
     assert type(fast.dataset).__name__ == "FileDataset"
     assert str(fast.dataset.SOPInstanceUID) == header_uid
+
+
+@pytest.mark.parametrize(
+    ("z", "match"),
+    [
+        ([0.0, 2.0, 4e9], "2e\\+09 slices of 2 mm .*SEGIO_MAX_MEMORY"),  # one slice far away
+        ([0.0, 2e-4, 4e3], "2e\\+07 slices of 0.0002 mm"),  # two a hair apart
+        ([-1.7e308, 0.0, 1.7e308], "unbounded extent"),
+    ],
+)
+def test_a_grid_through_far_positions_is_refused_before_it_exists(
+    monkeypatch: pytest.MonkeyPatch, z: list[float], match: str
+) -> None:
+    from segio.errors import LimitError
+
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")
+    with pytest.raises(LimitError, match=match):
+        slice_grid([[0.0, 0.0, v] for v in z], AXIAL, (1, 1), (64, 64))
+
+
+@pytest.mark.parametrize(
+    ("positions", "spacing"),
+    [([[0.0, float("nan"), 0.0]], (1, 1)), ([[0.0, 0.0, 0.0]], (0, 1)), ([[0, 0, 0]], (1, -1))],
+)
+def test_positions_and_spacings_that_are_no_numbers_are_refused(
+    positions: list[list[float]], spacing: tuple[float, float]
+) -> None:
+    with pytest.raises(GeometryError):
+        slice_grid(positions, AXIAL, spacing, (4, 4))
+
+
+def _series_with(tmp_path: Path, change: object) -> Path:
+    """A five-slice series whose files go through ``change(dataset)`` first."""
+    import pydicom
+
+    from segio.testing import grid, reference_series
+
+    folder = reference_series(grid("axial", (5, 6, 7)), tmp_path / "ct")
+    for file in sorted(folder.iterdir()):
+        ds = pydicom.dcmread(file)
+        change(ds)  # type: ignore[operator]
+        ds.save_as(file)
+    return folder
+
+
+def test_pydicom_warnings_on_a_series_are_one_warning(tmp_path: Path) -> None:
+    """A value pydicom warns about in every file (a UID with a leading zero, in files the
+    struct walker leaves to pydicom) makes one warning for the series, not one a file."""
+
+    def change(ds: object) -> None:
+        from pydicom import config
+
+        with config.disable_value_validation():
+            ds.SpecificCharacterSet = "ISO_IR 144"  # type: ignore[attr-defined]
+            ds.SOPInstanceUID += ".01"  # type: ignore[attr-defined]
+
+    folder = _series_with(tmp_path, change)
+    with pytest.warns(UserWarning) as caught:
+        series = read_image_series(folder)
+    assert series.geometry.shape == (5, 6, 7)
+    assert len(caught) == 1
+    assert "4 more warnings reading ct" in str(caught[0].message)
+
+
+def test_unreadable_files_of_a_series_are_skipped_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hostile.dicom import bomb, part10
+
+    monkeypatch.setenv("SEGIO_MAX_MEMORY", "256MiB")  # the bombs stop at 64 MiB
+    folder = _series_with(tmp_path, lambda ds: None)
+    for n in range(3):  # deflated dataset bombs among the images
+        (folder / f"bomb{n}.dcm").write_bytes(part10(b"", "1.2.840.10008.1.2.1.99") + bomb())
+    with pytest.warns(UserWarning, match="3 unreadable DICOM file.* decompression bomb") as caught:
+        series = read_image_series(folder)
+    assert len(caught) == 1 and series.geometry.shape == (5, 6, 7)

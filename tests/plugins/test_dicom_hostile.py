@@ -165,6 +165,17 @@ def test_a_deflated_dataset_inflates_no_further_than_its_limit(tmp_path: Path, k
     assert dicomfast.deflated_limit() == (256 << 20) // dicomfast.DEFLATED_SHARE
 
 
+@pytest.mark.usefixtures("small_memory")
+def test_a_deflated_dataset_of_tiny_elements_is_refused_by_their_count(tmp_path: Path) -> None:
+    """64 MB of ten-byte elements fit the byte limit but would keep pydicom busy for many
+    seconds: the elements are counted, each at what it costs once read."""
+    head, _ = crafted.split(crafted.genuine()["seg"])
+    data = crafted._meta_with(head, crafted.DEFLATED) + crafted.element_bomb()
+    path = _write(tmp_path, "a.dcm", data)
+    error = _refused(lambda: _in_time(lambda: segio.read(path), 5), "elements of the deflated")
+    assert isinstance(error, LimitError)
+
+
 def test_a_genuine_deflated_dataset_reads(tmp_path: Path) -> None:
     path = _write(tmp_path, "a.dcm", crafted.genuine()["seg-deflate"])
     data = dicomfast.inflated_part10(path.read_bytes(), path)
