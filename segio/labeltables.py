@@ -41,6 +41,8 @@ from segio.inputs import open_input, read_input, referenced_file
 from segio.terminology import ANATOMIC_CONTEXT, SLICER_CONTEXT, Code, Terminology
 
 Color = tuple[float, float, float]
+#: The largest index of a Slicer colour table: Slicer holds it as a dense lookup table.
+_CTBL_MAX = 1_000_000
 #: The largest label table read (65,535 labels with full terminology take about 30 MB).
 MAX_TABLE_BYTES = 256 << 20
 
@@ -362,7 +364,7 @@ def _read_slicer_ctbl(text: str, src: str | None) -> list[LabelEntry]:
         fields = line.split()
         if len(fields) < 5:
             raise _fail(src, f"colour table line {line.strip()!r} needs index name R G B [A]")
-        value = _int(fields[0], "colour index", src, 1_000_000)
+        value = _int(fields[0], "colour index", src, _CTBL_MAX)
         r, g, b, *rest = (_int(f, "colour", src, 255) for f in fields[2:6])
         name = fields[1].strip('"')
         if value > 0:
@@ -375,6 +377,11 @@ def _read_slicer_ctbl(text: str, src: str | None) -> list[LabelEntry]:
 def _write_slicer_ctbl(entries: Sequence[LabelEntry], path: Path) -> str:
     lines = ["# Color table file written by segio", f"# {len(entries)} values"]
     for e in entries:
+        if e.value > _CTBL_MAX:
+            raise WriteError(
+                f"label {e.value} is above {_CTBL_MAX}, the largest index of a Slicer colour table",
+                hint="use sidecar=segio-json or slicer-csv",
+            )
         if re.search(r'[^\S ]|"', e.name):
             raise WriteError(f"name {e.name!r} has a tab or quote, which a .ctbl cannot hold")
         name = e.name.replace(" ", "_") or "_"

@@ -621,3 +621,8 @@ def test_a_huge_label_value_gets_a_colour_without_overflow(tmp_path: Path) -> No
         path, [LabelEntry(10**400, "big"), LabelEntry(2**64, "x")], format="slicer-csv"
     )
     assert [e.value for e in read_label_table(path)] == [10**400, 2**64]
+
+
+def test_a_colour_table_index_slicer_cannot_hold_is_refused_on_write(tmp_path: Path) -> None:
+    with pytest.raises(WriteError, match="above 1000000"):
+        write_label_table(tmp_path / "t.ctbl", [LabelEntry(2**32 - 1, "big")], format="slicer-ctbl")
