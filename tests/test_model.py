@@ -6,11 +6,13 @@ import math
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.errors import GeometryError, SegioError, ValidationError
 from segio.geometry import Geometry
 from segio.model import (
+    FirstFitPacker,
     Layer,
     Segment,
     Segmentation,
@@ -814,3 +816,32 @@ def test_label_counts_of_small_and_signed_values() -> None:
     assert label_counts(labels, [3, 1, 2]).tolist() == [1, 2, 0]
     assert label_counts(labels, [5000000, 1]).tolist() == [1, 2]
     assert label_counts(labels.astype(np.uint8), [300]).tolist() == [0]
+
+
+@pytest.mark.parametrize("form", ["voxels", "box"])
+def test_first_fit_with_run_counts_gives_the_layers_of_testing_every_layer(form: str) -> None:
+    """The layer search that starts where a mask's voxels say it must gives the layers of
+    the plain first fit (every layer tested in order), on random overlapping masks, past
+    255 layers (where the one-byte run counts widen)."""
+    rng = np.random.default_rng(7)
+    shape = (3, 6, 5)
+    size = int(np.prod(shape))
+    packer = FirstFitPacker(shape, np.uint16)
+    plain: list[NDArray[np.uint16]] = []
+    for number in range(1, 1200):  # most masks crowd into eight voxels: many layers
+        voxels = np.unique(rng.integers(0, 8 if number % 4 else size, rng.integers(1, 6)))
+        expected = next((n for n, a in enumerate(plain) if not a[voxels].any()), len(plain))
+        if expected == len(plain):
+            plain.append(np.zeros(size, dtype=np.uint16))
+        plain[expected][voxels] = number
+        if form == "voxels":
+            assert packer.place_voxels(voxels, number) == expected
+        else:
+            mask = np.zeros(size, dtype=bool)
+            mask[voxels] = True
+            k = int(voxels[0]) // 30  # a box of whole slices from the first voxel's slice
+            box = (slice(k, 3),)
+            assert packer.place([(box, mask.reshape(shape)[box])], number) == (expected, number)
+    assert len(packer.layers) == len(plain) > 256
+    for got, want in zip(packer.layers, plain, strict=True):
+        assert np.array_equal(got.reshape(-1), want)

@@ -66,8 +66,13 @@ def _seconds(
 
 @pytest.mark.parametrize(
     ("fmt", "make"),
-    [("dicom-seg", disjoint), ("dicom-seg", overlapping), ("rtstruct", disjoint)],
-    ids=["seg-one-layer", "seg-a-layer-each", "rtstruct"],
+    [
+        ("dicom-seg", disjoint),
+        ("dicom-seg", overlapping),
+        ("rtstruct", disjoint),
+        ("rtstruct", overlapping),
+    ],
+    ids=["seg-one-layer", "seg-a-layer-each", "rtstruct", "rtstruct-a-layer-each"],
 )
 def test_five_thousand_segments_cost_near_linear_time(
     tmp_path: Path, fmt: str, make: Callable[[int], Segmentation]

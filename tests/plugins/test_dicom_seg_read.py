@@ -687,25 +687,3 @@ def test_faster_than_highdicom(shared_data: Path) -> None:
         hd.seg.segread(path).get_volume(combine_segments=False)
         theirs = time.perf_counter() - start
         assert ours < theirs, (path.name, ours, theirs)
-
-
-def test_first_fit_layers_are_those_of_testing_every_layer() -> None:
-    """The layer search that starts where a segment's voxels say it must gives the layers
-    of the plain first fit (every layer tested in order), on random overlapping segments."""
-    from segio_plugins.dicom_seg.reader import _FirstFit
-
-    rng = np.random.default_rng(7)
-    shape = (3, 6, 5)
-    size = int(np.prod(shape))
-    fast = _FirstFit(shape, np.dtype(np.uint16))
-    plain: list[NDArray[np.uint16]] = [np.zeros(size, dtype=np.uint16)]
-    for number in range(1, 1200):  # most segments crowd into eight voxels: many layers
-        voxels = np.unique(rng.integers(0, 8 if number % 4 else size, rng.integers(1, 6)))
-        expected = next((n for n, a in enumerate(plain) if not a[voxels].any()), len(plain))
-        if expected == len(plain):
-            plain.append(np.zeros(size, dtype=np.uint16))
-        plain[expected][voxels] = number
-        assert fast.place(voxels, number) == expected
-    assert len(fast.arrays) == len(plain) > 256  # past the one-byte run counts
-    for got, want in zip(fast.arrays, plain, strict=True):
-        assert np.array_equal(got.reshape(-1), want)
