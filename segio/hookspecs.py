@@ -51,6 +51,9 @@ class FormatSpec:
         Option name -> help text, accepted as keyword arguments (``-O name=value``).
     directory:
         The reader also takes a folder (a DICOM series, a mesh folder).
+    points:
+        The writer writes the segmentation's point annotations (:mod:`segio.points`);
+        for the others :func:`segio.write` warns that they are left out.
     """
 
     name: str
@@ -66,6 +69,7 @@ class FormatSpec:
     read_options: Mapping[str, str] = field(default_factory=dict)
     write_options: Mapping[str, str] = field(default_factory=dict)
     directory: bool = False
+    points: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from segio.errors import ReadError, SegioError, ValidationError, WriteError, one
 from segio.files import OutputFiles, settle
 from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
+from segio.points import warn_unwritten
 from segio.registry import Registry, default_registry, reader_function, writer_function
 
 PathLike = str | os.PathLike[str]
@@ -77,6 +78,7 @@ def write(
     files = OutputFiles(force=force, main=path, inputs=sources)
     with user_errors(WriteError, path, files), files:
         segmentation.validate()
+        warn_unwritten(segmentation, spec)  # points a format cannot hold: one warning
         if segmentation.source_representation not in spec.writes:
             from segio.converters import to_representation
 

@@ -6,6 +6,13 @@ live in one or more :class:`Layer` s: integer labelmaps on one shared grid. A se
 owns the voxels of its layer equal to its label value, so segments in the same layer
 cannot overlap and segments in different layers may. Label values are per layer, as in
 Slicer (``Segments in separate layers can have the same label value``).
+
+A segmentation may also hold *point annotations* (:class:`segio.points.PointAnnotation`:
+a position in LPS mm, a name, a colour, a terminology when known), beside its segments
+and whatever the source representation: RTSTRUCT POINT ROIs, OsiriX point ROIs and Slicer
+fiducials mark places, not regions, so they are never segments (which every labelmap
+format would write empty). Writers that can hold points write them; the others leave them
+out with one warning (:func:`segio.points.warn_unwritten`).
 """
 
 from __future__ import annotations
@@ -26,11 +33,22 @@ from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
 from segio.geometry import Geometry
 from segio.limits import check_allocation
+from segio.points import PointAnnotation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import Surface
 from segio.terminology import Terminology
 
 Color = tuple[float, float, float]
+#: Provenance key a reader sets when it could describe its shapes but not place them (an
+#: OsiriX ROI SR read without the image series its pixel coordinates refer to); the value
+#: says why and what to pass. :meth:`Segmentation.validate` refuses such a segmentation, so
+#: it can be shown (``segio info``) but never converted or written: an empty file in its
+#: place would look fine and hold nothing. It travels with the provenance through every
+#: conversion and selection.
+UNPLACED = "unplaced"
+#: Provenance key with the ROIs of an unplaced segmentation, a JSON list of objects (name,
+#: type, image_uid, points), for ``segio info``.
+UNPLACED_ROIS = "unplaced.rois"
 #: Index box of a segment: ``((k0, k1), (j0, j1), (i0, i1))``, inclusive.
 Extent = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
 
@@ -208,6 +226,9 @@ class Segmentation:
         Where it came from: ``source_path``, ``format``, DICOM UIDs, ...
     extras:
         Format-specific fields per format name, written back by that format's writer.
+    points:
+        Point annotations (:class:`segio.points.PointAnnotation`), in order: not segments,
+        kept with any source representation and carried through conversions.
     """
 
     def __init__(
@@ -223,6 +244,7 @@ class Segmentation:
         extras: Mapping[str, Mapping[str, str]] | None = None,
         contours: Mapping[str, PlanarContours] | None = None,
         surfaces: Mapping[str, Surface] | None = None,
+        points: Iterable[PointAnnotation] = (),
     ) -> None:
         self.segments = SegmentMap(segments)
         self.layers: list[Layer] = list(layers)
@@ -230,6 +252,8 @@ class Segmentation:
         self.contours: dict[str, PlanarContours] = dict(contours or {})
         #: Triangle meshes per segment id, when closed surfaces are the source representation.
         self.surfaces: dict[str, Surface] = dict(surfaces or {})
+        #: Point annotations, whatever the source representation (see the module docstring).
+        self.points: list[PointAnnotation] = list(points)
         self.source_representation = source_representation
         self.conversion_parameters = (
             conversion_parameters
@@ -246,6 +270,14 @@ class Segmentation:
 
     def validate(self) -> None:
         """Check every rule of the model; raise ValidationError or GeometryError."""
+        unplaced = self.provenance.get(UNPLACED)
+        if unplaced:
+            raise ValidationError(unplaced, hint="pass the image series as reference")
+        for point in self.points:
+            if not isinstance(point, PointAnnotation):
+                raise ValidationError(
+                    f"points must be PointAnnotation objects, got {type(point).__name__}"
+                )
         if self.source_representation is Representation.PLANAR_CONTOURS:
             self._validate_shapes("planar contours", self.contours, PlanarContours)
             return

@@ -38,7 +38,9 @@ def to_representation(
         # Let the registry explain why the first target is unreachable.
         registry.conversion_path(segmentation.source_representation, wanted[0])
     _, chain = min(chains, key=lambda pair: pair[0])
+    points = segmentation.points  # converters build new segmentations: points ride along
     for spec in chain:
         function = load(spec.function, requires=spec.requires, extra=spec.extra)
         segmentation = function(segmentation)
+    segmentation.points = list(points)
     return segmentation
