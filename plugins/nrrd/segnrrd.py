@@ -4,7 +4,8 @@ The format (spec: ``shared/specs/seg-nrrd-and-model.md`` §1) is an NRRD labelma
 one layer or 4D with a leading ``list`` axis for several, plus ``SegmentN_*`` and
 ``Segmentation_*`` key/value fields. Reading is lenient (missing ``Layer`` → N, missing
 ``LabelValue`` → 1, old RAS files, old axis kinds, legacy ``DefaultColor`` and absolute
-``Segmentation_Extent``, SRT terminology codes); writing is strict and complete (all nine
+``Segmentation_Extent``, SRT terminology codes; SlicerRT's keys and the RAS numbers of
+files without a ``space`` field: :mod:`.seglayouts`); writing is strict and complete (all nine
 per-segment keys, indices without gaps, trailing separators, the extent offset with its
 origin compensation). Keys we do not know are kept and written back.
 
@@ -24,7 +25,7 @@ from numpy.typing import NDArray
 
 from segio.errors import ReadError, SegioError, WriteError
 from segio.files import OutputFiles
-from segio.geometry import Geometry
+from segio.geometry import LPS_TO_RAS, Geometry
 from segio.labelmaps import integer_labels, read_labelmap_segmentation, storage_dtype
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import (
@@ -34,7 +35,7 @@ from segio.representations import (
 )
 from segio.terminology import Terminology
 
-from . import nrrdfile
+from . import nrrdfile, seglayouts
 
 FORMAT = "seg-nrrd"
 REFERENCE_GEOMETRY = "Reference image geometry"
@@ -58,16 +59,21 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
     read, so a file refused for its header costs no payload read.
     """
     header = nrrdfile.read_header(path)
+    layout = seglayouts.identify(header)
     matrix, list_axes = nrrdfile.ijk_to_lps(header)
+    if layout.ras:
+        matrix = LPS_TO_RAS @ matrix  # the same flip both ways
     _check_axes(header.sizes, list_axes, path)
     data = nrrdfile.read_data(path, header)
     array_layers = _split_layers(data, header.sizes, list_axes, path)
     shape = array_layers[0].shape
-    geometry = _geometry(matrix, shape, header.key_values, path)
-    if not _has_segment_fields(header.key_values):
+    geometry = _geometry(matrix, shape, layout.key_values, path)
+    if layout.note:
+        warnings.warn(layout.note, stacklevel=3)
+    if not _has_segment_fields(layout.key_values):
         return read_labelmap_segmentation(array_layers, geometry, path, labels=labels)
     try:
-        return _segmentation(array_layers, geometry, header.key_values, path)
+        return _segmentation(array_layers, geometry, layout.key_values, path)
     except SegioError as exc:
         if exc.path is None:
             raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
