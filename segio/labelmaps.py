@@ -140,12 +140,17 @@ def read_labelmap_segmentation(
     *,
     labels: str | Path | None = None,
     fallback_entries: Sequence[LabelEntry] = (),
+    assumed_layers: str | None = None,
 ) -> Segmentation:
     """Segments for the labels of ``arrays`` (one per layer), named by a label table.
 
     The table is ``labels`` if given, else a sidecar found next to ``path``, else
     ``fallback_entries`` (a table the file itself carries). Labels present in the image
     but missing from the table get Slicer's default name ``Segment_<value>``.
+
+    ``assumed_layers`` is the warning for arrays that are layers only by assumption (the
+    volumes of a 4D image without segio's marker): given unless the table places labels in
+    layers, which says the volumes are layers after all.
     """
     table_path = Path(labels) if labels is not None else find_sidecar(path)
     entries: list[LabelEntry] = list(fallback_entries)
@@ -158,6 +163,8 @@ def read_labelmap_segmentation(
         if table_format == "segio-json":
             document = _read_document(table_path)
     geometry = _sidecar_geometry(document, geometry, path)
+    if assumed_layers and len(arrays) > 1 and not any(e.layer for e in entries):
+        warnings.warn(assumed_layers, stacklevel=3)
     try:
         layers = [Layer(array, geometry) for array in arrays]
         segments = _segments(layers, entries, complete, path)

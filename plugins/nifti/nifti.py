@@ -43,6 +43,10 @@ from segio.limits import check_allocation, check_payload
 from segio.model import Segmentation
 
 _SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT
+#: ``intent_name`` of a 4D image segio wrote: its 4th axis holds layers (of overlapping
+#: segments). NIfTI's 4th axis is time; an image without the mark is read as layers too,
+#: with a warning, unless its label table places labels in layers.
+LAYER_MARKER = "segio layers"
 _GZIP_LEVEL = 1  # nibabel's default: labelmaps compress well even at level 1
 _HEAD = 540  # a NIfTI-2 header; a NIfTI-1 header is 348 bytes (+ 4 of extension flag)
 #: Bytes a .nii.gz may hold after its voxels (padding) before it is taken for a bomb.
@@ -76,13 +80,26 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
             arrays = _layers(data, path)
             geometry = _geometry(image, arrays[0].shape, path)
             entries = _header_labels(image, path)
+            marked = _intent_name(image) == LAYER_MARKER
         except SegioError:
             raise
         except Exception as exc:  # nibabel, gzip and numpy raise many kinds for a bad file
             raise ReadError(f"not a readable NIfTI file: {exc}", path=path) from exc
-    return read_labelmap_segmentation(
-        arrays, geometry, path, labels=labels, fallback_entries=entries
+    assumed = (
+        None
+        if marked
+        else f"{path}: the image is 4D ({len(arrays)} volumes) without segio's layer marker; its "
+        "fourth axis was taken as layers of overlapping segments (if it is time or channels, "
+        "split it into 3D files and read those)"
     )
+    return read_labelmap_segmentation(
+        arrays, geometry, path, labels=labels, fallback_entries=entries, assumed_layers=assumed
+    )
+
+
+def _intent_name(image: Any) -> str:
+    name = image.header["intent_name"].item()
+    return str(name.decode("latin-1") if isinstance(name, bytes) else name).rstrip("\0 ")
 
 
 @contextmanager
@@ -380,7 +397,7 @@ def _write_image(
     else:
         header.set_qform(None, code=0)
     header.set_xyzt_units("mm")
-    header.set_intent("label")
+    header.set_intent("label", name=LAYER_MARKER if data.ndim == 4 else "")
     header.set_data_dtype(data.dtype)
     with target.open("wb") as raw:
         stream: Any = (

@@ -274,13 +274,29 @@ def _add_reference(
 @cli.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--from", "read_format", metavar="FORMAT", help="Input format (default: guessed).")
+@click.option(
+    "--reference",
+    "-r",
+    type=click.Path(exists=True, path_type=Path),
+    help="Image series (folder) or grid for readers that take one, as in convert.",
+)
+@click.option("--read-option", "-I", multiple=True, metavar="NAME=VALUE", help="Reader option.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
-def info(path: Path, read_format: str | None, as_json: bool) -> None:
-    """Describe the segments and the grid of a segmentation file."""
+def info(
+    path: Path,
+    read_format: str | None,
+    reference: Path | None,
+    read_option: Sequence[str],
+    as_json: bool,
+) -> None:
+    """Describe the segments and the grid of a segmentation file, read as convert reads it."""
     from segio.io import user_errors
     from segio.summary import summarize
 
-    segmentation = segio.read(path, format=read_format)
+    read_options = _options(read_option)
+    if reference is not None:
+        read_options.setdefault("reference", reference)  # refused by readers that take none
+    segmentation = segio.read(path, format=read_format, **read_options)
     with user_errors(ReadError, path):
         summary = summarize(segmentation)
     if as_json:

@@ -354,3 +354,56 @@ def test_a_sidecar_linked_out_of_the_folder_is_not_opened(tmp_path: Path) -> Non
         segmentation = segio.read(folder / "x.nii")
     assert [s.name for s in segmentation.segments.values()] == ["Segment_1"]
     assert any("outside the folder" in str(w.message) for w in caught)
+
+
+# -- 4D images: layers by segio's marker, by assumption otherwise (issue 12, item 8) ------------
+
+
+def _layer_warnings(path: Path, **options: object) -> tuple[Segmentation, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        segmentation = segio.read(path, **options)
+    return segmentation, [str(w.message) for w in caught if "fourth axis" in str(w.message)]
+
+
+def test_a_foreign_4d_image_warns_that_its_fourth_axis_was_taken_as_layers(
+    tmp_path: Path,
+) -> None:
+    grid = Geometry.from_spacing((3, 4, 5), (0.7, 0.9, 2.5), (-10.0, 20.0, 5.0))
+    data = np.zeros((*grid.size_ijk, 2), np.uint8)  # e.g. two time points of one label
+    data[1, 1, 1, 0] = data[2, 2, 1, 1] = 1
+    nibabel.save(nibabel.Nifti1Image(data, grid.ijk_to_ras), tmp_path / "cine.nii.gz")
+    segmentation, said = _layer_warnings(tmp_path / "cine.nii.gz")
+    assert len(segmentation.layers) == 2
+    assert len(said) == 1 and "cine.nii.gz" in said[0] and "2 volumes" in said[0], said
+
+
+def test_segios_own_4d_image_carries_its_layer_marker(tmp_path: Path) -> None:
+    segmentation = small_segmentation(kind="oblique", overlapping=True)
+    path = segio.write(segmentation, tmp_path / "o.nii.gz", sidecar="none")[0]
+    assert nibabel.load(path).header.get_intent()[2] == "segio layers"
+    back, said = _layer_warnings(path)
+    assert not said
+    assert len(back.layers) == len(segmentation.layers)
+
+
+def test_a_label_table_placing_labels_in_layers_marks_them_too(tmp_path: Path) -> None:
+    segmentation = small_segmentation(kind="oblique", overlapping=True)
+    written = segio.write(segmentation, tmp_path / "o.nii.gz")
+    image = next(p for p in written if p.name.endswith(".nii.gz"))
+    unmarked = nibabel.load(image)
+    unmarked.header.set_intent("label")  # as segio wrote it before the marker existed
+    nibabel.save(unmarked, tmp_path / "old.nii.gz")
+    (tmp_path / "old.json").write_bytes((tmp_path / "o.json").read_bytes())
+    _, said = _layer_warnings(tmp_path / "old.nii.gz")
+    assert not said
+    _, said = _layer_warnings(tmp_path / "old.nii.gz", labels=tmp_path / "o.json")
+    assert not said
+
+
+def test_a_3d_image_is_no_layer_question(tmp_path: Path) -> None:
+    path = segio.write(small_segmentation(kind="oblique"), tmp_path / "o.nii.gz", sidecar="none")
+    image = nibabel.load(path[0])
+    image.header.set_intent("none")
+    nibabel.save(image, tmp_path / "plain.nii.gz")
+    assert not _layer_warnings(tmp_path / "plain.nii.gz")[1]
