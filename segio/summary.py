@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from segio.errors import ValidationError
 from segio.geometry import Geometry
 from segio.model import Segmentation
+from segio.surfaces import Surface
 from segio.terminology import Terminology
 
 
@@ -42,7 +44,10 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
                 "contours": None if contours is None else len(contours.closed),
                 "annotations": None if contours is None else len(contours.annotations),
                 "triangles": None if surface is None else len(surface.faces),
-                "surface_volume_mm3": None if surface is None else surface.volume(),
+                # An open (or inconsistently wound) mesh encloses no volume: None, not a
+                # negative number.
+                "surface_closed": None if surface is None else surface.is_closed,
+                "surface_volume_mm3": _surface_volume(surface),
             }
         )
     return {
@@ -55,6 +60,15 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
         "reference_geometry": _geometry(segmentation.reference_geometry),
         "segments": segments,
     }
+
+
+def _surface_volume(surface: Surface | None) -> float | None:
+    if surface is None:
+        return None
+    try:
+        return surface.volume()
+    except ValidationError:
+        return None
 
 
 def _geometry(geometry: Geometry | None) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ import those only when a surface is built or a file is written.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -78,12 +79,67 @@ class Surface:
             return np.zeros((2, 3))
         return np.stack([self.vertices.min(axis=0), self.vertices.max(axis=0)])
 
+    @cached_property
+    def _edge_balance(self) -> tuple[int, bool]:
+        """Boundary edges, and whether the winding is consistent (computed once).
+
+        Every triangle side is an edge from one vertex to the next. An undirected edge
+        used by an odd number of triangles is a boundary: the mesh has a hole there. The
+        winding is consistent when every directed edge is matched by the reverse edge as
+        often (four triangles on one edge, as where two voxels touch along an edge only,
+        still balance). One sort of ``3 M`` integer codes: no loop over triangles.
+        """
+        if self.is_empty:
+            return 0, True
+        faces = _welded_faces(self.vertices, self.faces)
+        start = faces.ravel()
+        end = faces[:, [1, 2, 0]].ravel()
+        low, high = np.minimum(start, end), np.maximum(start, end)
+        codes = low * np.int64(len(self.vertices)) + high
+        order = np.argsort(codes, kind="stable")
+        edges = codes[order]
+        first = np.flatnonzero(np.concatenate([[True], edges[1:] != edges[:-1]]))
+        uses = np.diff(np.append(first, len(edges)))
+        boundary = int(np.count_nonzero(uses % 2))
+        # +1 for a side running from its lower to its higher vertex, -1 the other way.
+        sign = np.where(start < end, 1, -1)[order]
+        balanced = not np.any(np.add.reduceat(sign, first))
+        return boundary, bool(balanced)
+
+    @property
+    def boundary_edges(self) -> int:
+        """Edges bounding only one side of the mesh (used by an odd number of triangles)."""
+        return self._edge_balance[0]
+
+    @property
+    def is_closed(self) -> bool:
+        """No boundary edge: the mesh encloses a volume (an empty surface is closed)."""
+        return self.boundary_edges == 0
+
     def volume(self) -> float:
-        """Enclosed volume in mm³ (divergence theorem; exact for a closed, outward mesh)."""
+        """Enclosed volume in mm³ (divergence theorem), whichever way the faces turn.
+
+        Only a closed, consistently wound mesh encloses a volume: for an open one (a sheet,
+        a box without a lid) or one with triangles turned over, the divergence sum is a
+        number without meaning, so a ValidationError says which, rather than a negative or
+        wrong "volume".
+        """
         if self.is_empty:
             return 0.0
+        boundary, consistent = self._edge_balance
+        if boundary:
+            raise ValidationError(
+                f"the surface is open ({boundary} boundary edges): it encloses no volume",
+                hint="close the holes in a mesh editor",
+            )
+        if not consistent:
+            raise ValidationError(
+                "the surface is closed but its triangles are not consistently wound: its "
+                "volume is unknown",
+                hint="reorient the faces in a mesh editor",
+            )
         a, b, c = (self.vertices[self.faces[:, n]] for n in range(3))
-        return float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0)
+        return abs(float(np.einsum("ij,ij->i", a, np.cross(b, c)).sum() / 6.0))
 
     def transformed(self, matrix: ArrayLike) -> Surface:
         """The surface under a 4x4 affine (LPS <-> RAS, mm <-> m); winding kept upright."""
@@ -111,6 +167,20 @@ class Surface:
 
     def __repr__(self) -> str:
         return f"Surface({len(self.vertices)} vertices, {len(self.faces)} faces)"
+
+
+def _welded_faces(vertices: NDArray[np.float64], faces: NDArray[np.int64]) -> NDArray[np.int64]:
+    """``faces`` renumbered so that vertices at the same position are one vertex.
+
+    Many files repeat a vertex where two triangles meet at a seam (glTF and OBJ split
+    vertices for normals and texture coordinates, surface nets where two sheets touch):
+    the mesh is closed in space though its indices say otherwise. Rows are compared as
+    bytes (``-0.0`` made ``0.0`` first): one 1-D ``unique``, no loop.
+    """
+    points = np.ascontiguousarray(vertices) + 0.0
+    rows = points.view(np.dtype((np.void, points.itemsize * 3))).ravel()
+    _, inverse = np.unique(rows, return_inverse=True)
+    return np.asarray(inverse.reshape(-1)[faces], dtype=np.int64)
 
 
 def face_normals(

@@ -517,3 +517,77 @@ def test_converting_a_mesh_with_a_far_vertex_names_the_file(
         segio.convert(mesh, tmp_path / "out.seg.nrrd")
     assert str(caught.value).startswith(str(mesh)), caught.value
     assert not list(tmp_path.glob("out*"))
+
+
+# -- open surfaces (issue 12, item 7) ---------------------------------------------------------
+
+
+def _cube(size: float = 3.0) -> Surface:
+    box = trimesh.creation.box(extents=(size, size, size))
+    return Surface(box.vertices, box.faces)
+
+
+def _open_cube() -> Surface:
+    """The cube without its two +z triangles: a box without a lid (4 boundary edges)."""
+    cube = _cube()
+    top = np.all(cube.vertices[cube.faces][:, :, 2] > 0, axis=1)
+    return Surface(cube.vertices, cube.faces[~top])
+
+
+def test_an_open_surface_says_so_and_has_no_volume() -> None:
+    cube = _cube()
+    assert cube.is_closed and cube.boundary_edges == 0
+    assert cube.volume() == pytest.approx(27.0)
+    # Wound inside out the cube still encloses 27 mm³: no negative volume.
+    assert Surface(cube.vertices, cube.faces[:, ::-1]).volume() == pytest.approx(27.0)
+    lid_off = _open_cube()
+    assert not lid_off.is_closed and lid_off.boundary_edges == 4
+    with pytest.raises(segio.ValidationError, match=r"open \(4 boundary edges\)"):
+        lid_off.volume()
+    # Closed, but one triangle turned over: the divergence sum means nothing.
+    faces = cube.faces.copy()
+    faces[0] = faces[0, ::-1]
+    flipped = Surface(cube.vertices, faces)
+    assert flipped.is_closed
+    with pytest.raises(segio.ValidationError, match="not consistently wound"):
+        flipped.volume()
+    assert Surface(np.zeros((0, 3)), np.zeros((0, 3))).is_closed
+
+
+def test_info_reports_an_open_surface_without_a_volume() -> None:
+    from segio.summary import summarize
+
+    segmentation = _surfaces_named(("Cube", _cube()), ("Sheet", _open_cube()))
+    rows = {row["name"]: row for row in summarize(segmentation)["segments"]}
+    assert rows["Cube"]["surface_closed"] is True
+    assert rows["Cube"]["surface_volume_mm3"] == pytest.approx(27.0)
+    assert rows["Sheet"]["surface_closed"] is False
+    assert rows["Sheet"]["surface_volume_mm3"] is None
+
+
+def _surfaces_named(*named: tuple[str, Surface]) -> Segmentation:
+    return Segmentation(
+        [Segment(f"s{n}", name) for n, (name, _) in enumerate(named)],
+        source_representation=Representation.CLOSED_SURFACE,
+        surfaces={f"s{n}": surface for n, (_, surface) in enumerate(named)},
+    )
+
+
+def test_voxelising_an_open_surface_is_refused_naming_the_segment() -> None:
+    segmentation = _surfaces_named(("Cube", _cube()), ("Sheet", _open_cube()))
+    for convert in (to_labelmap, to_fractional):
+        with pytest.raises(segio.ValidationError, match="'Sheet'") as caught:
+            convert(segmentation)
+        message = str(caught.value)
+        assert "open" in message and "Cube" not in message and "\n" not in message
+
+
+def test_converting_an_open_stl_names_the_file_and_segment_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    mesh = segio.write(_surfaces_named(("Sheet", _open_cube())), tmp_path / "lid.stl")[0]
+    with pytest.raises(segio.ValidationError) as caught:
+        segio.convert(mesh, tmp_path / "out.seg.nrrd")
+    assert str(caught.value).startswith(str(mesh))
+    assert "'lid_Sheet'" in str(caught.value) and "open" in str(caught.value)
+    assert not list(tmp_path.glob("out*"))

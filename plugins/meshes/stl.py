@@ -6,7 +6,8 @@ binary file (``3D Slicer output. SPACE=LPS``) or on the ``solid`` line of an ASC
 (``solid Liver SPACE=LPS``). The reader honours that tag (LPS when absent, like Slicer for
 new files). STL has no units (millimetres by convention), no colour and, in binary, no name.
 
-One file per segment by default, named ``<stem>_<segment name>.stl`` like Slicer; with
+One file per segment by default, named ``<stem>_<segment name>.stl`` like Slicer (read
+back, such a file is named after itself, ``<stem>_<segment name>``, as in Slicer); with
 ``merge=true`` one file: binary STL then loses the segment boundaries (one body), ASCII keeps
 them as one named ``solid`` block per segment, which slicers for 3D printing accept.
 """
@@ -121,14 +122,30 @@ def _ascii(parts: list[Part], space: str) -> bytes:
 
 
 def read(path: Path, *, reference: Any = None) -> Segmentation:
-    """One segment per ASCII ``solid`` block (named) or per binary file (``Segment_1``)."""
+    """One segment per ASCII ``solid`` block or per binary file, named by :func:`_named`."""
     with reading(path, "STL"):
         data = path.read_bytes()
         if _is_ascii(data):
             parts, space = _read_ascii(data, path)
         else:
             parts, space = _read_binary(data, path)
-        return to_segmentation(parts, path, space=space, reference=reference)
+        return to_segmentation(_named(parts, path), path, space=space, reference=reference)
+
+
+def _named(parts: list[Part], path: Path) -> list[Part]:
+    """Parts without a name take the file's, as 3D Slicer names a model it loads.
+
+    A binary STL has no name and an ASCII ``solid`` may have none (or only a ``SPACE=``
+    tag): Slicer names the model after the file without its ``.stl``, so segio does too
+    (``case_Liver.stl``, which the per-segment writer makes for segment ``Liver``, reads
+    back as ``case_Liver``, as in Slicer). In a file of several solids the unnamed ones are
+    numbered after the file, so that no two segments share a name.
+    """
+    stem = path.name[: -len(".stl")] if path.name.lower().endswith(".stl") else path.name
+    for n, part in enumerate(parts):
+        if not part.name:
+            part.name = stem if len(parts) == 1 else f"{stem}_{n + 1}"
+    return parts
 
 
 def _is_ascii(data: bytes) -> bool:

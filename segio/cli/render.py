@@ -94,7 +94,8 @@ def _size(segment: dict[str, Any]) -> str:
     if segment["contours"] is not None:
         return f"{segment['contours']} contours"
     if segment["triangles"] is not None:
-        return f"{segment['triangles']:,} triangles"
+        closed = segment.get("surface_closed", True) is not False
+        return f"{segment['triangles']:,} triangles" + ("" if closed else ", open")
     return f"{segment['voxels']:,}"
 
 

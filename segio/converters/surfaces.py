@@ -246,15 +246,25 @@ def _flying_edges(image: vtkImageData, labels: Sequence[int]) -> vtkPolyData:
 
 
 def _merged(
-    points: NDArray[np.floating], faces: IndexArray
+    points: NDArray[np.floating], faces: IndexArray, moved: NDArray[np.floating] | None = None
 ) -> tuple[NDArray[np.floating], IndexArray]:
     """One point per position. Where two voxels of a segment touch only along an edge,
     surface nets gives the segment two coincident points; merged, the mesh is closed
-    (four faces on that edge) and smoothing keeps the two sheets joined."""
+    (four faces on that edge) and smoothing keeps the two sheets joined. ``moved`` are the
+    same points after the filter's own smoothing: points coincident before it are merged
+    at their mean smoothed position."""
     unique, inverse = np.unique(points, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if moved is None:
+        return (points, faces) if len(unique) == len(points) else (unique, inverse[faces])
     if len(unique) == len(points):
-        return points, faces
-    return unique, inverse.reshape(-1)[faces]
+        return moved, faces
+    counts = np.bincount(inverse, minlength=len(unique)).astype(np.float64)[:, None]
+    mean = np.stack(
+        [np.bincount(inverse, moved[:, axis], minlength=len(unique)) for axis in range(3)],
+        axis=1,
+    )
+    return mean / counts, inverse[faces]
 
 
 def _to_surface(
@@ -416,11 +426,8 @@ def _surface_nets(
         nets.SetValue(n, value)
     nets.SetBackgroundLabel(0)
     nets.SetOutputMeshTypeToTriangles()
-    if settings.nets_smoothing and settings.smoothing > 0:
-        nets.SmoothingOn()
-        nets.SetNumberOfIterations(settings.nets_iterations)
-    else:
-        nets.SmoothingOff()
+    nets.SmoothingOff()
+    nets.DataCachingOn()
     nets.Update()
     poly = nets.GetOutput()
     points, faces = _triangles(poly)
@@ -428,7 +435,17 @@ def _surface_nets(
         return {s.id: _to_surface(points, faces, grid, False) for s, _ in members}
     boundary = _np_vtk().vtk_to_numpy(poly.GetCellData().GetArray("BoundaryLabels"))
     boundary = np.asarray(boundary, dtype=np.int64)
-    points, faces = _merged(points, faces)
+    if settings.nets_smoothing and settings.smoothing > 0:
+        # The filter's own smoothing moves the two coincident points of a voxel edge
+        # apart, which would open a crack there: the points to merge are found before
+        # it runs (the cached extraction is smoothed, not redone) and merged after.
+        nets.SmoothingOn()
+        nets.SetNumberOfIterations(settings.nets_iterations)
+        nets.Update()
+        smoothed, _ = _triangles(nets.GetOutput())
+        points, faces = _merged(points, faces, smoothed)
+    else:
+        points, faces = _merged(points, faces)
     joint = settings.joint and settings.smooths
     if joint:  # windowed sinc moves points only: faces and their labels stay in order
         points, faces = _triangles(_smooth(_polydata(points, faces), settings))
@@ -729,9 +746,10 @@ def _output_grid(
             "this converter needs a closed-surface segmentation, got "
             f"{segmentation.source_representation.value!r}"
         )
+    source = segmentation.provenance.get("source_path")
+    _require_closed(segmentation, source)
     parameters = segmentation.conversion_parameters
     surfaces = list(segmentation.surfaces.values())
-    source = segmentation.provenance.get("source_path")
     grid = geometry or segmentation.reference_geometry
     if grid is None:
         grid = automatic_grid(surfaces, parameters.number(SPACING), source=source, layers=layers)
@@ -739,6 +757,28 @@ def _output_grid(
         grid = _covering(grid, surfaces, source, layers)
     _check_grid([n * factor for n in grid.shape], layers, "the labelmap grid", source)
     return grid
+
+
+def _require_closed(segmentation: Segmentation, source: str | None) -> None:
+    """Refuse to voxelise an open surface, naming its segments.
+
+    A voxel is in when its centre is inside the mesh, and an open mesh (a sheet, a box
+    without a lid) has no inside: the stencil would fill whatever its scan lines happen to
+    pair up, a guess that looks like a result. Segments without triangles are fine (they
+    come out empty, with a warning).
+    """
+    open_ = [
+        f"{segment.name!r} ({segmentation.surfaces[segment.id].boundary_edges} boundary edges)"
+        for segment in segmentation.segments.values()
+        if not segmentation.surfaces[segment.id].is_closed
+    ]
+    if open_:
+        listed = ", ".join(open_[:5]) + (f" and {len(open_) - 5} more" if len(open_) > 5 else "")
+        raise ValidationError(
+            f"cannot voxelise an open surface, which encloses no volume: segment {listed}",
+            path=source,
+            hint="close the mesh (fill its holes) in a mesh editor, or leave the segment out",
+        )
 
 
 def to_labelmap(

@@ -128,6 +128,8 @@ def test_stl_per_segment_files_are_named_like_slicer(tmp_path: Path) -> None:
         assert len(data) == 84 + 50 * count
         back = segio.read(path)
         assert list(back.segments) == ["Segment_1"]
+        # Binary STL has no name: the file's, as 3D Slicer names a model it loads.
+        assert [s.name for s in back.segments.values()] == [path.name[: -len(".stl")]]
         assert_same_segmentation(
             _only(original, segment.id),
             back,
@@ -179,11 +181,30 @@ def test_stl_without_tag_is_lps_and_merged_binary_is_one_body(tmp_path: Path) ->
     ).export(path)
     assert path.read_bytes()[:80].strip(b"\0 ") == b""  # trimesh writes no header
     back = segio.read(path)
-    assert [s.name for s in back.segments.values()] == ["Segment_1"]
+    assert [s.name for s in back.segments.values()] == ["foreign"]
     surface = back.surfaces["Segment_1"]
     expected = sum(s.volume() for s in original.surfaces.values())
     assert surface.volume() == pytest.approx(expected, rel=1e-5)
     assert back.provenance["coordinate_system"] == "LPS"
+
+
+def test_stl_solids_without_a_name_take_the_file_name(tmp_path: Path) -> None:
+    """Slicer names a loaded model after its file (without ``.stl``); a named solid keeps
+    its own name, unnamed ones in a multi-solid file are numbered after the file."""
+    box = trimesh.creation.box(extents=(2.0, 3.0, 4.0))
+    one = trimesh.exchange.stl.export_stl_ascii(box)  # "solid " with no name
+    assert one.splitlines()[0].strip() == "solid"
+    path = tmp_path / "Left lung.v2.STL"
+    path.write_text(one, encoding="ascii")
+    assert [s.name for s in segio.read(path).segments.values()] == ["Left lung.v2"]
+    tagged = tmp_path / "tagged.stl"
+    tagged.write_text(one.replace("solid", "solid SPACE=RAS", 1), encoding="ascii")
+    assert [s.name for s in segio.read(tagged).segments.values()] == ["tagged"]
+    named = one.replace("solid", "solid Heart", 1).replace("endsolid", "endsolid Heart")
+    several = tmp_path / "scene.stl"
+    several.write_text("\n".join([one, named, one]), encoding="ascii")
+    names = [s.name for s in segio.read(several).segments.values()]
+    assert names == ["scene_1", "Heart", "scene_3"]
 
 
 def test_obj_names_colours_and_opacity_in_mtl(tmp_path: Path) -> None:
