@@ -80,16 +80,18 @@ def segio_formats() -> list[FormatSpec]:
         FormatSpec(
             name="osirix",
             description="OsiriX/Horos ROIs: Export ROIs XML/JSON/CSV, ROI-window exports, "
-            "ROI SR DICOM (read only)",
+            "ROI SR DICOM objects or a folder of them (read only)",
             suffixes=(".rois_series", ".roi", ".xml", ".json", ".csv", ".plist", ".dcm"),
             reader="segio_plugins.osirix.reader:read",
             sniff=sniff,
             reads=frozenset({Representation.PLANAR_CONTOURS, Representation.BINARY_LABELMAP}),
             requires=("pydicom",),
+            directory=True,
             read_options={
                 "reference": "the image series the ROIs were drawn on (folder or files): "
-                "rasterise onto its grid; required for exports holding pixel "
-                "coordinates only (ROI SR, Horos ROI-window XML)",
+                "rasterise onto its grid; required to place (and convert) exports holding "
+                "pixel coordinates only (ROI SR, Horos ROI-window XML), which are otherwise "
+                "only listed",
             },
         )
     ]

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 
 import segio
 from segio.contours import ContourKind
-from segio.errors import ReadError, SegioError
+from segio.errors import ReadError, SegioError, ValidationError
 from segio.registry import default_registry
 from segio.testing import assert_same_segmentation, grid, reference_series
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
-ANNOTATIONS = r"point/line ROI\(s\) kept as annotations"
+ANNOTATIONS = r"line ROI\(s\) kept as annotations"
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,9 @@ def _contours(seg: segio.Segmentation) -> dict[str, list[tuple[str, np.ndarray]]
 
 
 def _assert_same_contours(a: segio.Segmentation, b: segio.Segmentation, atol: float) -> None:
+    assert [p.name for p in a.points] == [p.name for p in b.points]
+    for pa, pb in zip(a.points, b.points, strict=True):
+        assert float(np.max(np.abs(pa.position - pb.position))) < atol, pa.name
     ca, cb = _contours(a), _contours(b)
     assert list(ca) == list(cb)
     for name in ca:
@@ -199,7 +202,8 @@ def test_variant_imports_like_its_source(name: str, scene: dict[str, Any], tmp_p
     expected = _read(tmp_path / "source.json", reference=scene["series"])
     assert_same_segmentation(expected, on_grid)
     counts = on_grid.voxel_counts()
-    assert counts["Segment_1"] > 50 and counts["Segment_3"] > 5  # Liver, Lesion
+    assert counts["Segment_1"] > 50 and counts["Segment_2"] > 5  # Liver, Lesion
+    assert [p.name for p in on_grid.points] == ["Marker"]  # rasterising keeps the point
 
 
 def test_variant_is_found_by_content_alone(scene: dict[str, Any], tmp_path: Path) -> None:
@@ -250,12 +254,21 @@ def test_a_reference_without_the_cited_images_is_reported(
     assert seg.voxel_counts()["Segment_1"] > 50  # placed by coordinates all the same
 
 
-def test_points_and_lines_are_annotations(scene: dict[str, Any], tmp_path: Path) -> None:
+def test_points_are_point_annotations_and_lines_annotations(
+    scene: dict[str, Any], tmp_path: Path
+) -> None:
+    """A point ROI is a point annotation (no segment, never an empty one); a line stays an
+    OPEN_PLANAR annotation of its segment."""
     seg = _read(_write(tmp_path, "a.json", legacy.export_rois_json(scene["document"])))
     kinds = {seg.segments[s].name: {c.kind for c in g} for s, g in seg.contours.items()}
-    assert kinds["Marker"] == {ContourKind.POINT}
+    assert "Marker" not in kinds
     assert kinds["Ruler"] == {ContourKind.OPEN_PLANAR}
     assert kinds["Liver"] == {ContourKind.CLOSED_PLANAR}
+    (marker,) = seg.points
+    roi = next(r for r in legacy.scene(scene["geometry"]) if r.name == "Marker")
+    assert marker.name == "Marker" and marker.image_uid == scene["uids"][roi.k]
+    expected = legacy.to_mm(scene["geometry"], roi.px, roi.k)[0]
+    assert float(np.max(np.abs(marker.position - expected))) < 1e-5
 
 
 # -- pixel-only variants: ROI SR and Horos ROI-window XML ----------------------------------------
@@ -317,10 +330,19 @@ def test_roi_sr_places_pixel_points_on_the_referenced_image(
 
 
 def test_roi_sr_without_reference_says_what_to_pass(scene: dict[str, Any], tmp_path: Path) -> None:
+    """Without the series the ROIs are listed but not placed: any write says what to pass."""
     rois = [r for r in legacy.scene(scene["geometry"]) if r.k == 1]
     path = _write(tmp_path, "sr.dcm", legacy.roi_sr(rois, scene["uids"][1], scene["study"]))
-    with pytest.raises(ReadError, match="reference"):
-        segio.read(path)
+    with pytest.warns(UserWarning, match="pixel coordinates only"):
+        seg = segio.read(path)
+    with pytest.raises(ValidationError, match="reference"):
+        segio.write(seg, tmp_path / "out.seg.nrrd")
+    assert not (tmp_path / "out.seg.nrrd").exists()
+    with (
+        pytest.warns(UserWarning, match="pixel coordinates only"),
+        pytest.raises(ValidationError, match="reference"),
+    ):
+        segio.convert(path, tmp_path / "out.nii.gz", segments=["Liver"])
 
 
 def test_horos_roi_window_xml_on_its_one_image(scene: dict[str, Any], tmp_path: Path) -> None:
@@ -328,8 +350,10 @@ def test_horos_roi_window_xml_on_its_one_image(scene: dict[str, Any], tmp_path: 
     expected = legacy.to_mm(scene["geometry"], roi.px, roi.k)
     for array in (False, True):
         path = _write(tmp_path, f"horos{array}.xml", legacy.horos_roi_xml(roi, array=array))
-        with pytest.raises(ReadError, match="reference"):
-            segio.read(path)
+        with pytest.warns(UserWarning, match="pixel coordinates only"):
+            unplaced = segio.read(path)
+        with pytest.raises(ValidationError, match="reference"):
+            unplaced.validate()
         with pytest.raises(ReadError, match="one image file"):
             segio.read(path, reference=scene["series"])
         seg = segio.read(path, reference=[scene["files"][1]])
@@ -400,12 +424,12 @@ def test_cli_convert_with_reference(scene: dict[str, Any], tmp_path: Path) -> No
             cli, ["convert", str(source), str(out), "--reference", str(scene["series"])]
         )
     assert result.exit_code == 0, result.output
-    assert "segio: warning: roi_export.xml: 2 point/line ROI(s) kept as annotations" in (
-        result.output
-    )
+    assert "segio: warning: roi_export.xml: 1 line ROI(s) kept as annotations" in result.output
+    # The point ROI is no segment of the .seg.nrrd (not even an empty one): said once.
+    assert result.output.count("point annotation(s) not written ('Marker')") == 1
     seg = segio.read(out)
     assert seg.geometry is not None and seg.geometry.is_close(scene["geometry"], 1e-6)
-    assert [s.name for s in seg.segments.values()] == ["Liver", "Marker", "Lesion", "Ruler"]
+    assert [s.name for s in seg.segments.values()] == ["Liver", "Lesion", "Ruler"]
     assert seg.voxel_counts()["Segment_1"] > 50
 
 
@@ -462,10 +486,10 @@ def test_csv_names_with_commas_and_quotes(scene: dict[str, Any], tmp_path: Path)
     seg = _read(_write(tmp_path, "names.csv", legacy.export_rois_csv(document)))
     assert [s.name for s in seg.segments.values()] == [
         'Liver, left "lobe"',
-        'Marker, left "lobe"',
         'Lesion, left "lobe"',
         'Ruler, left "lobe"',
     ]
+    assert [p.name for p in seg.points] == ['Marker, left "lobe"']
 
 
 @pytest.mark.parametrize(
@@ -494,8 +518,12 @@ def test_keyed_archive_roi_file_on_its_one_image(scene: dict[str, Any], tmp_path
     rois = [r for r in legacy.scene(scene["geometry"]) if r.k == 2]
     path = _write(tmp_path, "slice.roi", legacy.keyed_archive(rois))
     assert default_registry().reader_for(path).name == "osirix"
-    with pytest.raises(ReadError, match="reference"):
-        segio.read(path)
+    with (
+        pytest.warns(UserWarning, match="pixel coordinates only"),
+        pytest.warns(UserWarning, match="brush bitmap not decoded"),
+    ):
+        unplaced = segio.read(path)
+    assert unplaced.provenance["unplaced"]
     with pytest.warns(UserWarning, match="brush bitmap not decoded"):
         seg = segio.read(path, reference=[scene["files"][2]])
     assert seg.provenance["osirix.variant"] == "keyed-archive"
@@ -536,6 +564,18 @@ FULL_EXPORTS = [
     "export_rois_old.csv",
     "roi_info.json",
 ]
+#: Point ROIs are point annotations, not segments.
+SEGMENTS = [name for name in EXPECTED["segments"] if name not in EXPECTED["points"]]
+VOXELS = {name: n for name, n in EXPECTED["voxels"].items() if name not in EXPECTED["points"]}
+
+
+def _assert_expected_points(seg: segio.Segmentation) -> None:
+    got: dict[str, list[list[float]]] = {}
+    for point in seg.points:
+        got.setdefault(point.name, []).append(point.position.tolist())
+    assert list(got) == list(EXPECTED["points"])
+    for name, positions in EXPECTED["points"].items():
+        np.testing.assert_allclose(got[name], positions, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", FULL_EXPORTS)
@@ -544,7 +584,8 @@ def test_committed_export_matches_the_expectation(name: str) -> None:
     path = COMMITTED / name
     assert default_registry().reader_for(path).name == "osirix"
     contours = _read(path)
-    assert [s.name for s in contours.segments.values()] == EXPECTED["segments"]
+    assert [s.name for s in contours.segments.values()] == SEGMENTS
+    _assert_expected_points(contours)
     for segment in contours.segments.values():
         group = contours.contours[segment.id]
         assert len(group) == EXPECTED["contours"][segment.name]
@@ -553,7 +594,8 @@ def test_committed_export_matches_the_expectation(name: str) -> None:
     assert on_grid.geometry is not None
     np.testing.assert_allclose(on_grid.geometry.ijk_to_lps, EXPECTED["ijk_to_lps"], atol=1e-5)
     counts = {on_grid.segments[i].name: n for i, n in on_grid.voxel_counts().items()}
-    assert counts == EXPECTED["voxels"]
+    assert counts == VOXELS
+    _assert_expected_points(on_grid)
 
 
 def test_committed_pixel_only_variants() -> None:
@@ -570,10 +612,7 @@ def test_committed_pixel_only_variants() -> None:
         for segment_id, n in seg.voxel_counts().items():
             name = seg.segments[segment_id].name
             voxels[name] = voxels.get(name, 0) + n
-    expected = {
-        name: 0 if name in EXPECTED["archive_skips"] else n
-        for name, n in EXPECTED["voxels"].items()
-    }
+    expected = {name: 0 if name in EXPECTED["archive_skips"] else n for name, n in VOXELS.items()}
     assert voxels == expected
     files = sorted(series.glob("*.dcm"))
     with pytest.warns(UserWarning, match="brush bitmap not decoded"):
@@ -612,8 +651,8 @@ def test_infinite_numbers_are_read_errors(scene: dict[str, Any], tmp_path: Path)
     document = {"Images": [{"ROIs": [{"Name": "x", "Type": 1e400, "Point_mm": ["(1, 2, 3)"]}]}]}
     text = json.dumps(document)  # Python writes the infinite float as Infinity
     assert "Infinity" in text
-    seg = _read(_write(tmp_path, "inf.json", text.encode()))  # an unknown type: by count
-    assert len(seg.contours["Segment_1"]) == 1
+    seg = segio.read(_write(tmp_path, "inf.json", text.encode()))  # unknown type: by count
+    assert [p.name for p in seg.points] == ["x"] and not seg.segments  # one point: a point
     csv = legacy.export_rois_csv(scene["document"]).decode().splitlines()
     header = csv[0].split(",")
     cells = csv[1].split(",")
@@ -636,7 +675,8 @@ def test_duplicate_rois_from_fused_viewers_do_not_cancel(tmp_path: Path) -> None
     with pytest.warns(UserWarning, match="duplicate ROI"):
         seg = _read(path, reference=COMMITTED / "series")
     counts = {seg.segments[i].name: n for i, n in seg.voxel_counts().items()}
-    assert counts == EXPECTED["voxels"]
+    assert counts == VOXELS
+    _assert_expected_points(seg)  # the point's copy is dropped too
 
 
 def test_a_multi_frame_uid_without_frame_is_ambiguous(shared_data: Path) -> None:
