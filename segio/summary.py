@@ -6,11 +6,13 @@ table on a terminal and ``--json`` output.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from segio.errors import ValidationError
 from segio.geometry import Geometry
-from segio.model import Segmentation
+from segio.model import UNPLACED, UNPLACED_ROIS, Segmentation
+from segio.points import PointAnnotation
 from segio.surfaces import Surface
 from segio.terminology import Terminology
 
@@ -43,6 +45,10 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
                 "properties": dict(segment.properties),
                 "contours": None if contours is None else len(contours.closed),
                 "annotations": None if contours is None else len(contours.annotations),
+                # The images its contours were drawn on (OsiriX ROIs, RTSTRUCT), when cited.
+                "images": None
+                if contours is None
+                else len({c.image_uid for c in contours if c.image_uid}),
                 "triangles": None if surface is None else len(surface.faces),
                 # An open (or inconsistently wound) mesh encloses no volume: None, not a
                 # negative number.
@@ -59,7 +65,34 @@ def summarize(segmentation: Segmentation) -> dict[str, Any]:
         "geometry": _geometry(grid),
         "reference_geometry": _geometry(segmentation.reference_geometry),
         "segments": segments,
+        "points": [_point(point) for point in segmentation.points],
+        "unplaced": _unplaced(segmentation),
     }
+
+
+def _point(point: PointAnnotation) -> dict[str, Any]:
+    return {
+        "name": point.name,
+        "position_lps": point.position.tolist(),
+        "color": list(point.color),
+        "color_hex": "#" + "".join(f"{round(c * 255):02x}" for c in point.color),
+        "terminology": _terminology(point.terminology),
+        "image_uid": point.image_uid,
+        "properties": dict(point.properties),
+    }
+
+
+def _unplaced(segmentation: Segmentation) -> dict[str, Any] | None:
+    """Why the shapes have no position, and the ROIs the file holds (name, type, image,
+    points), for a segmentation a reader could list but not place."""
+    reason = segmentation.provenance.get(UNPLACED)
+    if not reason:
+        return None
+    try:
+        rois = json.loads(segmentation.provenance.get(UNPLACED_ROIS, "[]"))
+    except ValueError:
+        rois = []
+    return {"reason": reason, "rois": rois if isinstance(rois, list) else []}
 
 
 def _surface_volume(surface: Surface | None) -> float | None:

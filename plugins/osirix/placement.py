@@ -132,6 +132,8 @@ def build(rois: list[Roi], path: Path, series: Any = None) -> Segmentation:
     for roi in rois:
         name = roi.name or "Unnamed"
         order.setdefault(name, len(order))
+        if roi.color is not None:
+            colors.setdefault(name, roi.color)
         if roi.brush_bitmap:
             by_name.setdefault(name, [])
             counts["brushes"] += 1
@@ -159,8 +161,6 @@ def build(rois: list[Roi], path: Path, series: Any = None) -> Segmentation:
             k = series.geometry.points_to_ijk(placed)[:, 2] - drawn_on
             if float(np.max(np.abs(k))) * float(series.geometry.spacing[2]) > PLANE_TOLERANCE:
                 counts["off_plane"] += 1
-        if roi.color is not None:
-            colors.setdefault(name, roi.color)
         if kind is ContourKind.POINT:
             points += [(name, p, roi.image_uid, roi.color) for p in placed]
             continue

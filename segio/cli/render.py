@@ -44,13 +44,41 @@ def render_info(summary: dict[str, Any]) -> None:
     rows = [_segment_cells(segment) for segment in summary["segments"]]
     if len(rows) > PLAIN_ABOVE:
         _print_plain(rows)
-        return
-    table = Table(show_lines=False)
-    for column in ("", *_COLUMNS):
-        table.add_column(column, justify="right" if column in _RIGHT else "left")
-    for segment, cells in zip(summary["segments"], rows, strict=True):
-        table.add_row(Text("██", style=segment["color_hex"]), *(Text(c) for c in cells))
-    console.print(table)
+    else:
+        table = Table(show_lines=False)
+        for column in ("", *_COLUMNS):
+            table.add_column(column, justify="right" if column in _RIGHT else "left")
+        for segment, cells in zip(summary["segments"], rows, strict=True):
+            table.add_row(Text("██", style=segment["color_hex"]), *(Text(c) for c in cells))
+        console.print(table)
+    _print_points_and_rois(console, summary)
+
+
+def _print_points_and_rois(console: Console, summary: dict[str, Any]) -> None:
+    """The point annotations, and the ROIs of a file whose ROIs could not be placed."""
+    points = summary.get("points") or []
+    if points:
+        table = Table(title=f"{len(points)} point annotation(s)", title_justify="left")
+        for column in ("", "name", "position (LPS mm)", "image"):
+            table.add_column(column)
+        for point in points[:PLAIN_ABOVE]:
+            cells = [point["name"], _vector(point["position_lps"]), point["image_uid"] or ""]
+            table.add_row(
+                Text("██", style=point["color_hex"]), *(Text(printable(c)) for c in cells)
+            )
+        console.print(table)
+    unplaced = summary.get("unplaced")
+    if unplaced:
+        console.print(Text(printable(unplaced["reason"]), style="yellow"))
+        rois = unplaced["rois"]
+        table = Table(title=f"{len(rois)} ROI(s), not placed", title_justify="left")
+        for column in ("name", "type", "image", "points"):
+            table.add_column(column, justify="right" if column == "points" else "left")
+        for roi in rois[:PLAIN_ABOVE]:
+            keys = ("name", "type", "image_uid", "points")
+            cells = ["" if roi.get(key) is None else str(roi[key]) for key in keys]
+            table.add_row(*(Text(printable(c)) for c in cells))
+        console.print(table)
 
 
 #: Above this many segments ``info`` prints plain aligned lines: rich measures every cell
@@ -92,7 +120,8 @@ def _print_plain(rows: list[list[str]]) -> None:
 def _size(segment: dict[str, Any]) -> str:
     """Voxels for a labelmap, contours or triangles for the shapes without voxels."""
     if segment["contours"] is not None:
-        return f"{segment['contours']} contours"
+        images = segment.get("images")
+        return f"{segment['contours']} contours" + (f", {images} images" if images else "")
     if segment["triangles"] is not None:
         closed = segment.get("surface_closed", True) is not False
         return f"{segment['triangles']:,} triangles" + ("" if closed else ", open")

@@ -689,3 +689,104 @@ def test_a_multi_frame_uid_without_frame_is_ambiguous(shared_data: Path) -> None
     roi = Roi("x", 11, points_px=np.array([[1.0, 1.0], [5.0, 1.0], [5.0, 5.0]]), image_uid=uid)
     with pytest.raises(ReadError, match="ambiguous image reference"):
         build([roi], Path("x.xml"), series)
+
+
+# -- folders of ROI SR objects (OsiriX MD writes one per ROI) and `segio info` ------------------
+
+
+def test_sr_folder_is_one_segmentation(scene: dict[str, Any], tmp_path: Path) -> None:
+    """One SR per ROI, beside the images in one folder: ROIs of one name on three images
+    make one segment, placed exactly where the Export ROIs JSON of the same scene puts
+    them; the point ROI is a point; the images are left out, and said so."""
+    import shutil
+
+    rois = legacy.scene(scene["geometry"])
+    folder = tmp_path / "study"
+    (folder / "sr").mkdir(parents=True)
+    for name, data in legacy.roi_sr_per_roi(rois, scene["uids"], scene["study"]).items():
+        _write(folder / "sr", name, data)
+    for file in scene["files"]:
+        shutil.copy(file, folder)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        seg = segio.read(folder, reference=scene["series"])
+        contours = segio.read(folder / "sr", format="osirix", reference=None)
+    messages = [str(w.message) for w in caught]
+    assert any("5 file(s) that are not OsiriX ROI SR objects left out" in m for m in messages)
+    assert any("brush bitmap not decoded" in m for m in messages)
+    assert seg.provenance["osirix.variant"] == "roi-sr-folder"
+    assert [s.name for s in seg.segments.values()] == ["Liver", "Lesion", "Ruler"]
+    counts = {seg.segments[i].name: n for i, n in seg.voxel_counts().items()}
+    expected = legacy.inside_counts(scene["geometry"], rois)
+    assert counts == {"Liver": expected["Liver"], "Lesion": 0, "Ruler": 0}  # brush: bitmap
+    assert [p.name for p in seg.points] == ["Marker"]
+    source = _read(_write(tmp_path, "a.json", legacy.export_rois_json(scene["document"])))
+    assert float(np.max(np.abs(seg.points[0].position - source.points[0].position))) < 1e-5
+    # Without the series: listed with their images, not placed.
+    assert contours.provenance["unplaced"]
+    with pytest.raises(ValidationError, match="reference"):
+        contours.validate()
+
+
+def test_committed_sr_folder_matches_the_expectation() -> None:
+    folder = COMMITTED / "roi_sr_folder"
+    assert default_registry().reader_for(folder).name == "osirix"
+    with (
+        pytest.warns(UserWarning, match="brush bitmap not decoded"),
+        pytest.warns(UserWarning, match=ANNOTATIONS),
+    ):
+        seg = segio.read(folder, reference=COMMITTED / "series")
+    counts = {seg.segments[i].name: n for i, n in seg.voxel_counts().items()}
+    assert counts == {n: 0 if n in EXPECTED["archive_skips"] else v for n, v in VOXELS.items()}
+    _assert_expected_points(seg)
+
+
+@pytest.mark.parametrize("target", ["roi_sr_folder", "roi_sr_2.dcm"])
+def test_info_lists_the_rois_of_an_sr_without_reference(target: str) -> None:
+    """Names, types, images and point counts, from the archive alone (no series)."""
+    from segio.cli import cli
+
+    path = COMMITTED / target
+    runner = CliRunner()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = runner.invoke(cli, ["info", "--json", str(path)])
+        text = runner.invoke(cli, ["info", str(path)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output[result.output.index("{") :])
+    rois = summary["unplaced"]["rois"]
+    wanted = EXPECTED["sr_folder"]
+    if target != "roi_sr_folder":
+        wanted = [r for r in wanted if r["image_uid"] == EXPECTED["image_uids"][2]]
+    assert [{k: r[k] for k in ("name", "type", "image_uid")} for r in rois] == wanted
+    points = {r["name"]: r["points"] for r in rois}
+    assert points["Liver"] == 24 or target != "roi_sr_folder"
+    assert all(r["points"] == (0 if r["type"] == "Brush" else r["points"]) for r in rois)
+    assert "pixel coordinates only" in summary["unplaced"]["reason"]
+    assert text.exit_code == 0
+    for roi in wanted:
+        assert roi["name"] in text.output and roi["image_uid"] in text.output
+    assert "not placed" in text.output
+
+
+def test_info_shows_the_images_of_each_segment_and_the_points() -> None:
+    """With millimetre ROIs (or a reference), ``info`` shows each segment's contours and
+    the images they lie on, and the point annotations with their positions."""
+    from segio.cli import cli
+    from segio.summary import summarize
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = summarize(segio.read(COMMITTED / "export_rois.json"))
+        text = CliRunner().invoke(
+            cli,
+            ["info", str(COMMITTED / "roi_sr_folder"), "--reference", str(COMMITTED / "series")],
+        )
+    liver = next(s for s in summary["segments"] if s["name"] == "Liver")
+    assert (liver["contours"], liver["images"]) == (4, 3)
+    (marker,) = summary["points"]
+    assert marker["name"] == "Marker" and summary["unplaced"] is None
+    np.testing.assert_allclose(marker["position_lps"], EXPECTED["points"]["Marker"][0])
+    assert text.exit_code == 0, text.output
+    assert "1 point annotation(s)" in text.output and "Marker" in text.output
+    assert "not placed" not in text.output
