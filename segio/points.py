@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 #: Names listed in the warning about points a format cannot hold, before "and N more".
 LISTED = 10
+#: Memory one annotation takes (object, position array, properties), to check a file's
+#: count against :func:`segio.limits.check_allocation` before making them.
+ANNOTATION_BYTES = 1024
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,7 +68,7 @@ class PointAnnotation:
     ) -> None:
         if not isinstance(name, str):
             raise ValidationError(f"a point's name must be text, got {name!r}")
-        where = np.array(position, dtype=np.float64, copy=True).reshape(-1)
+        where = np.array(position, dtype=np.float64, copy=True).reshape(-1) + 0.0  # no -0
         if where.shape != (3,) or not np.all(np.isfinite(where)):
             raise ValidationError(
                 f"point {name!r}: the position must be three finite numbers (LPS mm), "

@@ -4,8 +4,10 @@ Real structure sets break the rules a reader would like to rely on, so this one 
 none: the file meta may be absent (pydicom's ``rtstruct.dcm``), ContourImageSequence and
 RTReferencedStudySequence are optional and often dangling (MIM), ROIs may have no
 ContourSequence (RayStation omits empty ones), and POINT/OPEN contours mark isocentres
-and lines, not volumes (they are kept as annotations). Slices are matched geometrically
-when rasterising, never by UID.
+and lines, not volumes. POINT contours become point annotations (:mod:`segio.points`),
+with their ROI's name, colour, terminology and properties, and an ROI that holds nothing
+but points is no segment; OPEN contours are kept as annotations of their segment. Slices
+are matched geometrically when rasterising, never by UID.
 
 One rule is not relaxed: ContourData holds (x, y, z) triples, as many as
 NumberOfContourPoints says. Anything else is a :class:`ReadError` naming the ROI, not a
@@ -35,7 +37,9 @@ from segio.dicomseries import dicom_files, read_dataset
 from segio.errors import ReadError, SegioError
 from segio.geometry import Geometry
 from segio.inputs import open_input, read_input
+from segio.limits import check_allocation
 from segio.model import Segment, Segmentation, unique_id
+from segio.points import ANNOTATION_BYTES, PointAnnotation
 from segio.representations import Representation
 from segio.terminology import Code, Terminology
 
@@ -137,7 +141,9 @@ def read(
 
     if segmentation.provenance.get("ManufacturerModelName") == "rt-utils":
         segmentation = _undo_spacing_swap(segmentation, grid, path)
-    return to_labelmap(segmentation, grid)
+    labelmap = to_labelmap(segmentation, grid)
+    labelmap.points = segmentation.points  # points are not rasterised: they stay points
+    return labelmap
 
 
 def _undo_spacing_swap(segmentation: Segmentation, grid: Geometry, path: Path) -> Segmentation:
@@ -438,8 +444,9 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
     names = _roi_names(ds)
     colors: dict[int, list[Any]] = {}
     contour_sets: dict[int, PlanarContours] = {}
+    point_sets: dict[int, list[tuple[NDArray[np.float64], str | None]]] = {}
     skipped: dict[str, int] = {}
-    annotations = 0
+    annotations = point_count = 0
     for number, display, items in roi_contours:
         if display is not None:
             colors[number] = display
@@ -462,6 +469,11 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
             if not np.all(np.isfinite(points)):
                 skipped["non-finite"] = skipped.get("non-finite", 0) + 1
                 continue
+            if kind is ContourKind.POINT:
+                point_count += len(points)
+                check_allocation(point_count * ANNOTATION_BYTES, "the POINT contours", path=path)
+                point_sets.setdefault(number, []).append((points, image_uid or None))
+                continue
             if kind is not ContourKind.CLOSED_PLANAR:
                 annotations += 1
             contours.append(Contour(points, kind, image_uid or None))
@@ -471,6 +483,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
         observations.setdefault(int(item.get("ReferencedROINumber", -1)), item)
 
     segments: list[Segment] = []
+    marks: list[PointAnnotation] = []
     taken: set[str] = set()  # the ids given so far (a set: naming n ROIs stays linear)
     contours_by_id: dict[str, PlanarContours] = {}
     frames: set[str] = set()
@@ -500,6 +513,13 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
                 terminology = None
         if terminology is None and not extras:
             terminology = _terminology(observations.get(number))
+        for points, drawn_on in point_sets.get(number, []):
+            marks += [
+                PointAnnotation(name, point, color, terminology, drawn_on, properties)
+                for point in points
+            ]
+        if number in point_sets and not contour_sets[number].contours:
+            continue  # a POINT (marker, isocentre) ROI: its points, not an empty segment
         wanted = extras.get("id")
         segment_id = (
             wanted
@@ -516,7 +536,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
         warnings.warn(f"{path.name}: contours skipped: {detail}", stacklevel=3)
     if annotations:
         warnings.warn(
-            f"{path.name}: {annotations} POINT/OPEN contour(s) kept as annotations "
+            f"{path.name}: {annotations} OPEN contour(s) kept as annotations "
             "(not part of any volume)",
             stacklevel=3,
         )
@@ -538,6 +558,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
         contours=contours_by_id,
         provenance=provenance,
         reference_geometry=_grid(ds),
+        points=marks,
     )
     return segmentation, segmentation.reference_geometry
 

@@ -38,6 +38,7 @@ def segio_formats() -> list[FormatSpec]:
             requires=("pydicom",),
             extra="dicom",
             directory=True,
+            points=True,
             read_options={
                 "reference": "the referenced image series (folder or files): rasterise the "
                 "contours onto its grid",

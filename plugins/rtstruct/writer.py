@@ -27,13 +27,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio import options
-from segio.contours import PlanarContours
+from segio.contours import ContourKind, PlanarContours
 from segio.dicomcodes import code_item
 from segio.dicomseries import ImageSeries, read_image_series
 from segio.errors import ValidationError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
-from segio.model import Segmentation
+from segio.model import Segment, Segmentation
+from segio.points import PointAnnotation
 from segio.representations import Representation
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -143,6 +144,7 @@ def write(
         structure_set_label=structure_set_label,
         series_instance_uid=series_instance_uid,
         sop_instance_uid=sop_instance_uid,
+        points=segmentation.points,
     )
     _save(dataset, roi_contours, files.stage(path))
 
@@ -193,6 +195,7 @@ def _dataset(
     structure_set_label: str | None,
     series_instance_uid: str | None,
     sop_instance_uid: str | None,
+    points: Sequence[PointAnnotation] = (),
 ) -> Any:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
@@ -205,7 +208,7 @@ def _dataset(
     ds.file_meta.MediaStorageSOPClassUID = UID(RT_STRUCTURE_SET_STORAGE)
     sop_uid = UID(sop_instance_uid) if sop_instance_uid else generate_uid()
     ds.file_meta.MediaStorageSOPInstanceUID = sop_uid
-    names = [s.name for s in segmentation.segments.values()]
+    names = [s.name for s in segmentation.segments.values()] + [p.name for p in points]
     if not all(name.isascii() for name in names):
         ds.SpecificCharacterSet = "ISO_IR 192"
     ds.SOPClassUID = RT_STRUCTURE_SET_STORAGE
@@ -278,23 +281,9 @@ def _dataset(
     roi_items, contour_items, observation_items = [], [], []
     explicit = True
     for number, segment in enumerate(segmentation.segments.values(), start=1):
-        props = segment.properties
-        roi = Dataset()
-        roi.ROINumber = number
-        roi.ReferencedFrameOfReferenceUID = frame_uid
-        roi.ROIName = segment.name
-        algorithm = props.get("DICOM.ROIGenerationAlgorithm", "").strip().upper()
-        roi.ROIGenerationAlgorithm = algorithm if algorithm in GENERATION_ALGORITHMS else ""
-        extras = {
-            "id": segment.id,
-            "color": list(segment.color),
-            "terminology": segment.terminology.to_slicer() if segment.terminology else None,
-            "properties": props,
-        }
-        block = roi.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
-        block.add_new(PRIVATE_ROI, "UT", json.dumps(extras, ensure_ascii=True))
+        roi, observation = _roi_items(number, frame_uid, segment, "ORGAN", id=segment.id)
         roi_items.append(roi)
-
+        observation_items.append(observation)
         contours: list[tuple[tuple[str, str, int | None] | None, str, int, bytes]] = []
         for contour in segmentation.contours.get(segment.id, PlanarContours()):
             k = int(np.round(float((contour.points[0] - grid.origin) @ normal) / step))
@@ -310,26 +299,16 @@ def _dataset(
             explicit = explicit and len(data) <= EXPLICIT_VR_LIMIT
             contours.append((image, contour.kind.value, len(contour.points), data))
         contour_items.append((number, [round(c * 255) for c in segment.color], contours))
-
-        observation = Dataset()
-        observation.ObservationNumber = number
-        observation.ReferencedROINumber = number
-        kind = props.get("DICOM.RTROIInterpretedType", "ORGAN").strip().upper()
-        observation.RTROIInterpretedType = kind if kind in INTERPRETED_TYPES else ""
-        observation.ROIInterpreter = ""
-        if segment.terminology is not None:
-            # SEG-style meaning in standard attributes (C.8.8.8), for other readers.
-            term = segment.terminology
-            observation.SegmentedPropertyCategoryCodeSequence = _sequence(
-                [code_item(term.category)]
-            )
-            identification = code_item(term.type)
-            if term.type_modifier is not None:
-                identification.SegmentedPropertyTypeModifierCodeSequence = _sequence(
-                    [code_item(term.type_modifier)]
-                )
-            observation.RTROIIdentificationCodeSequence = _sequence([identification])
+    # Point annotations: a POINT ROI each (MARKER unless read as another type), one
+    # contour of one point per point; points read from one ROI go back to one ROI.
+    for number, group in enumerate(point_groups(points), start=len(roi_items) + 1):
+        roi, observation = _roi_items(number, frame_uid, group[0], "MARKER")
+        roi_items.append(roi)
         observation_items.append(observation)
+        marks: _Contours = [
+            (None, ContourKind.POINT.value, 1, format_ds(p.position)) for p in group
+        ]
+        contour_items.append((number, [round(c * 255) for c in group[0].color], marks))
     ds.StructureSetROISequence = _sequence(roi_items)
     ds.RTROIObservationsSequence = _sequence(observation_items)
     grid_json = {"ijk_to_lps": grid.ijk_to_lps.tolist(), "shape": list(grid.shape)}
@@ -340,6 +319,65 @@ def _dataset(
 
         ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
     return ds, _ElementWriter(implicit=not explicit).roi_contours(contour_items)
+
+
+def _roi_items(
+    number: int,
+    frame_uid: str,
+    item: Segment | PointAnnotation,
+    default_type: str,
+    *,
+    id: str | None = None,
+) -> tuple[Any, Any]:
+    """The Structure Set ROI and RT ROI Observations items of a segment or of points.
+
+    What DICOM cannot hold exactly (the colour, the id, Slicer's terminology, free
+    properties) goes into segio's private element of the ROI.
+    """
+    from pydicom.dataset import Dataset
+
+    props = item.properties
+    roi = Dataset()
+    roi.ROINumber = number
+    roi.ReferencedFrameOfReferenceUID = frame_uid
+    roi.ROIName = item.name
+    algorithm = props.get("DICOM.ROIGenerationAlgorithm", "").strip().upper()
+    roi.ROIGenerationAlgorithm = algorithm if algorithm in GENERATION_ALGORITHMS else ""
+    extras = {
+        **({"id": id} if id is not None else {}),
+        "color": list(item.color),
+        "terminology": item.terminology.to_slicer() if item.terminology else None,
+        "properties": dict(props),
+    }
+    block = roi.private_block(PRIVATE_GROUP, PRIVATE_CREATOR, create=True)
+    block.add_new(PRIVATE_ROI, "UT", json.dumps(extras, ensure_ascii=True))
+
+    observation = Dataset()
+    observation.ObservationNumber = number
+    observation.ReferencedROINumber = number
+    kind = props.get("DICOM.RTROIInterpretedType", default_type).strip().upper()
+    observation.RTROIInterpretedType = kind if kind in INTERPRETED_TYPES else ""
+    observation.ROIInterpreter = ""
+    if item.terminology is not None:
+        # SEG-style meaning in standard attributes (C.8.8.8), for other readers.
+        term = item.terminology
+        observation.SegmentedPropertyCategoryCodeSequence = _sequence([code_item(term.category)])
+        identification = code_item(term.type)
+        if term.type_modifier is not None:
+            identification.SegmentedPropertyTypeModifierCodeSequence = _sequence(
+                [code_item(term.type_modifier)]
+            )
+        observation.RTROIIdentificationCodeSequence = _sequence([identification])
+    return roi, observation
+
+
+def point_groups(points: Sequence[PointAnnotation]) -> list[list[PointAnnotation]]:
+    """Points by ROI, in first-seen order: same name and same ``DICOM.ROINumber`` (as
+    read), so an ROI of several POINT contours is written back as one."""
+    groups: dict[tuple[str, str | None], list[PointAnnotation]] = {}
+    for point in points:
+        groups.setdefault((point.name, point.properties.get("DICOM.ROINumber")), []).append(point)
+    return list(groups.values())
 
 
 _Contours = list[tuple[tuple[str, str, int | None] | None, str, int, bytes]]

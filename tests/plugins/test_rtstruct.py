@@ -22,7 +22,7 @@ import pytest
 from segio_plugins.rtstruct.register import sniff_rtstruct
 
 import segio
-from segio.contours import Contour, ContourKind, PlanarContours
+from segio.contours import Contour, PlanarContours
 from segio.converters.contours import to_contours, to_labelmap
 from segio.errors import ReadError, WriteError
 from segio.geometry import Geometry
@@ -42,7 +42,8 @@ RTSTRUCT_FILES = {
     "rt-utils/tests/mock_data/invalid_reference_rt.dcm": (4, 12, 0),
     "rt-utils/tests/mock_data/non_existent_reference_rt.dcm": (4, 12, 0),
     "rt-utils/tests/empty/dummy_rt.dcm": (4, 12, 0),
-    "pydicom/src/pydicom/data/test_files/rtstruct.dcm": (3, 3, 2),
+    # its two ISOCENTER ROIs hold a POINT contour each: point annotations, not segments
+    "pydicom/src/pydicom/data/test_files/rtstruct.dcm": (1, 3, 0),
 }
 MOCK = "rt-utils/tests/mock_data"
 GRIDS = {
@@ -94,8 +95,9 @@ def test_pydicom_file_without_meta_is_sniffed(shared_data: Path) -> None:
     seg, _ = _quiet_read(path)
     patient = seg.segments["patient"]
     assert patient.properties["DICOM.RTROIInterpretedType"] == "EXTERNAL"
-    iso = seg.contours[seg.segments["Isocenter 1"].id]
-    assert [c.kind for c in iso] == [ContourKind.POINT]
+    assert "Isocenter 1" not in seg.segments  # a point ROI is no (empty) segment
+    assert [p.name for p in seg.points] == ["Isocenter 1", "Isocenter 2"]
+    assert {p.properties["DICOM.RTROIInterpretedType"] for p in seg.points} == {"ISOCENTER"}
 
 
 def test_hole_is_cut_out_on_the_series_grid(shared_data: Path) -> None:
@@ -482,3 +484,186 @@ def test_the_24_segment_ct_case(tmp_path: Path, kind: str) -> None:
             if seg.mask(a.id).any()
         ]
         assert min(scores) >= 0.99 and float(np.mean(scores)) >= 0.995, scores
+
+
+# -- POINT ROIs: point annotations, written back as POINT ROIs -----------------------------------
+
+
+def _point_rtstruct(series: Path, path: Path) -> dict[str, list[list[float]]]:
+    """A structure set made with pydicom alone: a closed "Body" on slice 1, an ISOCENTER
+    ROI of one POINT contour and a MARKER ROI of two; the points' LPS positions by name."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    images = [pydicom.dcmread(f) for f in sorted(series.glob("*.dcm"))]
+    geometry = series_grid(series)
+    square = geometry.ijk_to_points(
+        np.array([[1.5, 1.5, 1.0], [8.5, 1.5, 1.0], [8.5, 6.5, 1.0], [1.5, 6.5, 1.0]])
+    )
+    points = {
+        "Iso": geometry.ijk_to_points(np.array([[4.0, 3.0, 2.0]])).tolist(),
+        "Seeds": geometry.ijk_to_points(np.array([[2.25, 5.5, 1.0], [7.0, 2.0, 3.5]])).tolist(),
+    }
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.Modality, ds.StudyInstanceUID = "RTSTRUCT", images[0].StudyInstanceUID
+    ds.SeriesInstanceUID = generate_uid()
+    rois, contours, observations = [], [], []
+    shapes = [
+        ("Body", "EXTERNAL", [255, 0, 0], [("CLOSED_PLANAR", square)]),
+        ("Iso", "ISOCENTER", [0, 255, 0], [("POINT", np.array(points["Iso"]))]),
+        ("Seeds", "MARKER", [0, 0, 255], [("POINT", np.array([p])) for p in points["Seeds"]]),
+    ]
+    for number, (name, kind, color, items) in enumerate(shapes, start=1):
+        roi = Dataset()
+        roi.ROINumber, roi.ROIName = number, name
+        roi.ReferencedFrameOfReferenceUID = images[0].FrameOfReferenceUID
+        rois.append(roi)
+        item = Dataset()
+        item.ReferencedROINumber, item.ROIDisplayColor = number, color
+        item.ContourSequence = []
+        for geometric_type, data in items:
+            contour = Dataset()
+            contour.ContourGeometricType = geometric_type
+            contour.NumberOfContourPoints = len(data)
+            contour.ContourData = [f"{v:.6f}" for v in data.ravel()]
+            item.ContourSequence.append(contour)
+        contours.append(item)
+        observation = Dataset()
+        observation.ObservationNumber = observation.ReferencedROINumber = number
+        observation.RTROIInterpretedType, observation.ROIInterpreter = kind, ""
+        observations.append(observation)
+    ds.StructureSetROISequence = rois
+    ds.ROIContourSequence = contours
+    ds.RTROIObservationsSequence = observations
+    ds.save_as(path, enforce_file_format=True)
+    return points
+
+
+@pytest.fixture
+def point_case(tmp_path: Path) -> tuple[Path, Path, dict[str, list[list[float]]]]:
+    """An oblique, anisotropic, non-square series and a structure set with POINT ROIs."""
+    series = reference_series(grid("oblique", (5, 10, 12)), tmp_path / "ct")
+    path = tmp_path / "points.rtstruct.dcm"
+    return series, path, _point_rtstruct(series, path)
+
+
+def _positions(seg: Segmentation) -> dict[str, list[list[float]]]:
+    found: dict[str, list[list[float]]] = {}
+    for point in seg.points:
+        found.setdefault(point.name, []).append(point.position.tolist())
+    return found
+
+
+def test_point_rois_are_point_annotations(
+    point_case: tuple[Path, Path, dict[str, list[list[float]]]],
+) -> None:
+    series, path, expected = point_case
+    seg, messages = _quiet_read(path)
+    assert [s.name for s in seg.segments.values()] == ["Body"]
+    assert not any("annotations" in m for m in messages)  # nothing is set aside
+    got = _positions(seg)
+    assert list(got) == ["Iso", "Seeds"]
+    for name, positions in expected.items():
+        np.testing.assert_allclose(got[name], positions, atol=1e-5)
+    kinds = {p.name: p.properties["DICOM.RTROIInterpretedType"] for p in seg.points}
+    assert kinds == {"Iso": "ISOCENTER", "Seeds": "MARKER"}
+    assert {p.name: p.color for p in seg.points}["Seeds"] == (0.0, 0.0, 1.0)
+    # Rasterised on the series, the points stay points (no empty segment, no voxel).
+    on_grid, _ = _quiet_read(path, reference=series)
+    assert [s.name for s in on_grid.segments.values()] == ["Body"]
+    assert _positions(on_grid) == got
+
+
+@pytest.mark.parametrize("keep_contours", [True, False])
+def test_point_rois_round_trip(
+    point_case: tuple[Path, Path, dict[str, list[list[float]]]],
+    tmp_path: Path,
+    keep_contours: bool,
+) -> None:
+    """Read, write RTSTRUCT (from contours, or from the labelmap on the series), read: the
+    same points, as POINT ROIs of one one-point contour each, valid for dciodvfy."""
+    series, path, expected = point_case
+    source, _ = _quiet_read(path, **({} if keep_contours else {"reference": series}))
+    out = tmp_path / "again.rtstruct.dcm"
+    segio.write(source, out, reference=series)
+    back, _ = _quiet_read(out, keep_contours=True)
+    assert [s.name for s in back.segments.values()] == ["Body"]
+    got = _positions(back)
+    assert list(got) == list(expected)
+    for name, positions in expected.items():
+        np.testing.assert_allclose(got[name], positions, atol=1e-5)
+    for a, b in zip(source.points, back.points, strict=True):
+        assert (a.color, a.properties["DICOM.RTROIInterpretedType"]) == (
+            b.color,
+            b.properties["DICOM.RTROIInterpretedType"],
+        )
+    ds = pydicom.dcmread(out)
+    names = {int(r.ROINumber): str(r.ROIName) for r in ds.StructureSetROISequence}
+    by_name = {names[int(i.ReferencedROINumber)]: i for i in ds.ROIContourSequence}
+    assert [len(by_name[n].ContourSequence) for n in ("Iso", "Seeds")] == [1, 2]
+    for name in ("Iso", "Seeds"):
+        for contour in by_name[name].ContourSequence:
+            assert contour.ContourGeometricType == "POINT"
+            assert int(contour.NumberOfContourPoints) == 1 and len(contour.ContourData) == 3
+    types = {
+        names[int(o.ReferencedROINumber)]: o.RTROIInterpretedType
+        for o in ds.RTROIObservationsSequence
+    }
+    assert types == {"Body": "EXTERNAL", "Iso": "ISOCENTER", "Seeds": "MARKER"}
+    errors = _dciodvfy_errors(out)
+    assert not errors, "\n".join(errors)
+
+
+def test_points_without_a_type_are_markers(tmp_path: Path) -> None:
+    """Points from elsewhere (OsiriX, an API) are written as MARKER POINT ROIs."""
+    from segio.points import PointAnnotation
+
+    geometry = grid("oblique", (3, 8, 10))
+    series = reference_series(geometry, tmp_path / "ct")
+    seg = synthetic_segmentation(geometry=geometry, n_segments=1, seed=2)
+    seg.points = [PointAnnotation("Tip é", geometry.ijk_to_points(np.array([[1.0, 2.0, 1.0]])))]
+    out = tmp_path / "m.rtstruct.dcm"
+    segio.write(seg, out, reference=series)
+    ds = pydicom.dcmread(out)
+    assert ds.RTROIObservationsSequence[-1].RTROIInterpretedType == "MARKER"
+    assert ds.StructureSetROISequence[-1].ROIName == "Tip é"
+    back, _ = _quiet_read(out, keep_contours=True)
+    assert [p.name for p in back.points] == ["Tip é"]
+    np.testing.assert_allclose(back.points[0].position, seg.points[0].position, atol=1e-5)
+    assert not _dciodvfy_errors(out)
+
+
+def test_points_to_a_labelmap_format_warn_once_and_make_no_segment(
+    point_case: tuple[Path, Path, dict[str, list[list[float]]]], tmp_path: Path
+) -> None:
+    series, path, _ = point_case
+    out = tmp_path / "out.seg.nrrd"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        segio.convert(path, out, read_options={"reference": series})
+    about_points = [str(w.message) for w in caught if "point" in str(w.message)]
+    assert len(about_points) == 1, about_points
+    assert "3 point annotation(s) not written ('Iso', 'Seeds')" in about_points[0]
+    assert ".mrk.json" in about_points[0]
+    seg = segio.read(out)
+    assert [s.name for s in seg.segments.values()] == ["Body"]
+    assert not seg.points
+
+
+def test_shared_isocentres_round_trip(shared_data: Path, tmp_path: Path) -> None:
+    """The pydicom sample's two ISOCENTER POINT ROIs, written back and read again."""
+    read, _ = _quiet_read(shared_data / "pydicom/src/pydicom/data/test_files/rtstruct.dcm")
+    # No series comes with it: the points alone, written against a small generated one.
+    source = Segmentation(source_representation=Representation.PLANAR_CONTOURS)
+    source.points = read.points
+    series = reference_series(grid("axial", (3, 8, 8)), tmp_path / "ct")
+    out = tmp_path / "iso.rtstruct.dcm"
+    segio.write(source, out, reference=series)
+    back, _ = _quiet_read(out, keep_contours=True)
+    assert _positions(back) == _positions(source)
+    assert [p.properties["DICOM.RTROIInterpretedType"] for p in back.points] == ["ISOCENTER"] * 2
+    assert not _dciodvfy_errors(out)
