@@ -1,0 +1,1 @@
+"""3D Slicer markups JSON (``.mrk.json``): point annotations as a fiducial list."""
