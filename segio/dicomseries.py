@@ -315,7 +315,7 @@ def _image_headers(files: list[Path]) -> tuple[dict[str, list[Any]], list[ReadEr
             continue
         if "Rows" not in dataset or dataset.get("Modality") in ("SEG", "RTSTRUCT", "SR"):
             continue
-        images.setdefault(str(dataset.get("SeriesInstanceUID", "")), []).append(dataset)
+        images.setdefault(str(dataset.get("SeriesInstanceUID") or ""), []).append(dataset)
     return images, skipped
 
 
@@ -375,9 +375,9 @@ def _series(datasets: list[Any], series_uid: str) -> ImageSeries:
             orientations.append(orientation)
             frames.append(
                 (
-                    SourceFrame(
-                        str(dataset.SOPClassUID),
-                        str(dataset.SOPInstanceUID),
+                    SourceFrame(  # UIDs may be missing: writers refuse them, a grid does not
+                        str(dataset.get("SOPClassUID") or ""),
+                        str(dataset.get("SOPInstanceUID") or ""),
                         number,
                         Path(dataset.filename),
                     ),
@@ -410,7 +410,7 @@ def _series(datasets: list[Any], series_uid: str) -> ImageSeries:
         frame_of_reference_uid=str(first.get("FrameOfReferenceUID"))
         if "FrameOfReferenceUID" in first
         else None,
-        study_instance_uid=str(first.StudyInstanceUID),
+        study_instance_uid=str(first.get("StudyInstanceUID") or ""),
         series_instance_uid=series_uid,
         header=first,
         files=[Path(d.filename) for d in datasets],

@@ -16,6 +16,7 @@ A :class:`Geometry` is immutable; its matrix is copied and validated on construc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -27,6 +28,16 @@ FloatArray = NDArray[np.float64]
 #: Flips x and y: LPS <-> RAS (its own inverse).
 LPS_TO_RAS: FloatArray = np.diag([-1.0, -1.0, 1.0, 1.0])
 LPS_TO_RAS.flags.writeable = False
+
+
+class IndexMap(NamedTuple):
+    """Where the voxels of one grid are on another's lattice (:meth:`Geometry.index_map`):
+    per array axis (k, j, i) of the first, the other's array axis, the step along it
+    (+1 or -1) and the index there of the first grid's voxel 0."""
+
+    axes: tuple[int, int, int]
+    steps: tuple[int, int, int]
+    starts: tuple[int, int, int]
 
 
 class Geometry:
@@ -172,6 +183,31 @@ class Geometry:
         matrix[:3, 3] = self.ijk_to_points([[i, j, k]])[0]
         return Geometry(matrix, shape)
 
+    def grown_to(self, points: ArrayLike) -> Geometry:
+        """This grid grown along its own lattice (same axes, spacing and voxel positions)
+        until it holds the voxel nearest to every point; itself when it already does.
+
+        What a contour or surface is rasterised on when this grid is its reference: the
+        part outside the reference is then counted, not silently clipped.
+        """
+        from segio.limits import check_grid
+
+        with np.errstate(over="ignore", invalid="ignore"):  # far vertices: refused below
+            ijk = self.points_to_ijk(np.asarray(points, dtype=np.float64).reshape(-1, 3))
+            if not len(ijk):
+                return self
+            size = np.array(self.size_ijk, dtype=np.float64)
+            low = np.minimum(np.floor(ijk.min(axis=0) + 0.5), 0.0)
+            high = np.maximum(np.ceil(ijk.max(axis=0) - 0.5), size - 1)
+            if np.all(low == 0) and np.all(high == size - 1):
+                return self
+            check_grid((high - low + 1)[::-1], 1, "the reference grid grown to hold every point")
+        start, extent = low.astype(np.int64), (high - low + 1).astype(np.int64)
+        return self.cropped(
+            (int(start[2]), int(start[1]), int(start[0])),
+            (int(extent[2]), int(extent[1]), int(extent[0])),
+        )
+
     def offset_in(self, other: Geometry, atol: float = 1e-4) -> tuple[int, int, int] | None:
         """Integer ``(k, j, i)`` index of this grid's first voxel in ``other``'s grid.
 
@@ -186,6 +222,63 @@ class Geometry:
             return None
         i, j, k = (int(v) for v in rounded)
         return (k, j, i)
+
+    def index_map(self, other: Geometry, atol: float = 1e-3) -> IndexMap | None:
+        """How the voxels of ``other`` sit on this grid's lattice, when every one of them
+        is a voxel centre of this grid (extended beyond its box): None otherwise.
+
+        For each array axis of ``other`` (k, j, i) the result gives the axis of this grid's
+        array it runs along, its step there (+1 or -1) and the index on that axis of
+        ``other``'s voxel 0. Such grids differ only by axis order, direction, cropping or
+        padding, so moving voxels between them is exact (no interpolation). ``atol`` is in
+        voxels of this grid, at the farthest voxel of ``other`` (so a long axis does not
+        pile up a rounding error in the spacing).
+        """
+        transform = self.lps_to_ijk @ other._matrix  # other's (i, j, k) -> this grid's
+        axes = transform[:3, :3]
+        steps = np.round(axes)
+        start = transform[:3, 3]
+        first = np.round(start)
+        far = np.array(other.size_ijk, dtype=np.float64) - 1
+        error = np.abs(axes - steps) @ far + np.abs(start - first)
+        used = np.abs(steps)
+        if (
+            np.any(error > atol)
+            or not np.all(used.sum(axis=0) == 1)
+            or not np.all(used.sum(axis=1) == 1)
+        ):
+            return None
+        along, step, begin = [], [], []
+        for axis in range(3):  # other's array axis (k, j, i) = its ijk column 2 - axis
+            column = steps[:, 2 - axis]
+            row = int(np.argmax(np.abs(column)))  # this grid's ijk row = array axis 2 - row
+            along.append(2 - row)
+            step.append(int(column[row]))
+            begin.append(int(first[row]))
+        return IndexMap(
+            (along[0], along[1], along[2]),
+            (step[0], step[1], step[2]),
+            (begin[0], begin[1], begin[2]),
+        )
+
+    def permutation_to(
+        self, other: Geometry, atol: float = 1e-3
+    ) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]] | None:
+        """The axis permutation and flips that make this grid's array ``other``'s, when the
+        two grids hold the same voxel centres (only their axis order or directions differ):
+        ``np.flip(np.transpose(array, axes), [a for a in range(3) if flips[a]])``. None
+        when they do not (another spacing, a shift, a rotation or another box)."""
+        mapping = self.index_map(other, atol)
+        if mapping is None:
+            return None
+        for axis in range(3):
+            source = mapping.axes[axis]
+            size = self._shape[source]
+            expected = 0 if mapping.steps[axis] > 0 else size - 1
+            if other._shape[axis] != size or mapping.starts[axis] != expected:
+                return None
+        flips = tuple(step < 0 for step in mapping.steps)
+        return mapping.axes, (flips[0], flips[1], flips[2])
 
     def is_close(self, other: Geometry, atol: float = 1e-6) -> bool:
         """Same shape and a matrix equal within ``atol`` (mm, or mm per voxel)."""

@@ -54,6 +54,11 @@ class FormatSpec:
     points:
         The writer writes the segmentation's point annotations (:mod:`segio.points`);
         for the others :func:`segio.write` warns that they are left out.
+    reference_option:
+        The read or write option (when the format has one) that names a reference image
+        (:mod:`segio.reference`). ``--reference`` goes to it; on the writer's side segio
+        reads the image once, puts the segmentation on its grid (contours and surfaces
+        rasterised there directly) and passes the writer the ``Reference`` read.
     """
 
     name: str
@@ -70,6 +75,7 @@ class FormatSpec:
     write_options: Mapping[str, str] = field(default_factory=dict)
     directory: bool = False
     points: bool = False
+    reference_option: str | None = "reference"
 
 
 @dataclass(frozen=True)

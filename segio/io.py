@@ -62,27 +62,49 @@ def write(
     force: bool = False,
     registry: Registry | None = None,
     inputs: Iterable[PathLike] = (),
+    reference: Any = None,
+    allow_empty: bool = False,
     **options: Any,
 ) -> list[Path]:
     """Write ``segmentation`` to ``path``; return every file written (sidecars included).
 
+    ``reference`` (a DICOM series, an image or a segmentation; also accepted as the
+    format's own reference option) is the grid of the output: contours and surfaces are
+    rasterised on it directly, a labelmap is moved onto it (exactly when the grids share
+    a lattice), and the writer gets it once read. An output in which every segment is
+    empty although the input was not is refused unless ``allow_empty``.
+
     All files appear together or not at all, even if the process is killed (see
     :mod:`segio.files`). An existing file is replaced only with ``force=True``, and never
-    when it is one of the inputs: the segmentation's source file and label table, a
-    ``reference`` option, and ``inputs``.
+    when it is one of the inputs: the segmentation's source file and label table, the
+    reference, and ``inputs``.
     """
+    from segio.converters.placement import prepare
+    from segio.reference import read_reference, reference_paths
+
     registry = registry or default_registry()
     spec = registry.writer_for(path, format)
+    option = _reference_option(spec, spec.write_options)
+    if reference is None and option is not None:
+        reference = options.get(option)
+    if reference is not None and option is None and not takes_grid(spec):
+        raise ValidationError(
+            f"the {spec.name} format takes no reference image",
+            path=path,
+            hint="a reference gives the grid of labelmap outputs and the series DICOM cites",
+        )
     _check_options(spec, options, spec.write_options, "write", path)
-    sources = [*_input_paths(segmentation, options), *inputs]
+    sources = [*_input_paths(segmentation), *reference_paths(reference), *inputs]
     files = OutputFiles(force=force, main=path, inputs=sources)
     with user_errors(WriteError, path, files), files:
         segmentation.validate()
         warn_unwritten(segmentation, spec)  # points a format cannot hold: one warning
-        if segmentation.source_representation not in spec.writes:
-            from segio.converters import to_representation
-
-            segmentation = to_representation(segmentation, spec.writes, registry=registry)
+        found = read_reference(reference) if reference is not None else None
+        if option is not None and found is not None:
+            options[option] = found  # the writer reads nothing again
+        segmentation = prepare(
+            segmentation, spec.writes, found, allow_empty=allow_empty, registry=registry
+        )
         writer_function(spec)(segmentation, Path(path), files, **options)
         if not files.targets:
             raise WriteError(f"the {spec.name} writer produced no file", path=path)
@@ -102,11 +124,14 @@ def convert(
     write_options: dict[str, Any] | None = None,
     parameters: Mapping[str, str] | None = None,
     registry: Registry | None = None,
+    reference: Any = None,
+    allow_empty: bool = False,
 ) -> list[Path]:
     """Read ``source`` and write it to ``target``; return the files written.
 
     ``parameters`` set conversion parameters (Slicer's names, such as ``"Smoothing
-    factor"``) before the writer's representation is derived.
+    factor"``) before the writer's representation is derived. ``reference`` goes to the
+    side that takes it (:func:`route_reference`); ``allow_empty`` as for :func:`write`.
     """
     if _same_path(source, target):
         raise WriteError(
@@ -114,7 +139,20 @@ def convert(
             path=target,
             hint="write to another name; an input is never overwritten, even with force",
         )
-    segmentation = read(source, format=read_format, registry=registry, **(read_options or {}))
+    read_options = dict(read_options or {})
+    write_options = dict(write_options or {})
+    given = write_options.pop("reference", None)  # the writer's option: write() takes it
+    if reference is not None:
+        registry = registry or default_registry()
+        to_reader, to_writer = route_reference(
+            registry.reader_for(source, read_format), registry.writer_for(target, write_format)
+        )
+        if to_reader is not None:
+            read_options.setdefault(to_reader, reference)
+        if not to_writer:
+            reference = None
+    reference = reference if reference is not None else given
+    segmentation = read(source, format=read_format, registry=registry, **read_options)
     if segments is not None:
         segmentation = select_segments(segmentation, segments)
     if pack_layers:
@@ -128,8 +166,31 @@ def convert(
         force=force,
         registry=registry,
         inputs=[source],
-        **(write_options or {}),
+        reference=reference,
+        allow_empty=allow_empty,
+        **write_options,
     )
+
+
+def route_reference(reader: FormatSpec, writer: FormatSpec) -> tuple[str | None, bool]:
+    """Where a conversion's reference image goes: the reader's option name (or None), and
+    whether the writer gets it.
+
+    The writer takes it when it cites a series or writes labelmaps (the reference is then
+    the output's grid). The reader takes it when the writer has no reference option of its
+    own: an RTSTRUCT or OsiriX reader then rasterises its contours on it, a mesh reader
+    keeps it as the reference geometry. Neither: a :class:`ValidationError`.
+    """
+    own = _reference_option(writer, writer.write_options)
+    reader_option = _reference_option(reader, reader.read_options)
+    to_writer = own is not None or takes_grid(writer)
+    to_reader = reader_option if own is None else None
+    if not to_writer and to_reader is None:
+        raise ValidationError(
+            f"neither {reader.name} nor {writer.name} takes a reference image",
+            hint="a reference gives DICOM outputs their series and labelmap outputs their grid",
+        )
+    return to_reader, to_writer
 
 
 def select_segments(segmentation: Segmentation, keys: Iterable[str]) -> Segmentation:
@@ -244,14 +305,26 @@ def _repointed(exc: SegioError, path: PathLike, files: OutputFiles | None) -> Se
     return moved
 
 
-def _input_paths(segmentation: Segmentation, options: Mapping[str, Any]) -> list[Path]:
-    """The files a write must not replace: where the segmentation came from, its label
-    table and the reference series it is written against."""
+def takes_grid(spec: FormatSpec) -> bool:
+    """True when ``spec`` writes labelmaps: a reference image gives them their grid."""
+    from segio.converters import LABELMAPS
+
+    return bool(spec.writes & LABELMAPS)
+
+
+def _reference_option(spec: FormatSpec, options: Mapping[str, str]) -> str | None:
+    """The option of ``options`` (read or write) that names ``spec``'s reference image."""
+    name = spec.reference_option
+    return name if name is not None and name in options else None
+
+
+def _input_paths(segmentation: Segmentation) -> list[Path]:
+    """The files a write must not replace: where the segmentation came from and its label
+    table (the reference is added by the caller)."""
     found: list[Path] = []
     for value in (
         segmentation.provenance.get("source_path"),
         segmentation.provenance.get("label_table"),
-        options.get("reference"),
     ):
         items = value if isinstance(value, list | tuple) else [value]
         found += [Path(item) for item in items if isinstance(item, str | os.PathLike) and item]

@@ -10,8 +10,10 @@ stays near one block of frames.
 
 What it writes, after PS3.3 A.51 / C.8.20 and Supplement 243 (spec
 ``dicom-seg-and-rtstruct.md`` §1, §3): the grid of the source series (a segmentation
-elsewhere is resampled onto it, with a warning); per frame, a reference to its source
-image; patient, study and frame of reference copied from the source; segments numbered
+elsewhere is moved onto it: by index when it shares the lattice, else nearest neighbour
+with a warning); per frame, a reference to its source
+image; patient, study and frame of reference copied from the source (a series without
+its UIDs is refused: :func:`segio.reference.cited_series`); segments numbered
 1..N in segment order with their codes and CIELab colours (:func:`.segments.segment_item`).
 LABELMAP pixels are segment numbers; 0 is background, declared as Pixel Padding Value and
 as segment 0 "Background" (DCM 125040), as highdicom and dcmqi write it. Empty frames are
@@ -39,11 +41,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio import options
-from segio.converters.resample import resample
-from segio.dicomseries import ImageSeries, read_image_series
+from segio.converters.resample import onto_grid
+from segio.dicomseries import ImageSeries
 from segio.errors import WriteError
 from segio.files import OutputFiles
 from segio.model import Segment, Segmentation
+from segio.reference import cited_series
 from segio.terminology import Code, Terminology
 
 from . import encode
@@ -136,7 +139,7 @@ def write(
             hint="pass the series folder or files: --reference DIR on the command line, "
             "reference=DIR in Python",
         )
-    series = read_image_series(reference)
+    series = cited_series(reference, "a DICOM SEG")
     grid = series.geometry
     if codec == "jpeg2000" and min(grid.shape[1:]) < 32:
         raise WriteError(
@@ -145,15 +148,9 @@ def write(
             path=path,
             hint="use compression none, deflate or rle",
         )
-    own = segmentation.require_geometry()
-    if not own.is_close(grid, atol=1e-3):
-        warnings.warn(
-            f"the segmentation grid {own!r} is not the grid of the reference series "
-            f"{grid!r}; resampled onto the series grid (nearest neighbour)",
-            stacklevel=3,
-        )
-        segmentation = resample(segmentation, grid)
-        segments = list(segmentation.segments.values())
+    # segio.write has put it there; a direct call may not have.
+    segmentation = onto_grid(segmentation, grid, what="the grid of the reference series")
+    segments = list(segmentation.segments.values())
 
     sources = [_source(segmentation, s) for s in segments]
     fractions = kind == "fractional"

@@ -162,46 +162,11 @@ def to_segmentation(
 
 
 def reference_geometry(reference: str | os.PathLike[str]) -> Geometry:
-    """The grid of ``reference``: a DICOM series (folder or file), or any image segio reads.
+    """The grid of ``reference``: a DICOM series (folder or file), or any image segio reads
+    (:func:`segio.reference.read_reference`)."""
+    from segio.reference import read_reference
 
-    A segmentation file (``.seg.nrrd``, ``.nii.gz``, DICOM SEG) gives its labelmap grid;
-    a NIfTI image without segments goes through nibabel.
-    """
-    path = Path(reference)
-    if not path.exists():
-        raise ReadError("the reference image does not exist", path=path)
-    if path.is_dir() or path.suffix.lower() in (".dcm", ""):
-        from segio.dicomseries import read_image_series
-
-        try:
-            return read_image_series(path).geometry
-        except ReadError:
-            if path.is_dir():
-                raise
-    from segio.io import read
-
-    try:
-        geometry = read(path).geometry
-    except SegioError as exc:
-        geometry = _nibabel_geometry(path, exc)
-    if geometry is None:
-        raise ReadError("the reference has no image grid", path=path)
-    return geometry
-
-
-def _nibabel_geometry(path: Path, error: SegioError) -> Geometry:
-    try:
-        import nibabel
-    except ImportError:
-        raise error from None
-    try:
-        image: Any = nibabel.load(path)
-        shape = tuple(int(n) for n in image.shape[:3])
-        affine = np.asarray(image.affine, dtype=np.float64)
-    except Exception:  # nibabel raises many kinds for files it does not know
-        raise error from None
-    # nibabel indexes (i, j, k); segio's arrays are (k, j, i).
-    return Geometry.from_ras(affine, shape[::-1])
+    return read_reference(reference).geometry
 
 
 @contextmanager

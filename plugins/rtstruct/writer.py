@@ -28,13 +28,15 @@ from numpy.typing import NDArray
 
 from segio import options
 from segio.contours import ContourKind, PlanarContours
+from segio.converters.resample import onto_grid
 from segio.dicomcodes import code_item
-from segio.dicomseries import ImageSeries, read_image_series
+from segio.dicomseries import ImageSeries
 from segio.errors import ValidationError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.points import PointAnnotation
+from segio.reference import cited_series
 from segio.representations import Representation
 
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -129,12 +131,13 @@ def write(
         raise ValidationError(
             f"contour_mode must be one of {', '.join(MODES)}, got {contour_mode!r}", path=path
         )
-    series = read_image_series(reference)
+    series = cited_series(reference, "an RTSTRUCT")
     grid = series.geometry
     if segmentation.source_representation is Representation.PLANAR_CONTOURS:
         contoured = segmentation
     else:
-        labelmap = _on_grid(segmentation, grid)
+        # segio.write has put it there; a direct call may not have.
+        labelmap = onto_grid(segmentation, grid, what="the grid of the reference series")
         contoured = to_contours(labelmap, contour_mode, keyhole=_flag(keyhole))
     dataset, roi_contours = _dataset(
         contoured,
@@ -147,26 +150,6 @@ def write(
         points=segmentation.points,
     )
     _save(dataset, roi_contours, files.stage(path))
-
-
-def _on_grid(segmentation: Segmentation, grid: Geometry) -> Segmentation:
-    """The labelmap on the series' grid: as it is when it already is (within DS rounding)."""
-    from segio.converters.resample import resample
-    from segio.model import Layer
-
-    source = segmentation.require_geometry()
-    if source.is_close(grid, atol=1e-4):
-        result = segmentation.copy()
-        result.layers = [
-            Layer(layer.array, grid, max_fraction=layer.max_fraction) for layer in result.layers
-        ]
-        return result
-    warnings.warn(
-        f"the segmentation grid {source!r} differs from the series grid {grid!r}; "
-        "resampled (nearest neighbour) onto the series",
-        stacklevel=3,
-    )
-    return resample(segmentation, grid)
 
 
 def _sequence(items: list[Any]) -> Any:

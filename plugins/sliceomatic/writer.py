@@ -20,7 +20,6 @@ writes them to a segio-json label table beside, which the reader's ``labels=`` t
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,11 +84,11 @@ def _write_tags(
             format_header(grid, labels.shape, line_end=ending) + labels.tobytes()
         )
         return
-    from segio.dicomseries import read_image_series
+    from segio.reference import cited_series
 
     from .reader import image_slices
 
-    series = read_image_series(reference)
+    series = cited_series(reference, "a SliceOmatic tag", uids=False)
     if any(frame is not None and frame.frame_number is not None for frame in series.frames):
         raise WriteError(
             "the reference is a multi-frame image; a tag belongs to one single-frame image",
@@ -195,22 +194,19 @@ def label_array(segmentation: Segmentation, path: Path) -> NDArray[np.uint8]:
 def _on_grid(
     labels: NDArray[np.uint8], source: Geometry, grid: Geometry, path: Path
 ) -> NDArray[np.uint8]:
-    """The labels on the reference grid (nearest neighbour when the grids differ)."""
+    """The labels on the reference grid (segio.write has put them there; a direct call
+    may not have): by index on a shared lattice, else nearest neighbour with a warning."""
     if source.is_close(grid, atol=1e-4):
         return labels
-    from segio.converters.resample import resample
+    from segio.converters.resample import onto_grid
     from segio.model import Layer, Segment
 
-    warnings.warn(
-        f"the segmentation grid {source!r} differs from the reference series grid "
-        f"{grid!r}; resampled (nearest neighbour) onto the series",
-        stacklevel=4,
-    )
     values = [int(v) for v in np.unique(labels) if v]
-    moved = resample(
+    moved = onto_grid(
         Segmentation(
             [Segment(f"v{v}", f"v{v}", label_value=v) for v in values], [Layer(labels, source)]
         ),
         grid,
+        what="the grid of the reference series",
     )
     return label_array(moved, path)

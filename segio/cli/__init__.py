@@ -191,7 +191,13 @@ def _options(pairs: Sequence[str]) -> dict[str, Any]:
     "--reference",
     "-r",
     type=click.Path(exists=True, path_type=Path),
-    help="Source image series (folder) for formats that need one (DICOM SEG, RTSTRUCT).",
+    help="Reference image: the series a DICOM output cites and the grid of a labelmap "
+    "output (a DICOM folder or file, NIfTI, NRRD or a segmentation).",
+)
+@click.option(
+    "--allow-empty",
+    is_flag=True,
+    help="Write the output even when every segment came out empty (off the reference grid).",
 )
 @click.option("--pack-layers", is_flag=True, help="Pack non-overlapping segments into few layers.")
 @click.option("--force", "-f", is_flag=True, help="Replace the output if it exists.")
@@ -211,6 +217,7 @@ def convert(
     write_format: str | None,
     segments: Sequence[str],
     reference: Path | None,
+    allow_empty: bool,
     pack_layers: bool,
     force: bool,
     read_option: Sequence[str],
@@ -226,10 +233,6 @@ def convert(
         if not equals or not name.strip():
             raise ValidationError(f"parameter {pair!r} is not name=value")
         parameters[name.strip()] = value.strip()
-    if reference is not None:
-        _add_reference(
-            reference, source, target, read_format, write_format, read_options, write_options
-        )
     written = segio.convert(
         source,
         target,
@@ -241,34 +244,11 @@ def convert(
         read_options=read_options,
         write_options=write_options,
         parameters=parameters,
+        reference=reference,
+        allow_empty=allow_empty,
     )
     for path in written:
         click.echo(f"wrote {path}")
-
-
-def _add_reference(
-    reference: Path,
-    source: Path,
-    target: Path,
-    read_format: str | None,
-    write_format: str | None,
-    read_options: dict[str, Any],
-    write_options: dict[str, Any],
-) -> None:
-    """Give ``--reference`` to whichever side takes it (the writer first)."""
-    from segio.registry import default_registry
-
-    registry = default_registry()
-    writer = registry.writer_for(target, write_format)
-    reader = registry.reader_for(source, read_format)
-    if "reference" in writer.write_options:
-        write_options.setdefault("reference", reference)
-    elif "reference" in reader.read_options:
-        read_options.setdefault("reference", reference)
-    else:
-        raise ValidationError(
-            f"neither {reader.name} nor {writer.name} takes a reference image series"
-        )
 
 
 @cli.command()

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from segio.geometry import Geometry
 from segio.model import Segmentation
 from segio.registry import Registry, default_registry, load
 from segio.representations import Representation
+
+#: Representations on a grid: what a converter given a ``geometry`` rasterises onto it.
+LABELMAPS = frozenset({Representation.BINARY_LABELMAP, Representation.FRACTIONAL_LABELMAP})
 
 
 def to_representation(
@@ -21,8 +25,14 @@ def to_representation(
     targets: Iterable[Representation],
     *,
     registry: Registry | None = None,
+    geometry: Geometry | None = None,
 ) -> Segmentation:
-    """``segmentation`` in the cheapest of ``targets`` (itself if its source is one)."""
+    """``segmentation`` in the cheapest of ``targets`` (itself if its source is one).
+
+    ``geometry`` is the grid a converter that makes a labelmap puts it on (a writer's
+    reference): contours and surfaces are rasterised on it directly, never on a grid of
+    their own that is then resampled.
+    """
     wanted = list(targets)
     if segmentation.source_representation in wanted:
         return segmentation
@@ -41,6 +51,9 @@ def to_representation(
     points = segmentation.points  # converters build new segmentations: points ride along
     for spec in chain:
         function = load(spec.function, requires=spec.requires, extra=spec.extra)
-        segmentation = function(segmentation)
+        if geometry is not None and spec.target in LABELMAPS and spec.source not in LABELMAPS:
+            segmentation = function(segmentation, geometry)
+        else:
+            segmentation = function(segmentation)
     segmentation.points = list(points)
     return segmentation

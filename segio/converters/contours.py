@@ -162,6 +162,21 @@ def slice_polygons(
     return by_slice, snapped, dropped
 
 
+def contours_on_grid(contours: PlanarContours, grid: Geometry) -> tuple[int, int]:
+    """How many closed contours lie on ``grid`` and how many off it: beyond its slices
+    (as :func:`slice_polygons` drops them) or beside its box within their slice."""
+    planes, _, dropped = slice_polygons(contours, grid)
+    rows, columns = grid.shape[1], grid.shape[2]
+    beside = 0
+    for polygons in planes.values():
+        for xy in polygons:
+            low, high = xy.min(axis=0), xy.max(axis=0)
+            if high[0] < -0.5 or high[1] < -0.5 or low[0] > columns - 0.5 or low[1] > rows - 0.5:
+                beside += 1
+    off = dropped + beside
+    return len(contours.closed) - off, off
+
+
 def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) -> Segmentation:
     """Rasterise every segment's closed contours (even-odd per plane) onto a grid.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
@@ -478,11 +479,12 @@ def test_gaps_in_the_series_cannot_hold_voxels(tmp_path: Path) -> None:
     )
 
 
-def test_other_grid_is_resampled_with_a_warning(oblique: Path, tmp_path: Path) -> None:
+def test_a_cropped_grid_is_padded_exactly_without_a_warning(oblique: Path, tmp_path: Path) -> None:
     segmentation = on_series(oblique)
     series_grid = segmentation.require_geometry()
     cropped = resample(segmentation, series_grid.cropped((1, 2, 0), (5, 9, 11)))
-    with pytest.warns(UserWarning, match="resampled onto the series grid"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the voxels move by index: nothing to warn about
         path = write(cropped, tmp_path / "s.dcm", oblique)
     back = segio.read(path, format="dicom-seg", reference=oblique)
     assert_same_segmentation(
@@ -492,6 +494,21 @@ def test_other_grid_is_resampled_with_a_warning(oblique: Path, tmp_path: Path) -
         check_properties=False,
         color_atol=1 / 255,
     )
+
+
+def test_a_grid_off_the_series_lattice_is_resampled_with_a_warning(
+    oblique: Path, tmp_path: Path
+) -> None:
+    segmentation = on_series(oblique)
+    series_grid = segmentation.require_geometry()
+    matrix = series_grid.ijk_to_lps.copy()
+    matrix[:3, 3] += 0.5 * matrix[:3, 0]  # half a voxel along i
+    shifted = Segmentation(
+        list(segmentation.segments.values()),
+        [Layer(layer.array, Geometry(matrix, series_grid.shape)) for layer in segmentation.layers],
+    )
+    with pytest.warns(UserWarning, match="nearest neighbour"):
+        write(shifted, tmp_path / "s.dcm", oblique)
 
 
 # -- options ------------------------------------------------------------------------------------
