@@ -68,7 +68,10 @@ class PointAnnotation:
     ) -> None:
         if not isinstance(name, str):
             raise ValidationError(f"a point's name must be text, got {name!r}")
-        where = np.array(position, dtype=np.float64, copy=True).reshape(-1) + 0.0  # no -0
+        try:
+            where = np.array(position, dtype=np.float64, copy=True).reshape(-1) + 0.0  # no -0
+        except (TypeError, ValueError):
+            where = np.zeros(0)
         if where.shape != (3,) or not np.all(np.isfinite(where)):
             raise ValidationError(
                 f"point {name!r}: the position must be three finite numbers (LPS mm), "

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from segio.colors import color_for_index
+from segio.contours import PlanarContours
 from segio.errors import GeometryError, SegioError, ValidationError
 from segio.geometry import Geometry
 from segio.model import (
@@ -20,6 +22,7 @@ from segio.model import (
     label_histogram,
     unique_id,
 )
+from segio.points import PointAnnotation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import LPS_TO_RAS, Surface
 from segio.terminology import DEFAULT_TISSUE
@@ -845,3 +848,97 @@ def test_first_fit_with_run_counts_gives_the_layers_of_testing_every_layer(form:
     assert len(packer.layers) == len(plain) > 256
     for got, want in zip(packer.layers, plain, strict=True):
         assert np.array_equal(got.reshape(-1), want)
+
+
+# -- point annotations and unplaced segmentations ------------------------------------------------
+
+
+def _point(
+    name: str = "Iso", where: tuple[float, float, float] = (1.0, -2.0, 3.5)
+) -> PointAnnotation:
+    return PointAnnotation(name, where, (0.0, 1.0, 0.0), properties={"DICOM.ROINumber": "4"})
+
+
+def test_point_annotation_rules() -> None:
+    point = PointAnnotation("Iso", [-0.0, 2.0, 3.0])
+    assert point.position.tolist() == [0.0, 2.0, 3.0] and not np.signbit(point.position[0])
+    assert point.color == (0.5, 0.5, 0.5) and point.image_uid is None
+    with pytest.raises(ValueError, match="read-only"):
+        point.position[0] = 5.0
+    for bad in ([1.0, 2.0], [1.0, np.nan, 2.0], [np.inf, 0.0, 0.0], "abc"):
+        with pytest.raises(ValidationError, match="position"):
+            PointAnnotation("x", bad)
+    with pytest.raises(ValidationError, match="colour"):
+        PointAnnotation("x", (0, 0, 0), (2.0, 0.0, 0.0))
+    with pytest.raises(ValidationError, match="properties"):
+        PointAnnotation("x", (0, 0, 0), properties={"a": 1})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="name"):
+        PointAnnotation(3, (0, 0, 0))  # type: ignore[arg-type]
+
+
+def test_points_live_beside_segments_with_any_representation() -> None:
+    labelmap = Segmentation([seg("a")], [layer([1, 1])], points=[_point()])
+    contours = Segmentation(
+        source_representation=Representation.PLANAR_CONTOURS,
+        points=[_point("A"), _point("B")],
+    )
+    assert [p.name for p in contours.points] == ["A", "B"] and not contours.segments
+    copied = labelmap.copy()
+    copied.points[0] = _point("other")
+    assert labelmap.points[0].name == "Iso"
+    with pytest.raises(ValidationError, match="PointAnnotation"):
+        Segmentation(points=[(1.0, 2.0, 3.0)])  # type: ignore[list-item]
+
+
+def test_conversions_carry_the_points() -> None:
+    """Every converter builds a new segmentation: ``to_representation`` hands the points on."""
+    from segio.converters import to_representation
+    from segio.testing import small_segmentation
+
+    source = small_segmentation(kind="oblique")
+    source.points = [_point()]
+    contours = to_representation(source, [Representation.PLANAR_CONTOURS])
+    assert contours.source_representation is Representation.PLANAR_CONTOURS
+    back = to_representation(contours, [Representation.BINARY_LABELMAP])
+    assert [p.name for p in back.points] == ["Iso"]
+    np.testing.assert_array_equal(back.points[0].position, [1.0, -2.0, 3.5])
+
+
+def test_a_labelmap_format_leaves_points_out_with_one_warning(tmp_path: Path) -> None:
+    import segio
+    from segio.testing import small_segmentation
+
+    source = small_segmentation(kind="oblique")
+    source.points = [_point("Iso"), _point("Seed"), _point("Seed")]
+    out = tmp_path / "out.nii.gz"
+    with pytest.warns(UserWarning) as caught:
+        segio.write(source, out)
+    messages = [str(w.message) for w in caught if "point" in str(w.message)]
+    assert messages == [
+        "3 point annotation(s) not written ('Iso', 'Seed'): the nifti format holds no points; "
+        "write them to RTSTRUCT or to 3D Slicer markups (.mrk.json)"
+    ]
+    back = segio.read(out)
+    assert [s.name for s in back.segments.values()] == [s.name for s in source.segments.values()]
+
+
+def test_an_unplaced_segmentation_is_described_but_never_converted() -> None:
+    """A reader that could not place its shapes says why in the provenance: validate(),
+    which every write runs first, and every converter and selection refuse it."""
+    import segio
+    from segio.model import UNPLACED
+
+    unplaced = Segmentation(
+        [seg("a")],
+        source_representation=Representation.PLANAR_CONTOURS,
+        contours={"a": PlanarContours()},
+    )
+    unplaced.provenance[UNPLACED] = "x.dcm: 1 ROI(s) hold pixel coordinates only"
+    with pytest.raises(ValidationError, match="pixel coordinates only"):
+        unplaced.validate()
+    with pytest.raises(ValidationError, match="pixel coordinates only"):
+        segio.select_segments(unplaced, ["a"])
+    with pytest.raises(ValidationError, match="pixel coordinates only"):
+        from segio.converters.contours import to_labelmap
+
+        to_labelmap(unplaced, GRID)
