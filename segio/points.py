@@ -18,6 +18,7 @@ with the same ``name``; RTSTRUCT writes them back as one ROI (see its writer).
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from segio.errors import ValidationError
+from segio.errors import LimitError, ValidationError
 from segio.terminology import Terminology
 
 if TYPE_CHECKING:
@@ -35,9 +36,10 @@ if TYPE_CHECKING:
 
 #: Names listed in the warning about points a format cannot hold, before "and N more".
 LISTED = 10
-#: Memory one annotation takes (object, position array, properties), to check a file's
-#: count against :func:`segio.limits.check_allocation` before making them.
-ANNOTATION_BYTES = 1024
+#: Most point annotations read from one file. A POINT contour should hold one point (and
+#: an OsiriX point ROI has one); each annotation is a Python object (about 0.5 kB, 10 µs),
+#: so one contour of millions of "points" is refused instead of making millions of them.
+MAX_POINTS = 100_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -101,6 +103,16 @@ class PointAnnotation:
     def __repr__(self) -> str:
         x, y, z = self.position.tolist()
         return f"PointAnnotation({self.name!r}, ({x:g}, {y:g}, {z:g}) LPS)"
+
+
+def check_count(count: int, path: str | os.PathLike[str] | None = None) -> None:
+    """LimitError when a file holds more than :data:`MAX_POINTS` point annotations."""
+    if count > MAX_POINTS:
+        raise LimitError(
+            f"more than {MAX_POINTS:,} point annotations ({count:,})",
+            path=path,
+            hint="a point ROI holds one point; the file is corrupt or crafted",
+        )
 
 
 def positions(points: Iterable[PointAnnotation]) -> NDArray[np.float64]:

@@ -23,7 +23,7 @@ from segio.contours import Contour, ContourKind, PlanarContours
 from segio.errors import ReadError
 from segio.geometry import Geometry
 from segio.model import UNPLACED, UNPLACED_ROIS, Segment, Segmentation
-from segio.points import PointAnnotation
+from segio.points import PointAnnotation, check_count
 from segio.representations import Representation
 
 from .rois import Roi, kind_of, type_name
@@ -162,6 +162,7 @@ def build(rois: list[Roi], path: Path, series: Any = None) -> Segmentation:
             if float(np.max(np.abs(k))) * float(series.geometry.spacing[2]) > PLANE_TOLERANCE:
                 counts["off_plane"] += 1
         if kind is ContourKind.POINT:
+            check_count(len(points) + len(placed), path)
             points += [(name, p, roi.image_uid, roi.color) for p in placed]
             continue
         if kind is not ContourKind.CLOSED_PLANAR:

@@ -37,9 +37,8 @@ from segio.dicomseries import dicom_files, read_dataset
 from segio.errors import ReadError, SegioError
 from segio.geometry import Geometry
 from segio.inputs import open_input, read_input
-from segio.limits import check_allocation
 from segio.model import Segment, Segmentation, unique_id
-from segio.points import ANNOTATION_BYTES, PointAnnotation
+from segio.points import PointAnnotation, check_count
 from segio.representations import Representation
 from segio.terminology import Code, Terminology
 
@@ -471,7 +470,7 @@ def _read(path: Path) -> tuple[Segmentation, Geometry | None]:
                 continue
             if kind is ContourKind.POINT:
                 point_count += len(points)
-                check_allocation(point_count * ANNOTATION_BYTES, "the POINT contours", path=path)
+                check_count(point_count, path)
                 point_sets.setdefault(number, []).append((points, image_uid or None))
                 continue
             if kind is not ContourKind.CLOSED_PLANAR:
