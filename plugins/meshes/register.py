@@ -15,6 +15,7 @@ from segio.hookspecs import FormatSpec, hookimpl
 from segio.representations import Representation
 
 SURFACE = frozenset({Representation.CLOSED_SURFACE})
+POLYGONAL = frozenset({Representation.CLOSED_SURFACE, Representation.PLANAR_CONTOURS})
 _REFERENCE = {
     "reference": "image grid for a labelmap target: a DICOM series folder or any image or "
     "segmentation file segio (or nibabel) reads",
@@ -69,6 +70,11 @@ def sniff_vtk(head: bytes) -> bool:
     return b"<VTKFile" in head[:512] and b'type="PolyData"' in head[:1024]
 
 
+def sniff_vtm(head: bytes) -> bool:
+    """A VTK XML multiblock index (``<VTKFile type="vtkMultiBlockDataSet"``)."""
+    return b"<VTKFile" in head[:512] and b'type="vtkMultiBlockDataSet"' in head[:1024]
+
+
 #: Top-level glTF properties; any of them opens the JSON (writers order keys differently).
 _GLTF_KEYS = (b'"asset"', b'"accessors"', b'"bufferViews"', b'"meshes"', b'"scenes"')
 
@@ -94,6 +100,8 @@ def _spec(
     sniff: object,
     read_options: dict[str, str] | None = None,
     write_options: dict[str, str] | None = None,
+    representations: frozenset[Representation] = SURFACE,
+    points: bool = False,
 ) -> FormatSpec:
     return FormatSpec(
         name=name,
@@ -102,11 +110,12 @@ def _spec(
         reader=f"segio_plugins.meshes.{module}:read",
         writer=f"segio_plugins.meshes.{module}:write",
         sniff=sniff,  # type: ignore[arg-type]
-        reads=SURFACE,
-        writes=SURFACE,
+        reads=representations,
+        writes=representations,
         extra="mesh",
         read_options={**_REFERENCE, **(read_options or {})},
         write_options=write_options or {},
+        points=points,
     )
 
 
@@ -149,6 +158,20 @@ def segio_formats() -> list[FormatSpec]:
             "vtkpoly",
             sniff_vtk,
             write_options=dict(_SPACE),
+        ),
+        _spec(
+            "seg-vtm",
+            "3D Slicer segmentation of closed surfaces or planar contours: .seg.vtm index "
+            "and one .vtp per segment (names, colours, terminology), RAS",
+            (".seg.vtm", ".vtm"),
+            "segvtm",
+            sniff_vtm,
+            write_options={
+                "compress": "false: ASCII pieces, as Slicer with compression off "
+                "(default true: binary, zlib)",
+            },
+            representations=POLYGONAL,
+            points=True,
         ),
         _spec(
             "gltf",

@@ -1,13 +1,14 @@
 """VTK PolyData: legacy ``.vtk`` (binary, version 4.2) and XML ``.vtp``, parsed in numpy.
 
 VTK's own readers crash the process on some truncated or corrupt files, so both flavours
-are read and written here (numpy, no VTK needed); VTK, ParaView and 3D Slicer read what
-this module writes.
+are read and written here (numpy, no VTK needed; the XML layer is :mod:`.vtkxml`); VTK,
+ParaView and 3D Slicer read what this module writes.
 
 Coordinates: LPS millimetres by default, RAS with ``coordinate_system=ras``. The space is
 written where 3D Slicer looks for it, the legacy header line (``3D Slicer output.
 SPACE=LPS``), and in the segment table below for both flavours; the reader honours
-either (LPS when absent).
+either, and the ``SPACE`` field array 3D Slicer writes into the ``.vtp`` models it saves
+(LPS when absent).
 
 All segments go in one PolyData: an int32 cell array ``SegmentId`` (0-based segment index)
 and a field-data array ``SegmentInfo`` (the UTF-8 JSON of the segment names, ids,
@@ -16,6 +17,10 @@ string arrays are not portable) plus ``SegmentColors`` (RGBA doubles, for VTK to
 A file without ``SegmentId`` is one segment. The reader takes binary and ASCII legacy files
 (POLYGONS and TRIANGLE_STRIPS; vertices and lines are ignored) and XML files with ascii,
 base64 or appended raw data, zlib-compressed or not.
+
+A ``.vtp`` that is one piece of a 3D Slicer ``.seg.vtm`` (its segment's name, colour and
+terminology in ``Segment_*`` field arrays, closed surface or planar contours in RAS) is
+read as that one segment, as :mod:`.segvtm` reads the whole segmentation.
 
 Untrusted files: a PolyData file names no other file (appended data is inside it; the
 parallel ``.pvtp`` format, whose pieces are files, is not read). zlib blocks inflate to
@@ -26,22 +31,20 @@ declaration (entity expansion) is refused.
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.deflate import inflate
 from segio.errors import ReadError
 from segio.files import OutputFiles
 from segio.limits import check_payload
 from segio.model import Segmentation
 from segio.surfaces import compacted
 
+from . import segvtm, vtkxml
 from .common import (
     SPACES,
     Part,
@@ -56,7 +59,6 @@ from .common import (
     reading,
     space_in,
     to_segmentation,
-    xml_root,
 )
 
 _LEGACY_TYPES = {
@@ -64,10 +66,6 @@ _LEGACY_TYPES = {
     "unsigned_int": "u4", "int": "i4", "unsigned_long": "u8", "long": "i8", "float": "f4",
     "double": "f8", "vtkidtype": "i8", "vtktypeint64": "i8", "vtktypeuint64": "u8",
     "vtktypeint32": "i4", "vtktypeuint32": "u4",
-}  # fmt: skip
-_XML_TYPES = {
-    "Int8": "i1", "UInt8": "u1", "Int16": "i2", "UInt16": "u2", "Int32": "i4", "UInt32": "u4",
-    "Int64": "i8", "UInt64": "u8", "Float32": "f4", "Float64": "f8",
 }  # fmt: skip
 
 
@@ -145,16 +143,6 @@ def _legacy(
     )
 
 
-def _xml_array(name: str, kind: str, values: NDArray[Any], components: int = 1) -> str:
-    raw = np.ascontiguousarray(values).astype("<" + _XML_TYPES[kind]).tobytes()
-    # As VTK does: the length header and the data are two separate base64 runs.
-    data = (base64.b64encode(np.uint64(len(raw)).tobytes()) + base64.b64encode(raw)).decode()
-    return (
-        f'<DataArray type="{kind}" Name="{name}" NumberOfComponents="{components}" '
-        f'NumberOfTuples="{len(values) if values.ndim else 1}" format="binary">{data}</DataArray>'
-    )
-
-
 def _xml(
     points: NDArray[np.float64],
     faces: NDArray[np.int64],
@@ -162,23 +150,18 @@ def _xml(
     info: bytes,
     colors: NDArray[np.float64],
 ) -> bytes:
-    text = [
-        '<?xml version="1.0"?>',
-        '<VTKFile type="PolyData" version="1.0" byte_order="LittleEndian" header_type="UInt64">',
-        "<PolyData><FieldData>",
-        _xml_array("SegmentInfo", "UInt8", np.frombuffer(info, np.uint8)),
-        _xml_array("SegmentColors", "Float64", colors, 4),
-        "</FieldData>",
-        f'<Piece NumberOfPoints="{len(points)}" NumberOfVerts="0" NumberOfLines="0" '
-        f'NumberOfStrips="0" NumberOfPolys="{len(faces)}">',
-        "<Points>" + _xml_array("Points", "Float64", points, 3) + "</Points>",
-        '<CellData Scalars="SegmentId">' + _xml_array("SegmentId", "Int32", owner) + "</CellData>",
-        "<Polys>",
-        _xml_array("connectivity", "Int64", faces.ravel()),
-        _xml_array("offsets", "Int64", np.arange(3, 3 * len(faces) + 1, 3)),
-        "</Polys></Piece></PolyData></VTKFile>",
-    ]
-    return "\n".join(text).encode("utf-8")  # ends at </VTKFile>: a cut file is not XML
+    encoding = vtkxml.Encoding()
+    return vtkxml.document(
+        encoding,
+        points,
+        {"Polys": faces},
+        field_data=[
+            encoding.numbers("SegmentInfo", "UInt8", np.frombuffer(info, np.uint8)),
+            encoding.numbers("SegmentColors", "Float64", colors, 4),
+        ],
+        cell_data=[encoding.numbers("SegmentId", "Int32", owner)],
+        scalars="SegmentId",
+    )
 
 
 # -- reading ------------------------------------------------------------------------------
@@ -191,7 +174,10 @@ def read(path: Path, *, reference: Any = None) -> Segmentation:
         if data.startswith(b"# vtk DataFile"):
             mesh = _read_legacy(data, path)
         elif b"<VTKFile" in data[:65536]:
-            mesh = _read_xml(data, path)
+            piece = vtkxml.parse(data, path)
+            if segvtm.is_segment_piece(piece):
+                return segvtm.piece_segmentation(piece, path, reference=reference)
+            mesh = _read_xml(piece)
         else:
             raise ReadError("neither a legacy VTK nor a VTK XML file", path=path)
         parts, space = _parts(*mesh, path)
@@ -406,153 +392,31 @@ def _kind(name: str) -> str:
     return kind
 
 
-def _read_xml(data: bytes, path: Path) -> _Mesh:
-    marker = data.find(b"<AppendedData")
-    appended = b""
-    text = data
-    if marker >= 0:  # raw appended bytes are not XML: cut them out before parsing
-        start = data.index(b"_", marker) + 1
-        end = data.rfind(b"</AppendedData>")
-        if end < start:
-            raise ReadError("the appended data section is not closed (truncated?)", path=path)
-        appended = data[start:end]
-        text = data[:start] + data[end:]
-    root = xml_root(text, "VTK XML file")
-    if root.tag != "VTKFile" or root.get("type") != "PolyData":
-        raise ReadError("a VTK XML file, but not PolyData", path=path)
-    order = "<" if root.get("byte_order", "LittleEndian") == "LittleEndian" else ">"
-    header = order + _XML_TYPES[root.get("header_type", "UInt32")]
-    compressed = root.get("compressor") == "vtkZLibDataCompressor"
-    section_element = root.find("AppendedData")
-    encoded = section_element is not None and section_element.get("encoding", "raw") != "raw"
-
-    def array(element: ElementTree.Element | None) -> NDArray[Any]:
-        if element is None:
-            raise ReadError("a required data array is missing", path=path)
-        kind = order + _XML_TYPES[element.get("type", "")]
-        form = element.get("format", "ascii")
-        if form == "ascii":
-            return np.array((element.text or "").split(), dtype="S").astype(kind)
-        if form == "binary":
-            payload = _inline((element.text or "").strip(), header, compressed)
-        elif encoded:
-            start = _offset(element, len(appended))
-            payload = _inline(appended[start:].decode("ascii"), header, compressed)
-        else:
-            payload = _raw(appended[_offset(element, len(appended)) :], header, compressed)
-        return np.frombuffer(payload, kind)
-
-    piece = root.find("PolyData/Piece")
-    if piece is None:
-        raise ReadError("no PolyData Piece", path=path)
-    points = array(piece.find("Points/DataArray")).astype(np.float64).reshape(-1, 3)
+def _read_xml(piece: vtkxml.PolyData) -> _Mesh:
+    """Triangles of the strips and polygons, the segment of each, and segio's table."""
     faces: list[NDArray[np.int64]] = []
     owners: list[NDArray[np.int64]] = []
     cell_count = 0
-    for section in ("Verts", "Lines", "Strips", "Polys"):
-        element = piece.find(section)
-        if element is None:
-            continue
-        connectivity = array(element.find("DataArray[@Name='connectivity']")).astype(np.int64)
-        offsets = array(element.find("DataArray[@Name='offsets']")).astype(np.int64)
-        counts = np.diff(np.concatenate([[0], offsets]))
-        if section in ("Strips", "Polys"):
-            triangles, owner = polygon_triangles(counts, connectivity, strips=section == "Strips")
+    for section in ("Verts", "Lines", "Polys", "Strips"):  # VTK's cell id order
+        counts, ids = piece.section(section)
+        if section in ("Polys", "Strips"):
+            triangles, owner = polygon_triangles(counts, ids, strips=section == "Strips")
             faces.append(triangles)
             owners.append(owner + cell_count)
         cell_count += len(counts)
     info: dict[str, Any] = {}
-    field = root.find("PolyData/FieldData/DataArray[@Name='SegmentInfo']")
-    text_bytes = b"" if field is None else array(field).astype(np.uint8).tobytes()
+    table = piece.field_data.get("SegmentInfo")
+    text_bytes = b"" if not isinstance(table, np.ndarray) else table.astype(np.uint8).tobytes()
     if text_bytes:
         info = load_json(text_bytes, "SegmentInfo field")
-    owner_ids = piece.find("CellData/DataArray[@Name='SegmentId']")
+    space = piece.text("SPACE")  # 3D Slicer's models: "LPS" or "RAS"
+    if space and "space" not in info:
+        info["space"] = space
     triangles = np.concatenate(faces) if faces else np.zeros((0, 3), np.int64)
     owner_array = None
-    if owner_ids is not None and faces:
-        ids = array(owner_ids).astype(np.int64)
+    segment_ids = piece.cell_data.get("SegmentId")
+    if segment_ids is not None and faces:
+        ids = segment_ids.reshape(-1).astype(np.int64)
         if len(ids) == cell_count:
             owner_array = ids[np.concatenate(owners)]
-    return points, triangles, owner_array, info, ""
-
-
-def _offset(element: ElementTree.Element, size: int) -> int:
-    """An appended array's ``offset``: a whole number inside the appended data."""
-    text = element.get("offset", "0").strip()
-    if not text.isdigit() or int(text) >= max(size, 1):
-        raise ValueError(f"an appended data offset {text[:20]!r} is not inside the data")
-    return int(text)
-
-
-def _raw(blob: bytes, header: str, compressed: bool) -> bytes:
-    """One appended raw data array: a length header, or a zlib block table and blocks."""
-    size = np.dtype(header).itemsize
-    if not compressed:
-        length = int(np.frombuffer(blob, header, 1)[0])
-        data = blob[size : size + length]
-        if len(data) != length:
-            raise ValueError(f"a data array declares {length} bytes but holds {len(data)}")
-        return data
-    table = _block_table(blob, header)
-    return _inflate(blob[len(table) * size :], table)
-
-
-def _inline(text: str, header: str, compressed: bool) -> bytes:
-    """One inline base64 data array: the header and the data are separate base64 runs."""
-    size = np.dtype(header).itemsize
-
-    def chars(n_bytes: int) -> int:
-        return -(-n_bytes // 3) * 4
-
-    if not compressed:
-        head = base64.b64decode(text[: chars(size)], validate=True)
-        length = int(np.frombuffer(head, header, 1)[0])
-        if text[chars(size) - 1] != "=":  # one run: header and data encoded together
-            data = base64.b64decode(text[: chars(size + length)], validate=True)[size:]
-        else:
-            data = base64.b64decode(text[chars(size) : chars(size) + chars(length)], validate=True)
-        if len(data) != length:
-            raise ValueError(f"a data array declares {length} bytes but holds {len(data)}")
-        return data
-    first = base64.b64decode(text[: chars(3 * size)], validate=True)
-    blocks = _block_count(first, header, len(text) * 3 // 4)
-    end = chars((3 + blocks) * size)
-    table = _block_table(base64.b64decode(text[:end], validate=True), header)
-    body = text[end : end + chars(int(table[3:].sum()))]
-    return _inflate(base64.b64decode(body, validate=True), table)
-
-
-def _block_count(blob: bytes, header: str, available: int) -> int:
-    """The block count of a vtkZLibDataCompressor header, at most what ``available``
-    bytes can hold a table for (so a lying count is refused before it sizes a read)."""
-    count = int(np.frombuffer(blob, header, 1)[0])
-    if count > available // np.dtype(header).itemsize:
-        raise ValueError(f"a compressed data array declares {count} blocks")
-    return count
-
-
-def _block_table(blob: bytes, header: str) -> NDArray[np.int64]:
-    """``[blocks, block size, last block size, compressed size of each block...]``."""
-    blocks = _block_count(blob, header, len(blob))
-    table = np.frombuffer(blob, header, 3 + blocks).astype(np.int64)
-    if np.any(table < 0):
-        raise ValueError("a compressed data array header holds negative sizes")
-    return table
-
-
-def _inflate(blob: bytes, table: NDArray[np.int64]) -> bytes:
-    """The blocks of a vtkZLibDataCompressor array, each inflated to exactly the size the
-    header declares (the last one may be shorter): a block that would inflate to more is
-    refused as it is inflated (:func:`segio.deflate.inflate`), and the total is checked
-    against the compressed bytes and the memory limit before the first block."""
-    blocks, block, last = (int(v) for v in table[:3])
-    sizes = table[3:]
-    declared = [block] * blocks
-    if blocks and last:
-        declared[-1] = last
-    check_payload(sum(declared), len(blob), "a compressed data array", compressed=True)
-    out, start = [], 0
-    for length, size in zip(sizes.tolist(), declared, strict=True):
-        out.append(inflate(blob[start : start + length], size, what="a zlib block of a data array"))
-        start += length
-    return b"".join(out)
+    return piece.points, triangles, owner_array, info, ""
