@@ -73,6 +73,7 @@ _PLIST_ERRORS = (
     ValueError,
     OverflowError,
     IndexError,
+    LookupError,  # an XML declaration naming an unknown encoding ("U0F-8")
 )
 
 

@@ -398,6 +398,14 @@ def test_truncated_and_broken_files_raise_segio_errors(
         segio.read(_write(tmp_path, "cut.dcm", sr[: len(sr) - cut // 10 - 40]), format="osirix")
 
 
+def test_an_unknown_xml_encoding_is_a_read_error(tmp_path: Path) -> None:
+    """Found by the fuzzer: expat raises LookupError for an encoding it does not know."""
+    data = legacy.horos_roi_xml(legacy.scene(grid("oblique", (5, 14, 12)))[0])
+    path = _write(tmp_path, "a.xml", data.replace(b"UTF-8", b"U0F-8", 1))
+    with pytest.raises(ReadError, match="property list"):
+        segio.read(path, format="osirix")
+
+
 def test_wrong_points_raise(tmp_path: Path) -> None:
     bad = {"Images": [{"ROIs": [{"Name": "x", "Type": 11, "Point_mm": ["(1, 2)"]}]}]}
     with pytest.raises(ReadError, match="3 numbers per point"):
