@@ -142,6 +142,7 @@ def convert(
     read_options = dict(read_options or {})
     write_options = dict(write_options or {})
     given = write_options.pop("reference", None)  # the writer's option: write() takes it
+    to_reader = None
     if reference is not None:
         registry = registry or default_registry()
         to_reader, to_writer = route_reference(
@@ -153,6 +154,10 @@ def convert(
             reference = None
     reference = reference if reference is not None else given
     segmentation = read(source, format=read_format, registry=registry, **read_options)
+    if to_reader is not None:
+        _check_not_emptied(
+            segmentation, source, read_format, registry, read_options, to_reader, allow_empty
+        )
     if segments is not None:
         segmentation = select_segments(segmentation, segments)
     if pack_layers:
@@ -170,6 +175,36 @@ def convert(
         allow_empty=allow_empty,
         **write_options,
     )
+
+
+def _check_not_emptied(
+    segmentation: Segmentation,
+    source: PathLike,
+    read_format: str | None,
+    registry: Registry | None,
+    read_options: dict[str, Any],
+    option: str,
+    allow_empty: bool,
+) -> None:
+    """A reader that placed the source on the reference and found nothing there: refused
+    when the source read on its own has content (the reference misses it), as
+    :func:`segio.write` refuses an output emptied on the reference grid. The source is
+    read again only in that rare case; a source that cannot be read without its
+    reference (OsiriX pixel ROIs) is left to the reader."""
+    from segio.converters.placement import has_content, refuse_emptied
+    from segio.reference import read_reference
+
+    if has_content(segmentation):
+        return
+    alone = {k: v for k, v in read_options.items() if k != option}
+    try:
+        unplaced = read(source, format=read_format, registry=registry, **alone)
+    except SegioError:
+        return
+    if has_content(unplaced):
+        reference = read_reference(read_options[option])
+        with user_errors(ReadError, source):
+            refuse_emptied(unplaced, reference, allow_empty=allow_empty)
 
 
 def route_reference(reader: FormatSpec, writer: FormatSpec) -> tuple[str | None, bool]:

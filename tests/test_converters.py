@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import pytest
 
 import segio
 from segio.converters import to_representation
-from segio.converters.resample import resample
+from segio.converters.contours import to_contours, to_labelmap
+from segio.converters.resample import onto_grid, resample, voxels_outside
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
@@ -117,3 +119,77 @@ def test_resample_onto_a_huge_grid_is_refused_before_allocating(
         segio.LimitError, match=r"scan\.seg\.nrrd: the labelmap resampled .* would need 12\.0 GB"
     ):
         resample(segmentation, huge)
+
+
+# -- issue 12: the reference grid is the grid ------------------------------------------------
+
+
+def test_resample_onto_a_transposed_and_reversed_grid_moves_voxels_by_index() -> None:
+    """Rows and columns swapped, columns reversed: every voxel keeps its place in space."""
+    segmentation = small_segmentation(kind="oblique")
+    source = segmentation.require_geometry()
+    matrix = np.eye(4)
+    matrix[:3, 0] = source.ijk_to_lps[:3, 1]  # new i runs along old j
+    matrix[:3, 1] = -source.ijk_to_lps[:3, 0]  # new j runs backwards along old i
+    matrix[:3, 2] = source.ijk_to_lps[:3, 2]
+    k, j, i = 0, 0, source.shape[2] - 1
+    matrix[:3, 3] = source.ijk_to_points([[i, j, k]])[0]
+    target = Geometry(matrix, (source.shape[0], source.shape[2], source.shape[1]))
+    assert source.permutation_to(target) == ((0, 2, 1), (False, True, False))
+    moved = resample(segmentation, target)
+    expected = np.flip(np.transpose(segmentation.layers[0].array, (0, 2, 1)), 1)
+    assert np.array_equal(moved.layers[0].array, expected)
+    assert moved.voxel_counts() == segmentation.voxel_counts()
+
+
+def test_voxels_outside_counts_what_a_crop_loses_per_segment() -> None:
+    segmentation = small_segmentation(kind="oblique", overlapping=True)
+    source = segmentation.require_geometry()
+    crop = source.cropped((2, -3, 4), (4, 20, 5))
+    lost = voxels_outside(segmentation, crop)
+    kept = resample(segmentation, crop).voxel_counts()
+    before = segmentation.voxel_counts()
+    assert lost == {key: before[key] - kept[key] for key in before}
+    assert any(lost.values()) and not all(lost[k] == before[k] for k in before)
+    assert voxels_outside(segmentation, source.cropped((-1, -1, -1), (9, 15, 13))) == dict.fromkeys(
+        before, 0
+    )
+
+
+def test_onto_grid_warns_per_segment_only_for_what_it_loses() -> None:
+    segmentation = small_segmentation(kind="oblique")
+    source = segmentation.require_geometry()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a padded grid on the same lattice: nothing to say
+        onto_grid(segmentation, source.cropped((-1, 0, -2), (9, 13, 15)))
+    crop = source.cropped((2, 0, 0), (5, 13, 11))
+    lost = voxels_outside(segmentation, crop)
+    counts = segmentation.voxel_counts()
+    with pytest.warns(UserWarning, match="voxels outside it are lost") as caught:
+        onto_grid(segmentation, crop, what="the test grid")
+    text = str(caught[0].message)
+    for key, n in lost.items():
+        name = segmentation.segments[key].name
+        assert (f"{name!r} {n} of {counts[key]}" in text) == bool(n)
+
+
+def test_contours_go_onto_a_given_grid_as_a_direct_rasterisation() -> None:
+    """to_representation with a geometry rasterises there, not on a grid of its own."""
+    contours = to_contours(small_segmentation(kind="oblique"))
+    contours.reference_geometry = None  # as an RTSTRUCT of another tool: no grid stated
+    target = _finer_oblique()
+    direct = to_labelmap(contours, target)
+    converted = to_representation(contours, [BINARY], geometry=target)
+    assert converted.require_geometry() == target
+    for key in contours.segments:
+        assert np.array_equal(converted.mask(key), direct.mask(key))
+
+
+def _finer_oblique() -> Geometry:
+    """The oblique test grid's orientation and slices, finer non-square pixels in-plane."""
+    base = grid("oblique")
+    matrix = base.ijk_to_lps.copy()
+    matrix[:3, 0] *= 0.45 / 0.7
+    matrix[:3, 1] *= 0.55 / 0.9
+    matrix[:3, 3] -= 0.3 * base.ijk_to_lps[:3, 0] + 0.2 * base.ijk_to_lps[:3, 1]
+    return Geometry(matrix, (base.shape[0], 23, 19))

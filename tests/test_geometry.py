@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import segio
 from segio.errors import GeometryError, SegioError
 from segio.geometry import LPS_TO_RAS, Geometry
 
@@ -349,6 +351,90 @@ def test_offset_in_different_spacing_or_axes_is_none(oblique: Geometry) -> None:
     assert finer.offset_in(oblique) is None
     turned = Geometry.from_spacing(SHAPE, SPACING, ORIGIN, rotation((1, 2, 3), 21.0))
     assert turned.offset_in(oblique) is None
+
+
+def _reoriented(grid: Geometry, axes: tuple[int, int, int], flips: tuple[bool, ...]) -> Geometry:
+    """The grid of ``np.flip(np.transpose(array, axes), flipped)``, built by hand: each
+    array axis of the result steps along a (maybe reversed) axis of ``grid``, from the
+    voxel at the start or the end of that axis."""
+    columns = grid.ijk_to_lps[:3, :3]
+    start = [0, 0, 0]  # k, j, i of the new voxel 0 in the old array
+    matrix = np.eye(4)
+    for axis in range(3):
+        column = columns[:, 2 - axes[axis]]
+        if flips[axis]:
+            start[axes[axis]] = grid.shape[axes[axis]] - 1
+            column = -column
+        matrix[:3, 2 - axis] = column
+    k, j, i = start
+    matrix[:3, 3] = grid.ijk_to_points([[i, j, k]])[0]
+    shape = tuple(grid.shape[a] for a in axes)
+    return Geometry(matrix, shape)
+
+
+@pytest.mark.parametrize("axes", list(itertools.permutations(range(3))))
+@pytest.mark.parametrize("flips", list(itertools.product([False, True], repeat=3)))
+def test_permutation_to_finds_every_axis_order_and_flip(
+    oblique: Geometry, axes: tuple[int, int, int], flips: tuple[bool, bool, bool]
+) -> None:
+    """Issue 12: a grid equal to another up to axis order and directions is the same set
+    of voxel centres; the permutation and flips say how to move the array exactly."""
+    other = _reoriented(oblique, axes, flips)
+    assert oblique.permutation_to(other) == (axes, flips)
+    array = np.arange(np.prod(SHAPE)).reshape(SHAPE)
+    moved = np.flip(np.transpose(array, axes), [a for a in range(3) if flips[a]])
+    # Every voxel of the moved array sits where it sat: same LPS centre.
+    k, j, i = (n - 2 for n in moved.shape)
+    value = moved[k, j, i]
+    ko, jo, io = np.argwhere(array == value)[0]
+    assert np.allclose(other.ijk_to_points([[i, j, k]]), oblique.ijk_to_points([[io, jo, ko]]))
+
+
+def test_permutation_to_is_none_for_a_grid_that_is_not_the_same_voxels(
+    oblique: Geometry,
+) -> None:
+    assert oblique.permutation_to(oblique) == ((0, 1, 2), (False, False, False))
+    assert oblique.permutation_to(oblique.cropped((1, 0, 0), (3, 6, 5))) is None  # cropped
+    assert oblique.permutation_to(oblique.cropped((0, 0, 0), (5, 6, 5))) is None  # padded
+    shifted = oblique.ijk_to_lps.copy()
+    shifted[:3, 3] += 0.5 * shifted[:3, 0]
+    assert oblique.permutation_to(Geometry(shifted, SHAPE)) is None
+    finer = Geometry.from_spacing(SHAPE, (0.35, 0.9, 2.5), ORIGIN, ROT)
+    assert oblique.permutation_to(finer) is None
+    turned = Geometry.from_spacing(SHAPE, SPACING, ORIGIN, rotation((1, 2, 3), 21.0))
+    assert oblique.permutation_to(turned) is None
+
+
+def test_permutation_to_tolerates_ds_rounding_but_not_a_drift(oblique: Geometry) -> None:
+    """DICOM stores positions as 16-character decimals: 1e-5 mm off is the same grid; a
+    spacing off by 1e-3 moves the last voxel of a long axis by a visible amount."""
+    matrix = oblique.ijk_to_lps.copy()
+    matrix[:3, 3] += 1e-5
+    assert oblique.permutation_to(Geometry(matrix, SHAPE)) is not None
+    long = oblique.cropped((0, 0, 0), (4, 6, 2000))
+    drift = long.ijk_to_lps.copy()
+    drift[:3, 0] *= 1.000001  # 2000 voxels x 0.7 mm x 1e-6: 0.0014 mm, 0.002 voxel
+    assert long.permutation_to(Geometry(drift, long.shape)) is None
+
+
+def test_index_map_places_a_flipped_crop_on_the_lattice(oblique: Geometry) -> None:
+    other = _reoriented(oblique, (0, 1, 2), (False, False, True)).cropped((1, 2, 1), (2, 3, 9))
+    mapping = oblique.index_map(other)
+    assert mapping is not None
+    assert mapping.axes == (0, 1, 2) and mapping.steps == (1, 1, -1)
+    # other's voxel (k, j, i) = (0, 0, 0) is oblique's (1, 2, 4 - 1 = 3).
+    assert mapping.starts == (1, 2, 3)
+    assert np.allclose(other.ijk_to_points([[0, 0, 0]]), oblique.ijk_to_points([[3, 2, 1]]))
+
+
+def test_grown_to_holds_every_point_on_the_same_lattice(oblique: Geometry) -> None:
+    assert oblique.grown_to(oblique.ijk_to_points([[0, 0, 0], [4, 5, 3]])) is oblique
+    points = oblique.ijk_to_points([[-2.2, 1, 1], [7.4, 1, 1], [1, 1, 3.6]])
+    grown = oblique.grown_to(points)
+    assert grown.offset_in(oblique) == (0, 0, -2)
+    assert grown.shape == (5, 6, 10)  # i from -2 to 7, k to round(3.6) = 4
+    with pytest.raises(segio.LimitError):
+        oblique.grown_to(oblique.ijk_to_points([[1e12, 0, 0]]))
 
 
 # -- comparison ---------------------------------------------------------------------------

@@ -54,6 +54,26 @@ def prepare(
     had = has_content(segmentation)
     grid = reference.geometry if reference is not None else None
     what = f"the grid of the reference {reference.path.name}" if reference is not None else ""
+    if had and grid is not None and _apart(segmentation, grid):
+        # Said first and alone: every voxel is lost, what each step loses adds nothing.
+        _refuse_empty(segmentation, segmentation, grid, what, allow_empty)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _placed(segmentation, targets, grid, what, registry)
+    result = _placed(segmentation, targets, grid, what, registry)
+    if had and not has_content(result, grid):
+        _refuse_empty(segmentation, result, grid, what, allow_empty)
+    return result
+
+
+def _placed(
+    segmentation: Segmentation,
+    targets: frozenset[Representation],
+    grid: Geometry | None,
+    what: str,
+    registry: Registry | None,
+) -> Segmentation:
+    """The conversion and the move onto ``grid`` of :func:`prepare`, with their warnings."""
     result = segmentation
     if result.source_representation not in targets:
         # Contours and surfaces go straight onto the reference's lattice (grown to hold
@@ -65,9 +85,17 @@ def prepare(
         result.reference_geometry = grid
     elif grid is not None and result.source_representation is Representation.PLANAR_CONTOURS:
         _warn_contours_off(result, grid, what)
-    if had and not has_content(result, grid):
-        _refuse_empty(segmentation, result, grid, what, allow_empty)
     return result
+
+
+def refuse_emptied(
+    source: Segmentation, reference: Reference, *, allow_empty: bool = False
+) -> None:
+    """Refuse ``source``, which has content, for coming out empty on ``reference`` (a
+    reader placed it there; :func:`prepare` does the same for writers); with
+    ``allow_empty``, warn."""
+    name = f"the grid of the reference {reference.path.name}"
+    _refuse_empty(source, source, reference.geometry, name, allow_empty)
 
 
 def rasterisation_grid(segmentation: Segmentation, grid: Geometry) -> Geometry:
@@ -123,13 +151,13 @@ def _warn_contours_off(segmentation: Segmentation, grid: Geometry, what: str) ->
         if group is None or not group.closed:
             continue
         on, missed = contours_on_grid(group, grid)
-        if missed and on:
+        if missed:
             off.append(f"{segment.name!r} {missed} of {on + missed}")
     if off:
         warnings.warn(
             f"{what} covers only part of the contours; these lie off its slices and cite "
             f"no image: {', '.join(off[:10])}" + (" and more" if len(off) > 10 else ""),
-            stacklevel=4,
+            stacklevel=5,
         )
 
 

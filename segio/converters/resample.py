@@ -72,7 +72,8 @@ def onto_grid(
         ]
         return result
     warn_lost(segmentation, voxels_outside(segmentation, target), what)
-    if source.index_map(target) is None:
+    filled = any(layer.array.any() for layer in segmentation.layers)
+    if filled and source.index_map(target) is None:  # an empty labelmap loses nothing
         warnings.warn(
             f"the segmentation grid {source!r} is not on the lattice of {what} {target!r}; "
             "resampled onto it (nearest neighbour)",
