@@ -814,3 +814,28 @@ def test_3mf_item_and_component_transforms(tmp_path: Path) -> None:
     assert back.segments[list(back.segments)[2]].color == pytest.approx(
         original.segments["Segment_3"].color, abs=1 / 255
     )
+
+
+@pytest.mark.parametrize(("space", "x"), [("RAS", -10.0), ("LPS", 10.0), (None, 10.0)])
+def test_a_slicer_model_vtp_space_field_is_honoured(
+    space: str | None, x: float, tmp_path: Path
+) -> None:
+    """3D Slicer saves a model ``.vtp`` with a ``SPACE`` string field (LPS since 4.11, RAS
+    in older scenes); without it, LPS, as Slicer assumes for a new file."""
+    vtk = pytest.importorskip("vtk")
+    source = vtk.vtkSphereSource()
+    source.SetCenter(10.0, 0.0, 0.0)
+    source.Update()
+    poly = source.GetOutput()
+    if space is not None:
+        field = vtk.vtkStringArray()
+        field.SetName("SPACE")
+        field.InsertNextValue(space)
+        poly.GetFieldData().AddArray(field)
+    writer = vtk.vtkXMLPolyDataWriter()
+    writer.SetInputData(poly)
+    writer.SetFileName(str(tmp_path / "model.vtp"))
+    writer.Write()
+    back = segio.read(tmp_path / "model.vtp")
+    center = next(iter(back.surfaces.values())).vertices.mean(axis=0)
+    np.testing.assert_allclose(center, [x, 0.0, 0.0], atol=1e-6)

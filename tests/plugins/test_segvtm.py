@@ -497,3 +497,31 @@ def test_info_lists_the_segments_of_a_seg_vtm() -> None:
     result = CliRunner().invoke(cli, ["info", str(FIXTURES / "surfaces.seg.vtm")])
     assert result.exit_code == 0, result.output
     assert "Zürich Mass (right)" in result.output and "224 triangles" in result.output
+
+
+def test_a_vendor_rtstruct_through_seg_vtm_is_voxel_exact(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """rt-utils' structure set (an outer contour and a hole) kept as planar contours in a
+    .seg.vtm, then voxelised on the CT, equals the direct conversion voxel for voxel."""
+    folder = shared_data / "rt-utils" / "tests" / "mock_data"
+    ct = tmp_path / "ct"
+    ct.mkdir()
+    for name in ("ct_1.dcm", "ct_2.dcm"):
+        (ct / name).write_bytes((folder / name).read_bytes())
+    segio.convert(folder / "rt.dcm", tmp_path / "rt.seg.vtm")
+    contours = segio.read(tmp_path / "rt.seg.vtm")
+    assert contours.source_representation is Representation.PLANAR_CONTOURS
+    assert [len(c) for c in contours.contours.values()] == [2]
+    segio.convert(
+        tmp_path / "rt.seg.vtm", tmp_path / "via.seg.nrrd", read_options={"reference": ct}
+    )
+    with pytest.warns(UserWarning, match="Frame of Reference"):  # rt-utils' own mock data
+        segio.convert(
+            folder / "rt.dcm", tmp_path / "direct.seg.nrrd", read_options={"reference": ct}
+        )
+    via, direct = segio.read(tmp_path / "via.seg.nrrd"), segio.read(tmp_path / "direct.seg.nrrd")
+    assert via.require_geometry().is_close(direct.require_geometry())
+    for a, b in zip(direct.segments, via.segments, strict=True):
+        assert direct.mask(a).sum() > 1000
+        np.testing.assert_array_equal(direct.mask(a), via.mask(b))
