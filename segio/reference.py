@@ -3,10 +3,14 @@
 Every format with a ``reference`` option reads it here, so that a reference means one
 thing everywhere: a DICOM series (a folder, one file or a list of files), a NIfTI or
 NRRD image, or any segmentation segio reads, taken as its image grid; for DICOM also the
-UIDs a derived object (SEG, RTSTRUCT, SliceOmatic tag) cites. A reference that cannot
-serve is refused with the reason, never used: a writer that must cite a series asks
-:func:`cited_series`, which refuses images without SOP Instance, Series or Study UIDs
-(a SEG citing empty UIDs is written, but no other tool can read it back).
+UIDs a derived object (SEG, RTSTRUCT, SliceOmatic tag) cites. An image file is read by
+segio's reader for it; one that is not a segmentation (a CT in NRRD) by the
+``read_grid(path) -> Geometry`` its reader's module may offer, or by nibabel.
+
+A reference that cannot serve is refused with the reason, never used: a writer that must
+cite a series asks :func:`cited_series`, which refuses images without SOP Instance,
+Series or Study UIDs (a SEG citing empty UIDs is written, but no other tool can read it
+back).
 """
 
 from __future__ import annotations
@@ -137,16 +141,34 @@ def _is_dicom(path: Path) -> bool:
 
 
 def _image_geometry(path: Path) -> Geometry:
-    """The grid of an image file: as segio reads it, else as nibabel does."""
+    """The grid of an image file: as segio reads it; else from the ``read_grid(path)``
+    function its reader's module may offer (NRRD does: a CT is not a labelmap); else as
+    nibabel reads it."""
     from segio.io import read
 
     try:
         geometry = read(path).geometry
     except SegioError as exc:
-        geometry = _nibabel_geometry(path, exc)
+        geometry = _declared_grid(path) or _nibabel_geometry(path, exc)
     if geometry is None:
         raise ReadError("the reference has no image grid", path=path)
     return geometry
+
+
+def _declared_grid(path: Path) -> Geometry | None:
+    """``read_grid(path)`` of the module of the reader of ``path``, when it has one."""
+    from segio.registry import default_registry, load
+
+    try:
+        spec = default_registry().reader_for(path)
+        if spec.reader is None:
+            return None
+        module = spec.reader.partition(":")[0]
+        function = load(f"{module}:read_grid", requires=spec.requires, extra=spec.extra)
+    except (SegioError, AttributeError):
+        return None
+    found = function(path)
+    return found if isinstance(found, Geometry) else None
 
 
 def _nibabel_geometry(path: Path, error: SegioError) -> Geometry:

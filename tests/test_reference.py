@@ -56,6 +56,21 @@ def test_an_image_that_is_not_a_segmentation_gives_its_grid(tmp_path: Path) -> N
     assert found.series is None and found.geometry.is_close(OBLIQUE, 1e-5)
 
 
+@pytest.mark.parametrize("dtype", [np.int16, np.float32])
+def test_a_nrrd_image_gives_its_grid_unread(tmp_path: Path, dtype: type) -> None:
+    """A CT in NRRD (negative HU) is no labelmap; its header is the grid."""
+    nrrd = pytest.importorskip("nrrd")
+    ct = np.full(OBLIQUE.shape[::-1], -1000, dtype=dtype)  # pynrrd takes (i, j, k)
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": OBLIQUE.ijk_to_lps[:3, :3].T,
+        "space origin": OBLIQUE.origin,
+    }
+    nrrd.write(str(tmp_path / "ct.nrrd"), ct, header)
+    found = read_reference(tmp_path / "ct.nrrd")
+    assert found.series is None and found.geometry.is_close(OBLIQUE, 1e-6)
+
+
 def test_a_segmentation_gives_its_grid(tmp_path: Path) -> None:
     segmentation = small_segmentation(kind="oblique")
     path = segio.write(segmentation, tmp_path / "s.seg.nrrd")[0]

@@ -80,6 +80,20 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
         raise
 
 
+def read_grid(path: Path) -> Geometry:
+    """The grid of any NRRD image, its voxels unread: an image that is no labelmap (a CT
+    in short or float) still serves as a reference (:mod:`segio.reference`)."""
+    header = nrrdfile.read_header(path)
+    layout = seglayouts.identify(header)
+    matrix, list_axes = nrrdfile.ijk_to_lps(header)
+    if layout.ras:
+        matrix = LPS_TO_RAS @ matrix
+    _check_axes(header.sizes, list_axes, path)
+    spatial = [n for axis, n in enumerate(header.sizes) if axis not in list_axes]
+    shape = (1,) * (3 - len(spatial)) + tuple(reversed(spatial))  # NRRD lists i first
+    return _geometry(matrix, shape, layout.key_values, path)
+
+
 def _has_segment_fields(key_values: Mapping[str, str]) -> bool:
     """Any ``SegmentN_*`` key makes a segmentation (a segment may lack its ``_ID``)."""
     return "Segment0_ID" in key_values or any(_SEGMENT_KEY.match(key) for key in key_values)
