@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,8 @@ from segio.points import PointAnnotation, check_count
 from segio.representations import Representation
 from segio.terminology import Code, Terminology
 
+from .fastpath import _Contour, _fast_read, _RoiContours
+
 RT_STRUCTURE_SET_STORAGE = "1.2.840.10008.5.1.4.1.1.481.3"
 PRIVATE_GROUP = 0x0071
 PRIVATE_CREATOR = "segio"
@@ -49,11 +50,6 @@ PRIVATE_ROI = 0x01
 PRIVATE_GRID = 0x02
 #: Geometric types read as closed polygons (the last two are vendor variants seen in the wild).
 _CLOSED_TYPES = {"CLOSED_PLANAR", "CLOSEDPLANAR_XOR", "CLOSED_PLANAR_XOR"}
-#: An ROI Contour item as the reader uses it: ReferencedROINumber, ROIDisplayColor (None
-#: when absent) and its contours as (geometric type, ContourData numbers, image UID,
-#: NumberOfContourPoints or None when absent).
-_Contour = tuple[str, NDArray[np.float64], str, int | None]
-_RoiContours = tuple[int, list[Any] | None, list[_Contour]]
 
 
 def parse_ds(element: Any) -> NDArray[np.float64]:
@@ -120,18 +116,24 @@ def read(
         raise
     except Exception as exc:  # pydicom raises many types on damaged files
         raise ReadError(f"not a readable RT Structure Set: {exc}", path=path) from exc
-    if reference is not None:
-        from segio.dicomseries import read_image_series
+    if reference is not None:  # any image: a DICOM series, NIfTI, NRRD, a segmentation
+        from segio.reference import read_reference
 
-        series = read_image_series(reference)
+        found = read_reference(reference)
+        series = found.series
         frame = segmentation.provenance.get("FrameOfReferenceUID")
-        if frame and series.frame_of_reference_uid and frame != series.frame_of_reference_uid:
+        if (
+            frame
+            and series is not None
+            and series.frame_of_reference_uid
+            and frame != series.frame_of_reference_uid
+        ):
             warnings.warn(
                 "the structure set and the reference series have different Frame of "
                 "Reference UIDs; the contours are placed by their coordinates anyway",
                 stacklevel=2,
             )
-        grid = series.geometry
+        grid = found.geometry
     elif options.flag(keep_contours) is True:
         grid = None
     if grid is None:
@@ -214,143 +216,6 @@ def _checked(ds: Any, path: Path) -> Any:
     if "StructureSetROISequence" not in ds:
         raise ReadError("the structure set has no StructureSetROISequence", path=path)
     return ds
-
-
-class _FallbackError(Exception):
-    """The fast path met something it does not read exactly as pydicom does."""
-
-
-def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
-    """(the dataset as a :class:`segio.dicomfast.Header`, its ROI Contour Sequence) or None.
-
-    pydicom builds a Dataset per contour and converts each ContourData, and importing it
-    costs more than this whole read; for thousands of contours that is most of the time.
-    Here the file is walked with ``struct`` (:mod:`segio.dicomfast`: little endian, explicit
-    or implicit VR, Latin-1 or UTF-8), the ROI Contour Sequence into plain values with all
-    ContourData parsed at once. Only when every value the reader uses is plain; otherwise
-    None, and pydicom reads the whole file.
-    """
-    from segio import dicomfast
-
-    try:
-        header = dicomfast.read_part10(data, raw={0x30060039: _RAW_TAGS})
-        items = header.pop("ROIContourSequence", None) or []
-        return header, _fast_contours(items)
-    except Exception:  # a speed path: whatever it cannot read, pydicom reads
-        return None
-
-
-#: Elements the fast path keeps as bytes, to convert exactly as pydicom would.
-_RAW_TAGS = frozenset({0x30060084, 0x3006002A, 0x30060042, 0x30060046, 0x30060050, 0x00081155})
-#: Values pydicom reads without a validation warning (its own rules: pydicom.valuerep);
-#: the fast path takes only these, so pydicom warns (or not) exactly as before.
-_INTEGER = re.compile(rb" *[+-]?[0-9]+ *")
-_CODE = re.compile(rb"[A-Z0-9 _]{0,16}")
-_UID = re.compile(rb"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
-
-
-def _raw(item: dict[str, Any], keyword: str, vr: bytes) -> bytes | None:
-    """The bytes of a plain ASCII value of ``vr``, None when absent; else _FallbackError."""
-    if keyword not in item:
-        return None
-    value = item[keyword]
-    if not isinstance(value, tuple) or value[0] != vr:
-        raise _FallbackError(keyword)
-    data: bytes = value[1]
-    if not data.isascii() or b"\x00" in data.rstrip(b"\x00"):
-        raise _FallbackError(keyword)
-    return data
-
-
-def _integers(data: bytes) -> list[int]:
-    values = data.split(b"\\")
-    if not all(len(v) <= 12 and _INTEGER.fullmatch(v) for v in values):
-        raise _FallbackError("IS")
-    return [int(v) for v in values]
-
-
-_DECIMAL = b"0123456789+-.eE"
-
-
-def _ds_numbers(raws: list[bytes]) -> tuple[NDArray[np.float64], list[int]]:
-    """The numbers of many DS values (as :func:`parse_ds` reads each) and their counts.
-
-    Plain decimal values (digits, sign, point, exponent; backslashes between, no empty
-    field; trailing padding) go through one ``np.fromstring``, which must find exactly one
-    number per field; anything else through :func:`parse_ds`'s own split and cast. Both
-    round correctly, so the numbers are the same bits (the tests compare them).
-    """
-    trimmed = [raw.rstrip(b" ") for raw in raws]
-    joined = b"\\".join(t for t in trimmed if t)
-    counts = [t.count(b"\\") + 1 if t else 0 for t in trimmed]
-    if (
-        joined
-        and not joined.translate(None, _DECIMAL + b"\\")
-        and b"\\\\" not in joined
-        and joined[:1] != b"\\"
-        and joined[-1:] != b"\\"
-    ):
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # numpy warns when a field is not all read
-            try:
-                values = np.fromstring(joined.replace(b"\\", b" "), dtype=np.float64, sep=" ")
-            except (DeprecationWarning, ValueError):
-                values = np.zeros(0)
-        if len(values) == sum(counts):
-            return values, counts
-    fields = [raw.replace(b"\\", b" ").split() for raw in raws]
-    flat = [field for found in fields for field in found]
-    values = np.array(flat).astype(np.float64) if flat else np.zeros(0)
-    return values, [len(found) for found in fields]
-
-
-def _fast_contours(items: list[dict[str, Any]]) -> list[_RoiContours]:
-    """The ROI Contour Sequence items of the fast walker as :func:`_pydicom_contours` has them."""
-    rois: list[tuple[int, list[Any] | None, list[tuple[str, str, int | None]]]] = []
-    raws: list[bytes] = []
-    valid: set[bytes] = set()  # geometric types already checked
-    valid_uids: set[bytes] = set()
-    for item in items:
-        raw_number = _raw(item, "ReferencedROINumber", b"IS")
-        numbers = _integers(raw_number) if raw_number is not None else [-1]
-        raw_color = _raw(item, "ROIDisplayColor", b"IS")
-        color: list[Any] | None = None
-        if raw_color is not None:
-            color = _integers(raw_color)
-            if len(color) < 2:  # pydicom gives a single number, not a list
-                raise _FallbackError("ROIDisplayColor")
-        sequence = item.get("ContourSequence", [])
-        if len(numbers) != 1 or not isinstance(sequence, list):
-            raise _FallbackError("ROI Contour item")
-        contours: list[tuple[str, str, int | None]] = []
-        for c in sequence:
-            raw_kind = _raw(c, "ContourGeometricType", b"CS") or b""
-            if raw_kind not in valid and not _CODE.fullmatch(raw_kind.rstrip(b" ")):
-                raise _FallbackError("ContourGeometricType")
-            valid.add(raw_kind)
-            raws.append(_raw(c, "ContourData", b"DS") or b"")
-            images = c.get("ContourImageSequence", [])
-            if not isinstance(images, list):
-                raise _FallbackError("ContourImageSequence")
-            uid = (_raw(images[0], "ReferencedSOPInstanceUID", b"UI") or b"") if images else b""
-            if uid and uid not in valid_uids:
-                plain = uid.rstrip(b"\x00 ")
-                if len(plain) > 64 or not _UID.fullmatch(plain):
-                    raise _FallbackError("ReferencedSOPInstanceUID")
-                valid_uids.add(uid)
-            raw_count = _raw(c, "NumberOfContourPoints", b"IS")
-            counts = _integers(raw_count) if raw_count is not None else [None]
-            if len(counts) != 1:
-                raise _FallbackError("NumberOfContourPoints")
-            kind = raw_kind.decode().strip().upper()
-            contours.append((kind, uid.decode().rstrip("\x00 "), counts[0]))
-        rois.append((numbers[0], color, contours))
-    values, counts = _ds_numbers(raws)
-    pieces = iter(np.split(values, np.cumsum(counts)[:-1]) if counts else [])
-    return [
-        (number, color, [(kind, next(pieces), uid, count) for kind, uid, count in contours])
-        for number, color, contours in rois
-    ]
 
 
 def _private(item: Any, element: int) -> dict[str, Any] | None:
