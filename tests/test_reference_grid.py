@@ -288,3 +288,16 @@ def test_contours_traced_from_a_labelmap_come_back_exactly(
     back = segio.read(tmp_path / "s.seg.dcm", reference=folders["source"])
     for expected, got in zip(_masks(segmentation), _masks(back), strict=True):
         assert np.array_equal(expected, got)
+
+
+def test_an_rtstruct_is_read_onto_any_reference_image(contour_file: Path, tmp_path: Path) -> None:
+    """The reader's reference is any image too: a NIfTI of the target grid, say."""
+    import nibabel
+
+    image = np.zeros(TARGET.shape[::-1], dtype=np.int16)  # nibabel indexes (i, j, k)
+    nibabel.save(nibabel.Nifti1Image(image, TARGET.ijk_to_ras), tmp_path / "ct.nii.gz")
+    back = segio.read(contour_file, reference=tmp_path / "ct.nii.gz")
+    direct = to_labelmap(segio.read(contour_file), TARGET)
+    assert back.require_geometry().is_close(TARGET, 1e-5)
+    for expected, got in zip(_masks(direct), _masks(back), strict=True):
+        assert np.array_equal(expected, got)
