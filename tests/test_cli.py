@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +206,39 @@ def test_info_on_65535_labels_answers_in_seconds(tmp_path: Path) -> None:
     rows = out.splitlines()
     assert sum(row.startswith("Segment_") for row in rows) == 65535
     assert rows[-1].split()[:3] == ["Segment_65535", "0", "65535"]
+
+
+def test_convert_refuses_a_reference_that_misses_and_allow_empty_writes_it(
+    sample: Path, tmp_path: Path
+) -> None:
+    """Issue 12: a SEG on a series far from the segmentation used to be written all empty
+    with exit status 0; now it is one error naming the reference, and --allow-empty."""
+    geometry = segio.read(sample).require_geometry()
+    matrix = geometry.ijk_to_lps.copy()
+    matrix[:3, 3] += (0.0, 0.0, 500.0)
+    far = reference_series(type(geometry)(matrix, geometry.shape), tmp_path / "far")
+    out = tmp_path / "s.seg.dcm"
+    code, _, err = _run("convert", str(sample), str(out), "--reference", str(far))
+    assert code == 1 and not out.exists()
+    assert err.count("\n") == 1 and "does not overlap the segmentation" in err
+    assert "far" in err and "--allow-empty" in err
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")  # printed by the command, not raised by pytest
+        code, _, err = _run(
+            "convert", str(sample), str(out), "--reference", str(far), "--allow-empty"
+        )
+    assert code == 0 and out.exists() and "written empty as asked" in err
+
+
+def test_convert_reference_is_the_grid_of_a_labelmap_output(sample: Path, tmp_path: Path) -> None:
+    """NIfTI takes no reference option: --reference is the grid of the output."""
+    geometry = segio.read(sample).require_geometry()
+    bigger = geometry.cropped((-1, -2, -3), (geometry.shape[0] + 2, 20, 20))
+    ref = reference_series(bigger, tmp_path / "ct")
+    out = tmp_path / "s.nii.gz"
+    code, _, err = _run("convert", str(sample), str(out), "-r", str(ref))
+    assert code == 0, err
+    assert "resampled" not in err  # the same lattice: padded by index
+    back = segio.read(out)
+    assert back.require_geometry().is_close(bigger, 1e-4)
+    assert sum(back.voxel_counts().values()) == sum(segio.read(sample).voxel_counts().values())

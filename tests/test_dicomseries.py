@@ -182,3 +182,17 @@ def test_unreadable_files_of_a_series_are_skipped_with_one_warning(
     with pytest.warns(UserWarning, match="3 unreadable DICOM file.* decompression bomb") as caught:
         series = read_image_series(folder)
     assert len(caught) == 1 and series.geometry.shape == (5, 6, 7)
+
+
+def test_a_series_without_uids_still_gives_its_grid(tmp_path: Path) -> None:
+    """Missing UIDs are read as empty (a grid needs none); writers that cite the series
+    refuse them (segio.reference.cited_series), instead of a malformed-header error."""
+
+    def change(ds: object) -> None:
+        del ds.StudyInstanceUID  # type: ignore[attr-defined]
+        del ds.SOPInstanceUID  # type: ignore[attr-defined]
+
+    series = read_image_series(_series_with(tmp_path, change))
+    assert series.geometry.shape == (5, 6, 7)
+    assert series.study_instance_uid == ""
+    assert all(f is not None and f.sop_instance_uid == "" for f in series.frames)
