@@ -51,8 +51,9 @@ from segio.errors import ReadError, SegioError, ValidationError, WriteError
 from segio.files import OutputFiles
 from segio.geometry import Geometry
 from segio.inputs import referenced_file
+from segio.limits import check_allocation
 from segio.model import Segment, Segmentation, unique_id
-from segio.points import PointAnnotation
+from segio.points import PointAnnotation, check_count
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import LPS_TO_RAS, Surface
 
@@ -74,6 +75,9 @@ _KNOWN = {"ID", "Name", "Color", "DefaultColor", "Tags"}
 #: Slicer's colour when a piece has none (``ReadPolyDataRepresentation``).
 _NO_COLOR = (1.0, 0.0, 0.0)
 _FLIP = np.array([-1.0, -1.0, 1.0])  # RAS <-> LPS on points
+#: Memory one contour takes as an object (its array, the object), to check a piece's cell
+#: count before making them: offsets compress so well that a small file declares millions.
+_CONTOUR_BYTES = 512
 
 
 # -- reading --------------------------------------------------------------------------------
@@ -203,14 +207,14 @@ def _segmentation(
         segment = _segment(piece, index, n, {s.id for s in segments}, notes)
         space = _space(piece)
         spaces.add(space)
-        points += _points(piece, space, segment)
+        points += _points(piece, space, segment, len(points), path)
         if _only_vertices(piece):
             continue  # a point ROI: its points, not an empty segment
         segments.append(segment)
         if representation is Representation.CLOSED_SURFACE:
             surfaces[segment.id] = _surface(piece, space, where, segment.name, notes)
         else:
-            contours[segment.id] = _contours(piece, space, segment.name, notes)
+            contours[segment.id] = _contours(piece, space, segment.name, notes, where)
     grid = _reference(parameters, reference, path)
     return Segmentation(
         segments,
@@ -231,12 +235,17 @@ def _only_vertices(piece: vtkxml.PolyData) -> bool:
     return counts["Verts"] > 0 and not (counts["Lines"] or counts["Polys"] or counts["Strips"])
 
 
-def _points(piece: vtkxml.PolyData, space: str, segment: Segment) -> list[PointAnnotation]:
-    """The block's vertices as point annotations of the segment's name and look."""
+def _points(
+    piece: vtkxml.PolyData, space: str, segment: Segment, before: int, path: Path
+) -> list[PointAnnotation]:
+    """The block's vertices as point annotations of the segment's name and look (at most
+    :data:`segio.points.MAX_POINTS` in the file, ``before`` of them made already)."""
     _, ids = piece.section("Verts")
     if not len(ids):
         return []
-    where = piece.points[np.unique(ids)]
+    used = np.unique(ids)
+    check_count(before + len(used), path)
+    where = piece.points[used]
     where = where * _FLIP if space == "ras" else where
     return [
         PointAnnotation(
@@ -340,7 +349,7 @@ def _surface(
 
 
 def _contours(
-    piece: vtkxml.PolyData, space: str, name: str, notes: slicermeta.Notes
+    piece: vtkxml.PolyData, space: str, name: str, notes: slicermeta.Notes, path: Path
 ) -> PlanarContours:
     """One contour per line cell: closed when it ends where it starts (vertices are
     point annotations, :func:`_points`).
@@ -349,6 +358,7 @@ def _contours(
     """
     points = piece.points * _FLIP if space == "ras" else piece.points
     counts, ids = piece.section("Lines")
+    check_allocation(len(counts) * _CONTOUR_BYTES, "the contours of a piece", path=path)
     found: list[Contour] = []
     for cell in np.split(ids, np.cumsum(counts)[:-1]) if len(counts) else []:
         if not len(cell):
