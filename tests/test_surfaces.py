@@ -591,3 +591,14 @@ def test_converting_an_open_stl_names_the_file_and_segment_and_writes_nothing(
     assert str(caught.value).startswith(str(mesh))
     assert "'lid_Sheet'" in str(caught.value) and "open" in str(caught.value)
     assert not list(tmp_path.glob("out*"))
+
+
+def test_info_shows_an_open_mesh_as_open(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from segio.cli import cli
+
+    mesh = segio.write(_surfaces_named(("Sheet", _open_cube())), tmp_path / "lid.stl")[0]
+    result = CliRunner().invoke(cli, ["info", str(mesh)])
+    assert result.exit_code == 0, result.output
+    assert "10 triangles, open" in result.output
