@@ -3,7 +3,8 @@ the reference when there is one, and refused when nothing of it survived.
 
 Why the reference grid is *the* grid: contours and surfaces rasterised on a grid of their
 own and then resampled onto the reference by nearest neighbour lose and gain voxels at
-every edge (89 of 14,624 voxels of a vendor RTSTRUCT, issue 12). So they are rasterised
+every edge (882 of the 20,146 voxels of the MIM structure set in rt-utils' tests; issue 12
+saw 89 of 14,624 on another vendor's). So they are rasterised
 on the reference's own lattice, grown to hold every vertex, and cropped to the reference
 by index: inside it they are exactly a direct rasterisation, and what lies outside is
 counted per segment. A labelmap already on a grid is moved by index when the two grids
