@@ -91,7 +91,8 @@ def test_hostile_input(case: Case, results: dict[str, dict[str, Any]]) -> None:
 
 
 def test_the_suite_covers_every_reader() -> None:
-    """Each family contributes cases, and most cases are refusals."""
+    """Each family contributes cases, and most cases are refusals (the rest are legal files
+    that must read cleanly: folders that skip their links and pipes, huge label values)."""
     families = {c.name.split("/")[0] for c in CASES}
     assert families == {"nrrd", "nifti", "meshes", "dicom", "legacy", "general"}
-    assert sum(c.outcome == "error" for c in CASES) > 0.8 * len(CASES)
+    assert sum(c.outcome == "error" for c in CASES) > 0.75 * len(CASES)
