@@ -84,7 +84,7 @@ def prepare(work: Path, slices: int, n_segments: int) -> None:
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
     from segio.testing import synthetic_segmentation
 
     (work / "ct").mkdir()

@@ -38,7 +38,7 @@ from _harness import Result, print_table, ratio_line, repeat, run_python
 SPACING = (0.78125, 0.78125, 1.5)
 
 SEGIO = """
-    from segio.converters.surfaces import to_closed_surface
+    from segio.converters.labelmap_to_surface import to_closed_surface
     # VTK is imported before the clock starts, in both pipelines.
     import vtkmodules.util.numpy_support, vtkmodules.vtkFiltersCore, vtkmodules.vtkFiltersGeneral
     seg = load_segmentation()

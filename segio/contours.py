@@ -5,7 +5,7 @@ closed polygons whose inside is decided by the even-odd rule, so holes and islan
 separate nested contours. Open contours and points are kept as annotations of the segment
 (``kind`` other than CLOSED_PLANAR): they are not part of its volume.
 
-Conversion to and from labelmaps lives in :mod:`segio.converters.planar` (2D geometry in
+Conversion to and from labelmaps lives in :mod:`segio.converters.polygons` (2D geometry in
 pixel coordinates) and the converters registered for PLANAR_CONTOURS.
 """
 
@@ -50,7 +50,7 @@ class Contour:
             raise ValidationError("a contour has NaN or infinite coordinates")
         # One or two points are legal even when closed: readers that trace contours through
         # voxel centres write a one-voxel-wide line that way (qurit/rt-utils#87), and the
-        # boundary rule of segio.converters.planar keeps the voxels they pass through.
+        # boundary rule of segio.converters.polygons keeps the voxels they pass through.
         if not len(array):
             raise ValidationError(f"a {kind.value} contour needs at least one point")
         array.flags.writeable = False

@@ -190,7 +190,7 @@ class Geometry:
         What a contour or surface is rasterised on when this grid is its reference: the
         part outside the reference is then counted, not silently clipped.
         """
-        from segio.limits import check_grid
+        from segio.fileio.limits import check_grid
 
         with np.errstate(over="ignore", invalid="ignore"):  # far vertices: refused below
             ijk = self.points_to_ijk(np.asarray(points, dtype=np.float64).reshape(-1, 3))

@@ -40,7 +40,7 @@ class FormatSpec:
     reader, writer:
         ``"module:function"`` of the reader ``read(path, **options) -> Segmentation`` and of
         the writer ``write(segmentation, path, files, **options) -> None`` (``files`` is a
-        :class:`segio.files.OutputFiles` that makes every file atomic).
+        :class:`segio.fileio.outputs.OutputFiles` that makes every file atomic).
     sniff:
         Cheap content test on the first bytes; None when the format has no signature.
     requires:

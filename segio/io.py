@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segio.errors import ReadError, SegioError, ValidationError, WriteError, one_line
-from segio.files import OutputFiles, settle
+from segio.fileio.outputs import OutputFiles, settle
 from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
 from segio.points import warn_unwritten
@@ -75,7 +75,7 @@ def write(
     empty although the input was not is refused unless ``allow_empty``.
 
     All files appear together or not at all, even if the process is killed (see
-    :mod:`segio.files`). An existing file is replaced only with ``force=True``, and never
+    :mod:`segio.fileio.outputs`). An existing file is replaced only with ``force=True``, and never
     when it is one of the inputs: the segmentation's source file and label table, the
     reference, and ``inputs``.
     """

@@ -31,8 +31,8 @@ from numpy.typing import NDArray
 from segio.colors import color_for_index
 from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
+from segio.fileio.limits import check_allocation
 from segio.geometry import Geometry
-from segio.limits import check_allocation
 from segio.points import PointAnnotation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import Surface

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from segio.dicomseries import ImageSeries, read_image_series
+from segio.dicom.series import ImageSeries, read_image_series
 from segio.errors import ReadError, SegioError, ValidationError
 from segio.geometry import Geometry
 
@@ -131,7 +131,7 @@ def cited_series(
 
 def _is_dicom(path: Path) -> bool:
     """A file with the DICOM preamble and magic (whatever its name)."""
-    from segio.inputs import open_input
+    from segio.fileio.inputs import open_input
 
     try:
         with open_input(path) as stream:

@@ -29,8 +29,8 @@ import pluggy
 
 from segio import hookspecs
 from segio.errors import MissingDependencyError, ReadError, UnknownFormatError
+from segio.fileio.inputs import check_regular, folder_files, open_input
 from segio.hookspecs import ConverterSpec, FormatSpec
-from segio.inputs import check_regular, folder_files, open_input
 from segio.representations import Representation
 
 HEAD_SIZE = 4096

@@ -2,7 +2,7 @@
 
 Mesh formats (STL, OBJ, PLY, glTF, 3MF, VTK) store a segment this way, and 3D Slicer's
 "Closed surface" is what it renders in 3D. The mesh is plain numpy, so the core never needs
-VTK or trimesh: the converters in :mod:`segio.converters.surfaces` and the mesh plugins
+VTK or trimesh: the converters in :mod:`segio.converters.labelmap_to_surface` and the mesh plugins
 import those only when a surface is built or a file is written.
 """
 

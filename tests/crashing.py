@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from segio.errors import ReadError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.hookspecs import FormatSpec, hookimpl
 from segio.model import Segmentation
 from segio.registry import Registry

@@ -29,7 +29,7 @@ from crashing import crashing_registry
 
 import segio
 from segio.errors import WriteError
-from segio.files import OutputFiles, host_name, recover
+from segio.fileio.outputs import OutputFiles, host_name, recover
 from segio.testing import small_segmentation
 
 NAMES = ("seg.nii", "seg.json", "seg_extra.txt")
@@ -319,7 +319,7 @@ def test_two_processes_without_force_one_wins(tmp_path: Path) -> None:
         import sys, time
         from pathlib import Path
         from segio.errors import WriteError
-        from segio.files import OutputFiles
+        from segio.fileio.outputs import OutputFiles
         out = OutputFiles()
         out.stage(Path(sys.argv[1])).write_text(sys.argv[2])
         while time.time() < float(sys.argv[3]):

@@ -13,11 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 import segio
+from segio.analysis.summary import summarize
 from segio.cli import cli
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
-from segio.summary import summarize
 from segio.testing import assert_same_segmentation, reference_series, small_segmentation
 
 

@@ -33,7 +33,7 @@ from segio import (
     Terminology,
     hookimpl,
 )
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.registry import Registry, default_registry, is_installed
 from segio.representations import Representation

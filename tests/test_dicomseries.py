@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segio.dicomseries import read_image_series, slice_grid
+from segio.dicom.series import read_image_series, slice_grid
 from segio.errors import GeometryError, ReadError
 
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
@@ -84,7 +84,7 @@ def test_fast_headers_agree_with_pydicom_and_fall_back(
 ) -> None:
     """The struct-walked headers give pydicom's grid; a value the walker cannot convert
     (an IS that is not a number) sends that file to pydicom instead of failing."""
-    from segio import dicomseries
+    from segio.dicom import series as dicomseries
     from segio.testing import grid, reference_series
 
     geometry = grid("oblique", (5, 12, 9))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from segio.errors import SegioError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 
 
 @pytest.fixture
@@ -161,7 +161,7 @@ def test_unwritable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def refuse(**kwargs: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("segio.files.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("segio.fileio.outputs.tempfile.mkstemp", refuse)
     with pytest.raises(WriteError, match="cannot write in this folder: Permission denied"):
         OutputFiles().stage(tmp_path / "seg.nrrd")
     assert listing(tmp_path) == []

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from segio.errors import ReadError, UnknownFormatError, WriteError
-from segio.labeltables import (
+from segio.labels.tables import (
     LABEL_TABLE_FORMATS,
     LabelEntry,
     caret_xml,

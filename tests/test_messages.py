@@ -246,7 +246,7 @@ def test_info_summarising_errors_name_the_file(
     def overflowing(segmentation: object) -> dict[str, object]:
         raise OverflowError("int too big to convert")
 
-    monkeypatch.setattr("segio.summary.summarize", overflowing)
+    monkeypatch.setattr("segio.analysis.summary.summarize", overflowing)
     result = CliRunner().invoke(cli, ["info", str(source)])
     assert result.exit_code == 1
     reason = "cannot read this file: int too big to convert (OverflowError)"

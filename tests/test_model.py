@@ -751,9 +751,9 @@ def test_label_histogram_of_uint8_within_range() -> None:
 HUGE_LABELS = """
 import numpy as np
 from segio.geometry import Geometry
-from segio.labelmaps import present_labels
+from segio.labels.segments import present_labels
 from segio.model import Layer, Segment, Segmentation, label_counts
-from segio.summary import summarize
+from segio.analysis.summary import summarize
 
 grid = Geometry.from_spacing((2, 3, 4))
 for dtype, top in [("uint32", 2**32 - 1), ("int32", 2**31 - 1), ("int64", 2**62),

@@ -16,8 +16,8 @@ from click.testing import CliRunner
 
 import segio
 from segio.cli import cli
+from segio.converters.labelmap_to_surface import SurfaceSettings, to_closed_surface
 from segio.converters.register import segio_converters
-from segio.converters.surfaces import SurfaceSettings, to_closed_surface
 from segio.errors import ValidationError
 from segio.representations import PARAMETERS, ConversionParameter, ConversionParameters
 from segio.testing import small_segmentation

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from segio.converters import planar
-from segio.converters.planar import (
+from segio.converters.polygons import (
     contains,
     crossing_polygons,
     polygon_area,

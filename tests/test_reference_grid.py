@@ -117,8 +117,8 @@ def test_surfaces_with_a_reference_are_a_direct_rasterisation(
     folders: dict[str, Path], tmp_path: Path, suffix: str
 ) -> None:
     pytest.importorskip("vtk")
-    from segio.converters.surfaces import to_closed_surface
-    from segio.converters.surfaces import to_labelmap as surfaces_to_labelmap
+    from segio.converters.labelmap_to_surface import to_closed_surface
+    from segio.converters.labelmap_to_surface import to_labelmap as surfaces_to_labelmap
 
     mesh = tmp_path / "mesh.vtk"
     labelmap = small_segmentation(kind="oblique")

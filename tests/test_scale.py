@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 
 import segio
+from segio.analysis.summary import summarize
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
-from segio.summary import summarize
 
 SMALL, LARGE = 500, 5000
 #: 10x the segments may take at most this many times as long (quadratic: 100x) ...

@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from segio.analysis.summary import summarize
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
-from segio.summary import summarize
 from segio.terminology import Code, Terminology
 
 GRID = Geometry.from_spacing((3, 4, 5), (0.5, 0.8, 2.0), (-10.0, 20.0, 30.0))

@@ -1,4 +1,4 @@
-"""Closed surfaces <-> labelmaps (``segio.converters.surfaces``), checked with trimesh.
+"""Closed surfaces <-> labelmaps (``segio.converters.labelmap_to_surface``), checked with trimesh.
 
 The 24-segment case is ``synthetic_segmentation``'s default set (holes, islands, one
 segment cut by the i = 0 face, one by the k = K-1 face), both on a smaller grid and at the
@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 
 import segio
 from segio.converters import to_representation
-from segio.converters.surfaces import (
+from segio.converters.labelmap_to_surface import (
     FRACTION_SAMPLES,
     automatic_grid,
     rasterize,
@@ -151,7 +151,7 @@ def test_segments_metadata_and_parameters_are_kept(case24: Segmentation) -> None
 
 
 def test_surfaces_match_slicer_smoothing_parameters() -> None:
-    from segio.converters.surfaces import SurfaceSettings
+    from segio.converters.labelmap_to_surface import SurfaceSettings
 
     settings = SurfaceSettings.from_parameters(segio.ConversionParameters.slicer_defaults())
     assert (settings.pass_band, settings.iterations) == (pytest.approx(0.01), 40)
@@ -420,7 +420,7 @@ def test_converters_are_declared_with_slicer_costs() -> None:
     assert (forward.cost, backward.cost) == (500, 500)
     assert forward.requires == ("vtk",) and forward.extra == "mesh"
     assert forward.parameters["Smoothing factor"] == "0.5"
-    assert backward.function == "segio.converters.surfaces:to_labelmap"
+    assert backward.function == "segio.converters.labelmap_to_surface:to_labelmap"
 
 
 @pytest.mark.parametrize("method", ["0", "1"])
@@ -555,7 +555,7 @@ def test_an_open_surface_says_so_and_has_no_volume() -> None:
 
 
 def test_info_reports_an_open_surface_without_a_volume() -> None:
-    from segio.summary import summarize
+    from segio.analysis.summary import summarize
 
     segmentation = _surfaces_named(("Cube", _cube()), ("Sheet", _open_cube()))
     rows = {row["name"]: row for row in summarize(segmentation)["segments"]}

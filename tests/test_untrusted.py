@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from segio.deflate import GZIP, RAW, inflate
 from segio.errors import LimitError, ReadError, ValidationError
-from segio.inputs import check_regular, open_input, read_input, referenced_file
-from segio.limits import (
+from segio.fileio.deflate import GZIP, RAW, inflate
+from segio.fileio.inputs import check_regular, open_input, read_input, referenced_file
+from segio.fileio.limits import (
     ENVIRONMENT_VARIABLE,
     check_allocation,
     check_grid,

@@ -28,9 +28,9 @@ from typing import Any, BinaryIO
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.deflate import ParallelDeflate
-from segio.dicomcodes import code_item
-from segio.dicomseries import SourceFrame
+from segio.dicom.codes import code_item
+from segio.dicom.series import SourceFrame
+from segio.fileio.deflate import ParallelDeflate
 from segio.terminology import Code
 
 #: Transfer syntax of each ``compression`` option.
@@ -518,7 +518,7 @@ def save(
     ``raw`` (references, Per-Frame Functional Groups), then the Pixel Data.
 
     The frames are streamed from ``blocks``; with ``deflate`` the whole dataset (not the
-    file meta) goes through :class:`segio.deflate.ParallelDeflate`.
+    file meta) goes through :class:`segio.fileio.deflate.ParallelDeflate`.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.encaps import encapsulate

@@ -9,8 +9,8 @@ reader needs, and lets pydicom parse the rest of the header, which is small.
 It handles the common encoding only: explicit VR little endian with native (not
 encapsulated) pixel data. Anything else returns None and the caller uses pydicom for the
 whole file, so this is a pure speed path, never a second source of truth. The walker is
-shared with the RTSTRUCT reader: :mod:`segio.dicomfast`. The file is opened as untrusted
-input (:func:`segio.inputs.open_input`: a regular file only) and mapped, not read.
+shared with the RTSTRUCT reader: :mod:`segio.dicom.walker`. The file is opened as untrusted
+input (:func:`segio.fileio.inputs.open_input`: a regular file only) and mapped, not read.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from segio.dicomfast import (
+from segio.dicom.series import read_dataset
+from segio.dicom.walker import (
     EXPLICIT_VR_LITTLE_ENDIAN,
     UNDEFINED,
     Header,
@@ -28,8 +29,7 @@ from segio.dicomfast import (
     sequence,
     transfer_syntax,
 )
-from segio.dicomseries import read_dataset
-from segio.inputs import open_input
+from segio.fileio.inputs import open_input
 
 _PER_FRAME = b"\x00\x52\x30\x92SQ\x00\x00"  # (5200,9230) SQ, explicit VR little endian
 _PIXEL_DATA = b"\xe0\x7f\x10\x00"  # (7FE0,0010)

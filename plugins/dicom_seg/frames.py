@@ -11,7 +11,7 @@ through pydicom's decoders (pylibjpeg plugins for RLE, JPEG-LS, JPEG 2000), and 
 Image Frame Compression (DICOM 2025a, 1-bit SEG frames; pydicom 3.0 cannot decode it) is
 inflated here: one raw-deflate fragment per frame, each frame padded to whole bytes, and
 none inflated past its frame size (a decompression bomb stops there). The frame count and
-size come from :func:`segio.dicomseries.check_pixel_data`, which has checked them against
+size come from :func:`segio.dicom.series.check_pixel_data`, which has checked them against
 the Pixel Data before any frame is decoded.
 
 Placement turns each frame's position into a slice index of one grid (the SEG's own, or
@@ -32,8 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.deflate import RAW, inflate
-from segio.dicomseries import (
+from segio.dicom.series import (
     DEFLATED_IMAGE_FRAME,
     PixelLayout,
     encapsulated_frames,
@@ -41,8 +40,9 @@ from segio.dicomseries import (
     slice_grid,
 )
 from segio.errors import GeometryError, MissingDependencyError, ReadError
+from segio.fileio.deflate import RAW, inflate
+from segio.fileio.limits import check_grid
 from segio.geometry import Geometry
-from segio.limits import check_grid
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _HINT = "the file is truncated or not a valid DICOM SEG"

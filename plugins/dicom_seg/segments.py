@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from segio.dicomcodes import code_from_item, code_item
+from segio.dicom.codes import code_from_item, code_item
 from segio.model import Segment
 from segio.terminology import Terminology
 

@@ -42,9 +42,9 @@ from numpy.typing import NDArray
 
 from segio import options
 from segio.converters.resample import onto_grid
-from segio.dicomseries import ImageSeries
+from segio.dicom.series import ImageSeries
 from segio.errors import WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segment, Segmentation
 from segio.reference import cited_series
 from segio.terminology import Code, Terminology

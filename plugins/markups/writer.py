@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from segio.errors import WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.points import PointAnnotation, names_text
 

@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 from segio import options
 from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, ValidationError
+from segio.fileio.inputs import open_input, referenced_file
+from segio.fileio.limits import check_allocation, check_payload
 from segio.geometry import Geometry
-from segio.inputs import open_input, referenced_file
-from segio.limits import check_allocation, check_payload
 from segio.model import Segment, Segmentation, unique_id
 from segio.representations import Representation
 from segio.surfaces import LPS_TO_RAS, Surface
@@ -227,7 +227,7 @@ def read_reference(
 ) -> bytes:
     """The bytes of a file that ``container`` names inside itself (glTF buffer, MTL).
 
-    :func:`segio.inputs.referenced_file` refuses anything outside ``container``'s folder,
+    :func:`segio.fileio.inputs.referenced_file` refuses anything outside ``container``'s folder,
     URLs and non-regular files before anything is opened. ``size`` is what the container
     declares the file holds: the file must hold that much and only that much is read;
     without it the whole file is read, within the memory limit.

@@ -38,8 +38,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError
-from segio.files import OutputFiles
-from segio.limits import check_allocation
+from segio.fileio.limits import check_allocation
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import vertex_normals
 from segio.terminology import Terminology
@@ -343,7 +343,7 @@ def _buffers(document: dict[str, Any], blob: bytes | None, path: Path) -> list[b
     A buffer is the GLB's BIN chunk, a ``data:`` URI (base64 no longer than the declared
     length needs, so the JSON cannot hide more) or a file named by a relative URI, read
     only when it is a regular file in the glTF's folder or below it
-    (:func:`segio.inputs.referenced_file`: absolute paths, ``../`` and ``%2e%2e/``
+    (:func:`segio.fileio.inputs.referenced_file`: absolute paths, ``../`` and ``%2e%2e/``
     escapes, links out of the folder, URLs, FIFOs and devices are refused, naming the URI).
     Image URIs are never opened: segio reads geometry, not textures.
     """

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import compacted
 from segio.terminology import Terminology
@@ -256,7 +256,7 @@ def _materials(
     """``newmtl`` name -> (Kd, opacity) from the ``mtllib`` libraries that can be read.
 
     A library is read only when it is a regular file in the OBJ's folder or below it
-    (:func:`segio.inputs.referenced_file`). One that cannot be read (missing, outside the
+    (:func:`segio.fileio.inputs.referenced_file`). One that cannot be read (missing, outside the
     folder, a FIFO or device, too large) is skipped with one warning and the meshes come
     without its colours: the geometry is all there, and that is what trimesh and 3D Slicer
     do with an OBJ whose MTL did not come along. Texture maps an MTL names (``map_Kd``)

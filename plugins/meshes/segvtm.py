@@ -29,7 +29,7 @@ difference: an empty segment gets a piece holding its metadata and no points, wh
 writer leaves the block without a file and Slicer loses the segment on reading.
 
 Untrusted files: the pieces a ``.vtm`` names go through
-:func:`segio.inputs.referenced_file` (regular files inside the ``.vtm``'s folder only); a
+:func:`segio.fileio.inputs.referenced_file` (regular files inside the ``.vtm``'s folder only); a
 block naming no file is skipped with a warning (VTK writes an empty segment that way); a
 nested multiblock, a piece that is not PolyData (the ``.vtm`` itself, say) or two blocks
 naming one file are refused.
@@ -48,10 +48,10 @@ from numpy.typing import NDArray
 from segio import slicermeta
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.errors import ReadError, SegioError, ValidationError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.inputs import referenced_file
+from segio.fileio.limits import check_allocation
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
-from segio.inputs import referenced_file
-from segio.limits import check_allocation
 from segio.model import Segment, Segmentation, unique_id
 from segio.points import PointAnnotation, check_count
 from segio.representations import ConversionParameters, Representation

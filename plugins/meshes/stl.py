@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from segio.errors import ReadError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import face_normals
 

@@ -40,8 +40,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError, WriteError
-from segio.files import OutputFiles
-from segio.limits import check_allocation, check_payload
+from segio.fileio.limits import check_allocation, check_payload
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.terminology import Terminology
 

@@ -39,8 +39,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError
-from segio.files import OutputFiles
-from segio.limits import check_payload
+from segio.fileio.limits import check_payload
+from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import compacted
 

@@ -28,9 +28,9 @@ from xml.etree import ElementTree
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.deflate import inflate
 from segio.errors import ReadError
-from segio.limits import check_payload
+from segio.fileio.deflate import inflate
+from segio.fileio.limits import check_payload
 
 from .common import xml_root
 
@@ -273,7 +273,7 @@ def _block_table(blob: bytes, header: str) -> NDArray[np.int64]:
 def _inflate(blob: bytes, table: NDArray[np.int64]) -> bytes:
     """The blocks of a vtkZLibDataCompressor array, each inflated to exactly the size the
     header declares (the last one may be shorter): a block that would inflate to more is
-    refused as it is inflated (:func:`segio.deflate.inflate`), and the total is checked
+    refused as it is inflated (:func:`segio.fileio.deflate.inflate`), and the total is checked
     against the compressed bytes and the memory limit before the first block."""
     blocks, block, last = (int(v) for v in table[:3])
     sizes = table[3:]

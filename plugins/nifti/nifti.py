@@ -27,10 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError, SegioError, WriteError, one_line
-from segio.files import OutputFiles
+from segio.fileio.inputs import open_input
+from segio.fileio.limits import check_allocation, check_payload
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
-from segio.inputs import open_input
-from segio.labelmaps import (
+from segio.labels.segments import (
     DEFAULT_SIDECAR,
     integer_labels,
     label_entries,
@@ -38,8 +39,7 @@ from segio.labelmaps import (
     storage_dtype,
     write_sidecar,
 )
-from segio.labeltables import LabelEntry, parse_caret_xml
-from segio.limits import check_allocation, check_payload
+from segio.labels.tables import LabelEntry, parse_caret_xml
 from segio.model import Segmentation
 
 _SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from segio.files import OutputFiles
-from segio.labelmaps import DEFAULT_SIDECAR, storage_dtype, write_sidecar
+from segio.fileio.outputs import OutputFiles
+from segio.labels.segments import DEFAULT_SIDECAR, storage_dtype, write_sidecar
 from segio.model import Segmentation
 
 from . import nrrdfile

@@ -10,9 +10,9 @@ raises :class:`~segio.errors.ReadError` (codec errors are chained, never leaked)
 
 Untrusted headers are checked before anything is opened or allocated: detached data
 (``data file:`` with one name, a ``LIST`` or a ``%d`` pattern) must name regular files in
-the header's own folder (:func:`segio.inputs.referenced_file`), ``line skip`` and ``byte
+the header's own folder (:func:`segio.fileio.inputs.referenced_file`), ``line skip`` and ``byte
 skip`` stay inside the named file, and the declared array must fit both in what the file
-can hold (:func:`segio.limits.check_payload`) and in ``SEGIO_MAX_MEMORY``; inflating stops
+can hold (:func:`segio.fileio.limits.check_payload`) and in ``SEGIO_MAX_MEMORY``; inflating stops
 at the declared size.
 """
 
@@ -32,10 +32,10 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from segio.deflate import ParallelDeflate
 from segio.errors import LimitError, ReadError, WriteError
-from segio.inputs import open_input, referenced_file
-from segio.limits import check_allocation, check_payload, format_bytes
+from segio.fileio.deflate import ParallelDeflate
+from segio.fileio.inputs import open_input, referenced_file
+from segio.fileio.limits import check_allocation, check_payload, format_bytes
 
 __all__ = ["DEFAULT_LEVEL", "NrrdHeader", "ijk_to_lps", "read_data", "read_header", "write"]
 
@@ -599,7 +599,7 @@ def _pieces(arr: npt.NDArray[Any], dtype: np.dtype[Any], block: int) -> Iterator
 
 
 def _gzip(out: IO[bytes], pieces: Iterator[memoryview], level: int, threads: int) -> None:
-    """Write one gzip member whose blocks are deflated in parallel (segio.deflate)."""
+    """Write one gzip member whose blocks are deflated in parallel (segio.fileio.deflate)."""
     out.write(b"\x1f\x8b\x08\0\0\0\0\0" + bytes([{9: 2, 1: 4}.get(level, 0), 255]))
     with ParallelDeflate(out, level=level, mem_level=8, block=_BLOCK, threads=threads) as stream:
         for piece in pieces:

@@ -24,9 +24,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ReadError, SegioError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import LPS_TO_RAS, Geometry
-from segio.labelmaps import integer_labels, read_labelmap_segmentation, storage_dtype
+from segio.labels.segments import integer_labels, read_labelmap_segmentation, storage_dtype
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import (
     ConversionParameter,

@@ -155,7 +155,7 @@ def archived_roi(item: dict[str, Any], image_uid: str | None) -> Roi:
 
 def sr_rois(data: bytes, path: Path) -> list[Roi]:
     """The ROIs archived in an OsiriX ROI SR, on the image its IMAGE item references."""
-    from segio.dicomseries import read_dataset
+    from segio.dicom.series import read_dataset
 
     ds = read_dataset(path, data=data, force=True)
     try:

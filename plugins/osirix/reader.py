@@ -16,7 +16,7 @@ contours; point ROIs become point annotations (:mod:`segio.points`); open lines 
 OPEN_PLANAR annotations of their segment and reported.
 
 Exports are untrusted: files are read as regular files only (in a folder, only those inside
-it: :func:`segio.inputs.folder_files`); JSON and property lists nested too deeply for the
+it: :func:`segio.fileio.inputs.folder_files`); JSON and property lists nested too deeply for the
 parsers, cyclic or fanned-out keyed archives, and the DICOM of a ROI SR (deflated, deep,
 truncated) are one-line :class:`ReadError`; no export names a file that segio reads.
 """
@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from segio.errors import ReadError, SegioError
-from segio.inputs import folder_files, open_input, read_input
+from segio.fileio.inputs import folder_files, open_input, read_input
 from segio.model import Segmentation
 
 from .archive import archive_rois, sr_rois, unarchive
@@ -75,7 +75,7 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
     rois, variant = _folder_rois(path) if path.is_dir() else _file_rois(path)
     series = None
     if reference is not None:
-        from segio.dicomseries import read_image_series
+        from segio.dicom.series import read_image_series
 
         series = read_image_series(reference)
     try:

@@ -2,7 +2,7 @@
 
 pydicom builds a Dataset per contour and converts each ContourData, and importing it costs
 more than a whole read of a small file; for thousands of contours that is most of the
-time. :func:`_fast_read` walks the file with ``struct`` (:mod:`segio.dicomfast`) and parses
+time. :func:`_fast_read` walks the file with ``struct`` (:mod:`segio.dicom.walker`) and parses
 all ContourData at once, but only when every value the reader uses is plain: otherwise it
 returns None and the reader takes pydicom's path, so both give the same numbers and the
 same warnings (``tests/plugins/test_rtstruct_fastparse.py`` compares them).
@@ -29,16 +29,16 @@ class _FallbackError(Exception):
 
 
 def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
-    """(the dataset as a :class:`segio.dicomfast.Header`, its ROI Contour Sequence) or None.
+    """(the dataset as a :class:`segio.dicom.walker.Header`, its ROI Contour Sequence) or None.
 
     pydicom builds a Dataset per contour and converts each ContourData, and importing it
     costs more than this whole read; for thousands of contours that is most of the time.
-    Here the file is walked with ``struct`` (:mod:`segio.dicomfast`: little endian, explicit
+    Here the file is walked with ``struct`` (:mod:`segio.dicom.walker`: little endian, explicit
     or implicit VR, Latin-1 or UTF-8), the ROI Contour Sequence into plain values with all
     ContourData parsed at once. Only when every value the reader uses is plain; otherwise
     None, and pydicom reads the whole file.
     """
-    from segio import dicomfast
+    from segio.dicom import walker as dicomfast
 
     try:
         header = dicomfast.read_part10(data, raw={0x30060039: _RAW_TAGS})

@@ -13,7 +13,7 @@ One rule is not relaxed: ContourData holds (x, y, z) triples, as many as
 NumberOfContourPoints says. Anything else is a :class:`ReadError` naming the ROI, not a
 contour silently cut to the triples it seems to hold. The file itself is untrusted: read as
 a regular file only, a deflated dataset inflated within a limit, sequences nested within a
-depth, and every pydicom failure a one-line ReadError (:func:`segio.dicomseries.read_dataset`).
+depth, and every pydicom failure a one-line ReadError (:func:`segio.dicom.series.read_dataset`).
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from numpy.typing import NDArray
 from segio import options
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
-from segio.dicomcodes import code_from_item
-from segio.dicomseries import dicom_files, read_dataset
+from segio.dicom.codes import code_from_item
+from segio.dicom.series import dicom_files, read_dataset
 from segio.errors import ReadError, SegioError
+from segio.fileio.inputs import open_input, read_input
 from segio.geometry import Geometry
-from segio.inputs import open_input, read_input
 from segio.model import Segment, Segmentation, unique_id
 from segio.points import PointAnnotation, check_count
 from segio.representations import Representation
@@ -194,10 +194,10 @@ def _unswap(
 def _open(path: Path) -> tuple[Any, list[_RoiContours] | None]:
     """The dataset, and its ROI Contour Sequence when the fast path could read it.
 
-    When it could, the dataset is a :class:`segio.dicomfast.Header` (see
+    When it could, the dataset is a :class:`segio.dicom.walker.Header` (see
     :func:`_fast_read`); otherwise pydicom's Dataset, contours and all.
     """
-    from segio.dicomfast import inflated_part10
+    from segio.dicom.walker import inflated_part10
 
     data = read_input(path)
     if len(data) < 16:
@@ -221,7 +221,7 @@ def _checked(ds: Any, path: Path) -> Any:
 def _private(item: Any, element: int) -> dict[str, Any] | None:
     """segio's JSON extras in ``item``, or None (absent, or not segio's)."""
     if isinstance(item, dict):  # a dicomfast.Header
-        from segio.dicomfast import private_value
+        from segio.dicom.walker import private_value
 
         value = private_value(item, PRIVATE_GROUP, PRIVATE_CREATOR, element)
         if value is None:

@@ -29,10 +29,10 @@ from numpy.typing import NDArray
 from segio import options
 from segio.contours import ContourKind, PlanarContours
 from segio.converters.resample import onto_grid
-from segio.dicomcodes import code_item
-from segio.dicomseries import ImageSeries
+from segio.dicom.codes import code_item
+from segio.dicom.series import ImageSeries
 from segio.errors import ValidationError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.points import PointAnnotation

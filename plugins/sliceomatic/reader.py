@@ -7,8 +7,8 @@ fallback, and a consistency check (a warning beyond 0.01 mm). Label names are no
 file: they come from a label table (``labels``), a preset (``preset``), else ``Label_<n>``.
 
 A companion named by a tag's own name is a file the tag refers to: it must be a regular
-file in the tag's folder (:func:`segio.inputs.referenced_file`), never a link out of it or
-a FIFO; a folder of tags holds only its regular files (:func:`segio.inputs.folder_files`).
+file in the tag's folder (:func:`segio.fileio.inputs.referenced_file`), never a link out of it or
+a FIFO; a folder of tags holds only its regular files (:func:`segio.fileio.inputs.folder_files`).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.errors import GeometryError, ReadError, SegioError
+from segio.fileio.inputs import folder_files, open_input, read_input, referenced_file
 from segio.geometry import Geometry
-from segio.inputs import folder_files, open_input, read_input, referenced_file
-from segio.labeltables import LabelEntry
+from segio.labels.tables import LabelEntry
 from segio.model import Layer, Segment, Segmentation
 
 from .register import sniff
@@ -93,14 +93,14 @@ def label_names(
             for value, (name, color, terminology) in PRESETS[key].items()
         )
     if labels is not None:
-        from segio.labeltables import read_label_table
+        from segio.labels.tables import read_label_table
 
         result.update((entry.value, entry) for entry in read_label_table(labels))
     return result
 
 
 def _series(reference: PathArg) -> Any:
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     return read_image_series(reference)
 
@@ -284,7 +284,7 @@ def _stack(
             filled |= occupied
             array[k0 : k0 + labels.shape[0]] = labels
         return grid, array
-    from segio.dicomseries import slice_grid
+    from segio.dicom.series import slice_grid
 
     first = pieces[0][3]
     positions, shapes = [], []

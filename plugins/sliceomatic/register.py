@@ -52,7 +52,7 @@ def segio_formats() -> list[FormatSpec]:
             read_options={
                 "reference": "the DICOM image(s) the tags were drawn on (folder or files): "
                 "their exact geometry instead of the header's 4-decimal one",
-                "labels": "a label table file (any format segio.labeltables reads) naming "
+                "labels": "a label table file (any format segio.labels.tables reads) naming "
                 "the label values",
                 "preset": "named label set: alberta (1 muscle, 2 IMAT, 5 VAT, 7 SAT)",
             },

@@ -212,7 +212,7 @@ def image_chksum(image: Path) -> int | None:
     Verified on one real pair (``test01.dcm``): raw values before rescale, read as the
     unsigned 16-bit words they are stored in. None when the pixels cannot be decoded.
     """
-    from segio.dicomseries import check_pixel_data, read_dataset
+    from segio.dicom.series import check_pixel_data, read_dataset
     from segio.errors import SegioError
 
     try:

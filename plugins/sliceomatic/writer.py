@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ValidationError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.model import Segmentation
 
@@ -58,7 +58,7 @@ def write(
 
 def _label_table(segmentation: Segmentation, target: Path, files: OutputFiles) -> None:
     """The names, colours and codes the tag cannot hold, as a segio-json label table."""
-    from segio.labeltables import LabelEntry, write_label_table
+    from segio.labels.tables import LabelEntry, write_label_table
 
     entries = [
         LabelEntry(

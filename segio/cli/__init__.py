@@ -270,8 +270,8 @@ def info(
     as_json: bool,
 ) -> None:
     """Describe the segments and the grid of a segmentation file, read as convert reads it."""
+    from segio.analysis.summary import summarize
     from segio.io import user_errors
-    from segio.summary import summarize
 
     read_options = _options(read_option)
     if reference is not None:

@@ -1,7 +1,7 @@
 """Planar contours <-> binary labelmaps, voxel-exact both ways.
 
 The 2D work (even-odd filling, marching squares, keyholes) is in
-:mod:`segio.converters.planar`; this module does the 3D part: it maps each plane's
+:mod:`segio.converters.polygons`; this module does the 3D part: it maps each plane's
 polygons in LPS millimetres to the pixel grid of one slice and back, and packs the
 rasterised segments into labelmap layers.
 
@@ -13,7 +13,7 @@ spacing: irregular z spacing is common and averaging misplaces planes
 (pyplati/platipy#314).
 
 Coordinates come from files, so the grid a conversion allocates is checked against
-``SEGIO_MAX_MEMORY`` first (:func:`segio.limits.check_grid`): one vertex 1e5 mm away
+``SEGIO_MAX_MEMORY`` first (:func:`segio.fileio.limits.check_grid`): one vertex 1e5 mm away
 would otherwise make a grid of gigabytes.
 """
 
@@ -27,11 +27,11 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.contours import Contour, ContourKind, PlanarContours, all_points
-from segio.converters.planar import polygons_from_mask, rasterize_many
-from segio.dicomseries import slice_grid
+from segio.converters.polygons import polygons_from_mask, rasterize_many
+from segio.dicom.series import slice_grid
 from segio.errors import GeometryError, ValidationError
+from segio.fileio.limits import check_grid
 from segio.geometry import Geometry
-from segio.limits import check_grid
 from segio.model import FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import Representation
 

@@ -13,7 +13,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="fractional-to-binary",
             source=Representation.FRACTIONAL_LABELMAP,
             target=Representation.BINARY_LABELMAP,
-            function="segio.converters.fractional:to_binary",
+            function="segio.converters.fractional_to_labelmap:to_binary",
             cost=100,
             parameters=parameter_defaults("Threshold fraction"),
         ),
@@ -42,7 +42,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="binary-to-closed-surface",
             source=Representation.BINARY_LABELMAP,
             target=Representation.CLOSED_SURFACE,
-            function="segio.converters.surfaces:to_closed_surface",
+            function="segio.converters.labelmap_to_surface:to_closed_surface",
             cost=500,
             parameters=parameter_defaults(
                 "Smoothing factor",
@@ -59,7 +59,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="closed-surface-to-binary",
             source=Representation.CLOSED_SURFACE,
             target=Representation.BINARY_LABELMAP,
-            function="segio.converters.surfaces:to_labelmap",
+            function="segio.converters.labelmap_to_surface:to_labelmap",
             cost=500,
             parameters=parameter_defaults(
                 "Oversampling factor",
@@ -76,7 +76,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="closed-surface-to-fractional",
             source=Representation.CLOSED_SURFACE,
             target=Representation.FRACTIONAL_LABELMAP,
-            function="segio.converters.surfaces:to_fractional",
+            function="segio.converters.labelmap_to_surface:to_fractional",
             cost=600,
             parameters=parameter_defaults(
                 "Fractional labelmap oversampling factor",

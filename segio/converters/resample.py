@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
+from segio.fileio.limits import check_grid
 from segio.geometry import Geometry, IndexMap
-from segio.limits import check_grid
 from segio.model import Layer, Segmentation, label_counts
 
 #: Voxels whose positions are tested at a time by :func:`voxels_outside` (bounded memory).

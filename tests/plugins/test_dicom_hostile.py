@@ -24,10 +24,10 @@ from hostile import dicom as crafted
 from segio_plugins.rtstruct import reader as rt_reader
 
 import segio
-from segio import dicomfast
 from segio.contours import Contour, PlanarContours
 from segio.converters.contours import to_labelmap
-from segio.dicomseries import dicom_files, read_dataset, read_image_series
+from segio.dicom import walker as dicomfast
+from segio.dicom.series import dicom_files, read_dataset, read_image_series
 from segio.errors import LimitError, ReadError, SegioError
 from segio.model import Segment, Segmentation
 from segio.representations import Representation

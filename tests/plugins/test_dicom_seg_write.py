@@ -29,9 +29,9 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from segio_plugins.dicom_seg.encode import SYNTAXES
 
 import segio
-from segio.converters.fractional import to_binary
+from segio.converters.fractional_to_labelmap import to_binary
 from segio.converters.resample import resample
-from segio.dicomseries import read_image_series
+from segio.dicom.series import read_image_series
 from segio.errors import WriteError
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation

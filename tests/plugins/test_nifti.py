@@ -12,7 +12,7 @@ import pytest
 
 import segio
 from segio.geometry import Geometry
-from segio.labeltables import LabelEntry, caret_xml
+from segio.labels.tables import LabelEntry, caret_xml
 from segio.model import Segmentation
 from segio.testing import assert_same_segmentation, small_segmentation
 

@@ -147,7 +147,7 @@ def test_pixel_corner_rule_on_the_real_samples(shared_data: Path, tmp_path: Path
     path = _write(tmp_path, "horos.xml", plistlib.dumps(horos, fmt=plistlib.FMT_XML))
     from segio_plugins.osirix.reader import build, parse
 
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     parsed, variant = parse(path.read_bytes(), path)
     assert variant == "roi-window" and parsed[0].points_mm is None
@@ -292,7 +292,7 @@ def test_roi_sr_places_pixel_points_on_the_referenced_image(
     import pydicom
     from segio_plugins.osirix.reader import build, parse
 
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     source = _read(_write(tmp_path, "a.json", legacy.export_rois_json(scene["document"])))
     series = read_image_series(scene["series"])
@@ -365,7 +365,7 @@ def test_horos_roi_window_xml_on_its_one_image(scene: dict[str, Any], tmp_path: 
 def _horos_contours(path: Path, image: Path) -> np.ndarray:
     from segio_plugins.osirix.reader import build, parse
 
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     rois, _ = parse(path.read_bytes(), path)
     seg = build(rois, path, read_image_series([image]))
@@ -690,7 +690,7 @@ def test_duplicate_rois_from_fused_viewers_do_not_cancel(tmp_path: Path) -> None
 def test_a_multi_frame_uid_without_frame_is_ambiguous(shared_data: Path) -> None:
     from segio_plugins.osirix.reader import Roi, build
 
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     series = read_image_series(shared_data / "dcmqi/data/segmentations/23x38x3/multiframe")
     uid = next(f.sop_instance_uid for f in series.frames if f is not None)
@@ -780,8 +780,8 @@ def test_info_lists_the_rois_of_an_sr_without_reference(target: str) -> None:
 def test_info_shows_the_images_of_each_segment_and_the_points() -> None:
     """With millimetre ROIs (or a reference), ``info`` shows each segment's contours and
     the images they lie on, and the point annotations with their positions."""
+    from segio.analysis.summary import summarize
     from segio.cli import cli
-    from segio.summary import summarize
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

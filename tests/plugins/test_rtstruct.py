@@ -155,7 +155,7 @@ def test_labelmap_round_trip_is_voxel_exact(
 
 
 def series_grid(series: Path) -> Geometry:
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     return read_image_series(series).geometry
 

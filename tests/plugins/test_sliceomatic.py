@@ -49,7 +49,7 @@ def _plane(image: Path) -> tuple[np.ndarray, np.ndarray]:
 def test_real_tag_takes_its_companion_geometry(
     folder: str, tag: str, image: str, shared_data: Path
 ) -> None:
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     seg = segio.read(shared_data / folder / tag)
     assert seg.provenance["format"] == "sliceomatic"
@@ -306,7 +306,7 @@ def test_sheared_grid_is_refused_without_reference(tmp_path: Path) -> None:
 
 
 def test_multi_frame_reference_is_refused(shared_data: Path, tmp_path: Path) -> None:
-    from segio.dicomseries import read_image_series
+    from segio.dicom.series import read_image_series
 
     multi = shared_data / "dcmqi" / "data" / "segmentations" / "23x38x3" / "multiframe"
     grid_ = read_image_series(multi).geometry

@@ -1,7 +1,7 @@
 """Plain labelmaps (NIfTI, NRRD, ...) and the label tables that name their values.
 
 A labelmap file holds integers; names, colours and terminology come from a label-table
-sidecar (``segio.labeltables``). These functions turn labelmap arrays plus a table into a
+sidecar (``segio.labels.tables``). These functions turn labelmap arrays plus a table into a
 :class:`Segmentation`, and a Segmentation back into arrays plus a table, for every format
 plugin that stores labels this way.
 """
@@ -19,10 +19,10 @@ from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, ValidationError, WriteError
-from segio.files import OutputFiles
+from segio.fileio.inputs import open_input, read_input
+from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
-from segio.inputs import open_input, read_input
-from segio.labeltables import (
+from segio.labels.tables import (
     LabelEntry,
     find_sidecar,
     read_label_table,

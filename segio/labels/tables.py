@@ -37,7 +37,7 @@ from xml.sax.saxutils import quoteattr
 
 from segio.colors import color_for_index
 from segio.errors import ReadError, SegioError, UnknownFormatError, ValidationError, WriteError
-from segio.inputs import open_input, read_input, referenced_file
+from segio.fileio.inputs import open_input, read_input, referenced_file
 from segio.terminology import ANATOMIC_CONTEXT, SLICER_CONTEXT, Code, Terminology
 
 Color = tuple[float, float, float]

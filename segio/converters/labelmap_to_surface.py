@@ -13,7 +13,7 @@ only sees the mesh, gives the same result. Segments are processed in a thread po
 releases the GIL in ``Update()``.
 
 Surface -> labelmap is :mod:`.voxelise`, re-exported here (the converters are declared
-as ``segio.converters.surfaces:to_labelmap``...). VTK is imported inside the functions
+as ``segio.converters.labelmap_to_surface:to_labelmap``...). VTK is imported inside the functions
 that use it (:mod:`.vtkbridge`), so ``import segio`` never loads it.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.converters import vtkbridge
-from segio.converters.voxelise import (
+from segio.converters.surface_to_labelmap import (
     COLLAPSE,
     CROP,
     FRACTION_SAMPLES,
@@ -419,7 +419,7 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
     the usable CPUs, at most 4).
     """
     if segmentation.source_representation is Representation.FRACTIONAL_LABELMAP:
-        from segio.converters.fractional import to_binary
+        from segio.converters.fractional_to_labelmap import to_binary
 
         segmentation = to_binary(segmentation)
     if segmentation.source_representation is not Representation.BINARY_LABELMAP:

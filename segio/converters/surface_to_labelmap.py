@@ -21,8 +21,8 @@ from numpy.typing import NDArray
 
 from segio.converters import vtkbridge
 from segio.errors import GeometryError, LimitError, ValidationError
+from segio.fileio.limits import check_allocation, check_grid
 from segio.geometry import Geometry
-from segio.limits import check_allocation, check_grid
 from segio.model import FirstFitPacker, Layer, Segment, Segmentation
 from segio.representations import PARAMETERS, ConversionParameters, Representation
 from segio.surfaces import Surface, compacted
@@ -68,7 +68,7 @@ def automatic_grid(
     Slicer's default grid puts voxel *centres* on the box and picks about 250³ voxels;
     segio takes the spacing from :data:`SPACING` (default 1 mm). The grid's size follows
     from coordinates, so one vertex 1e5 mm away would ask for terabytes: it is checked
-    (``layers`` one-byte labelmaps of it, :func:`segio.limits.check_grid`) before anything
+    (``layers`` one-byte labelmaps of it, :func:`segio.fileio.limits.check_grid`) before anything
     is allocated, and ``source`` (the mesh file) is named in the refusal.
     """
     if not spacing > 0 or not math.isfinite(spacing):
@@ -93,7 +93,7 @@ def automatic_grid(
 def _check_grid(
     shape_kji: Sequence[float] | NDArray[np.float64], layers: int, what: str, source: str | None
 ) -> None:
-    """:func:`segio.limits.check_grid` for ``layers`` one-byte labelmaps, with a hint."""
+    """:func:`segio.fileio.limits.check_grid` for ``layers`` one-byte labelmaps, with a hint."""
     # Capped: beyond 1e18 voxels an axis is refused anyway, and the product stays printable.
     dims = [min(float(n), 1e18) for n in shape_kji]
     try:

@@ -30,8 +30,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from segio import limits
-from segio.deflate import RAW, inflate
+from segio.fileio import limits as limits
+from segio.fileio.deflate import RAW, inflate
 
 LONG_VRS = {
     b"OB",

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from segio import dicomfast
+from segio.dicom import walker as dicomfast
 from segio.errors import GeometryError, ReadError, one_line
+from segio.fileio.inputs import check_regular, folder_files, open_input, read_input
+from segio.fileio.limits import check_allocation, check_grid, check_payload
 from segio.geometry import Geometry
-from segio.inputs import check_regular, folder_files, open_input, read_input
-from segio.limits import check_allocation, check_grid, check_payload
 
 #: Relative tolerance on slice positions, as a fraction of the slice step.
 POSITION_TOLERANCE = 0.01
@@ -155,7 +155,7 @@ def dicom_files(path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]])
     """The files of a folder (recursively, hidden ones skipped) or an explicit list.
 
     Only regular files are taken: in a folder, FIFOs, devices and links out of it are left
-    out (:func:`segio.inputs.folder_files`); a named file that is not regular is refused.
+    out (:func:`segio.fileio.inputs.folder_files`); a named file that is not regular is refused.
     """
     if isinstance(path, (str, os.PathLike)):
         root = Path(path)
@@ -185,7 +185,7 @@ def read_dataset(
     pydicom alone would inflate a deflated dataset of any size, recurse as deep as a file
     nests its sequences, and raise anything from ValueError to RecursionError, some only
     when a value is first used. Here the file is read as bytes (a regular file only), a
-    deflated dataset is inflated within :func:`segio.dicomfast.deflated_limit`, the values
+    deflated dataset is inflated within :func:`segio.dicom.walker.deflated_limit`, the values
     the caller uses are converted at once (``convert``: these top-level keywords, nested
     values included; None: every value), and every failure is a one-line
     :class:`ReadError` naming the file; pydicom's warnings become one.
@@ -336,7 +336,7 @@ def _header(file: Path) -> Any | None:
     """The header of one file (everything before the pixel data); None if it is not DICOM.
 
     The struct walker reads the first kilobytes of a plain little-endian file
-    (:func:`segio.dicomfast.read_part10`); anything it does not take goes to pydicom
+    (:func:`segio.dicom.walker.read_part10`); anything it does not take goes to pydicom
     (:func:`read_dataset`). A file that is DICOM but broken (a bomb, a lie) is a
     :class:`ReadError`; a file that is not DICOM at all is skipped.
     """

@@ -56,7 +56,7 @@ from pathlib import Path
 from types import TracebackType
 
 from segio.errors import SegioError, WriteError
-from segio.inputs import open_input
+from segio.fileio.inputs import open_input
 
 __all__ = ["OutputFiles", "host_name", "recover", "settle"]
 
