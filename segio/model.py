@@ -18,21 +18,19 @@ out with one warning (:func:`segio.points.warn_unwritten`).
 from __future__ import annotations
 
 import copy as _copy
-import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence, ValuesView
+from collections.abc import Iterable, Iterator, Mapping, ValuesView
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 from numpy.typing import NDArray
 
 from segio.colors import color_for_index
 from segio.contours import PlanarContours
 from segio.errors import GeometryError, ValidationError
-from segio.fileio.limits import check_allocation
 from segio.geometry import Geometry
+from segio.labels.packing import FirstFitPacker, bounding_box
+from segio.labels.values import compact_labels, label_counts
 from segio.points import PointAnnotation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import Surface
@@ -464,7 +462,7 @@ class Segmentation:
             if layer.max_fraction is not None:
                 labels, values = _half_inside(layer).view(np.uint8), [1]
             else:
-                labels, values = _compact_labels(layer.array, values)
+                labels, values = compact_labels(layer.array, values)
             objects = ndimage.find_objects(labels, max_label=max(values))
             for segment, value in zip(members, values, strict=False):
                 box = objects[value - 1]
@@ -528,7 +526,7 @@ class Segmentation:
                 continue
             for segment in members.get(old_index, []):
                 mask = old_layer.array == segment.label_value
-                box = _bounding_box(mask)
+                box = bounding_box(mask)
                 regions = [] if box is None else [(box, mask[box])]
                 segment.layer, segment.label_value = packer.place(regions)
         result.layers = [Layer(arr, grid) for arr in packer.layers]
@@ -542,256 +540,11 @@ class Segmentation:
         )
 
 
-class FirstFitPacker:
-    """Slicer's first-fit layer packing, for every path that builds layers from masks.
-
-    A mask goes to the first layer that has no voxel under it, with that layer's next
-    label value (above every value already in it, so voxels no segment owns are never
-    absorbed) or the label the caller gives. When no layer is free, a new one starts.
-    Greedy and order-dependent, like ``vtkSegmentation::CollapseBinaryLabelmaps``, and
-    lossless.
-
-    Testing layer after layer would cost every segment every layer: 5,000 segments that
-    overlap make 12.5 million tests. So each voxel also keeps how many layers from the
-    first are set at it (``_full``, one byte a voxel, two from 255 layers): no layer below
-    the largest count over a mask can take it, and the search starts there. The counts
-    exist only once a second layer does, so non-overlapping segments cost nothing more.
-    """
-
-    def __init__(self, shape: tuple[int, int, int], dtype: npt.DTypeLike = np.uint8) -> None:
-        self.shape = shape
-        self.dtype = np.dtype(dtype)
-        self.layers: list[NDArray[np.integer]] = []
-        self._tops: list[int] = []
-        self._full: NDArray[np.unsignedinteger[Any]] | None = None
-
-    def keep(self, array: NDArray[np.integer], top: int) -> None:
-        """Add an existing layer whose highest used value is ``top``."""
-        self.layers.append(array)
-        self._tops.append(top)
-        if self._full is not None:
-            self._extend_counts(len(self.layers) - 1)
-        elif len(self.layers) == 2:
-            self._full = np.zeros(self.shape, dtype=np.uint8)
-            for index in range(2):
-                self._extend_counts(index)
-
-    def place(
-        self, regions: Sequence[tuple[Any, NDArray[np.bool_]]], label: int | None = None
-    ) -> tuple[int, int]:
-        """Paint one mask, given as (index into a layer, boolean mask of that region) pairs.
-
-        Returns its (layer, label value). An empty mask (no regions) takes a label in the
-        first layer.
-        """
-        return self._place([_Box(where, mask) for where, mask in regions], label)
-
-    def place_voxels(self, voxels: NDArray[np.intp], label: int) -> int:
-        """Paint ``label`` at flat (C-order) voxel indices; return the layer chosen."""
-        return self._place([_Flat(voxels)], label)[0]
-
-    def _place(self, picks: Sequence[_Box | _Flat], label: int | None) -> tuple[int, int]:
-        start = 0
-        if self._full is not None:
-            start = max((int(p.values(self._full).max(initial=0)) for p in picks), default=0)
-        target = next(
-            (
-                n
-                for n in range(start, len(self.layers))
-                if not any(p.values(self.layers[n]).any() for p in picks)
-            ),
-            len(self.layers),
-        )
-        if target == len(self.layers):
-            check_allocation(
-                math.prod(self.shape) * (sum(a.itemsize for a in self.layers) + 2 + 1),
-                f"{len(self.layers) + 1} overlapping labelmap layers",
-            )
-            self.keep(np.zeros(self.shape, dtype=self.dtype), 0)
-        value = self._tops[target] + 1 if label is None else label
-        if value > np.iinfo(self.layers[target].dtype).max:
-            self.layers[target] = self.layers[target].astype(np.min_scalar_type(value))
-        for pick in picks:
-            pick.assign(self.layers[target], value)
-        self._tops[target] = max(self._tops[target], value)
-        if self._full is not None:
-            for pick in picks:
-                pick.advance(self._full, self.layers, target)
-        return target, value
-
-    def _extend_counts(self, index: int) -> None:
-        """Count layer ``index`` (the last so far) where every layer before it is set."""
-        assert self._full is not None
-        if index >= np.iinfo(self._full.dtype).max:
-            self._full = self._full.astype(np.min_scalar_type(index + 1))
-        self._full[(self._full == index) & (self.layers[index] != 0)] = index + 1
-
-
-@dataclass(frozen=True)
-class _Box:
-    """A mask given as a region of the volume (basic index) and a boolean array in it."""
-
-    where: Any
-    mask: NDArray[np.bool_]
-
-    def values(self, array: NDArray[Any]) -> NDArray[Any]:
-        return np.asarray(array[self.where][self.mask])
-
-    def assign(self, array: NDArray[Any], value: int) -> None:
-        array[self.where][self.mask] = value
-
-    def advance(self, full: NDArray[Any], layers: Sequence[NDArray[Any]], target: int) -> None:
-        """Where layer ``target`` extended a run of set layers from the first, extend it."""
-        view = full[self.where]
-        at = self.mask & (view == target)
-        for layer in range(target + 1, len(layers) + 1):
-            if not at.any():
-                return
-            view[at] = layer
-            if layer < len(layers):
-                at &= layers[layer][self.where] != 0
-
-
-@dataclass(frozen=True)
-class _Flat:
-    """A mask given as flat (C-order) voxel indices."""
-
-    voxels: NDArray[np.intp]
-
-    def values(self, array: NDArray[Any]) -> NDArray[Any]:
-        return np.asarray(np.take(array, self.voxels))
-
-    def assign(self, array: NDArray[Any], value: int) -> None:
-        np.put(array, self.voxels, value)
-
-    def advance(self, full: NDArray[Any], layers: Sequence[NDArray[Any]], target: int) -> None:
-        """Where layer ``target`` extended a run of set layers from the first, extend it."""
-        at = self.voxels[full.take(self.voxels) == target]
-        for layer in range(target + 1, len(layers) + 1):
-            if not at.size:
-                return
-            np.put(full, at, layer)
-            if layer < len(layers):
-                at = at[layers[layer].take(at) != 0]
-
-
 def _half_inside(layer: Layer) -> NDArray[np.bool_]:
     assert layer.max_fraction is not None
     return np.asarray(layer.array.astype(np.int64, copy=False) * 2 >= layer.max_fraction) & (
         layer.array > 0
     )
-
-
-#: Highest label value counted with a dense histogram (8 MiB of counts); above it the
-#: present values are mapped to compact codes first, so a single voxel of 4294967295 never
-#: makes anything allocate an array sized by the value.
-DENSE_LABEL_LIMIT = 1 << 20
-_SLAB = 1 << 20  # voxels converted at a time: temporaries stay a few MB
-
-
-def voxel_slabs(labels: NDArray[np.integer]) -> Iterator[NDArray[np.integer]]:
-    """The voxels of ``labels`` as flat chunks of about a million values (views if possible).
-
-    Whole-array numpy operations that make temporaries (``bincount`` converting to intp,
-    comparisons, ``isfinite``) run on these instead, so their memory stays a few MB.
-    """
-    flat = labels.reshape(labels.shape[0], -1) if labels.ndim else labels.reshape(1, 1)
-    step = max(1, _SLAB // max(1, flat.shape[1]))
-    for start in range(0, flat.shape[0], step):
-        yield flat[start : start + step].ravel()
-
-
-def label_histogram(labels: NDArray[np.integer], top: int) -> NDArray[np.int64]:
-    """Voxel count of every value 0..top (values outside are ignored), in slabs.
-
-    ``np.bincount`` converts its input to intp; doing it a slab at a time keeps that copy
-    to a few MB instead of eight times the labelmap. The result has ``top + 1`` entries:
-    callers with label values from a file use :func:`label_counts`, which never sizes an
-    array by a value.
-    """
-    check_allocation((top + 3) * 8, f"a histogram of labels 0..{top}")
-    # Bin 0 collects negative values, bin top + 2 everything above top; both are dropped.
-    histogram = np.zeros(top + 3, dtype=np.int64)
-    for chunk in voxel_slabs(labels):
-        if chunk.dtype.kind == "i" or int(chunk.max(initial=0)) > top:
-            chunk = np.clip(chunk, -1, top + 1).astype(np.intp) + 1
-            histogram += np.bincount(chunk, minlength=top + 3)
-        else:
-            histogram[1 : top + 3] += np.bincount(chunk, minlength=top + 2)
-    return histogram[1 : top + 2]
-
-
-def _codes(chunk: NDArray[np.integer], table: NDArray[np.integer]) -> NDArray[np.intp]:
-    """1 + the index in ``table`` (sorted) of each voxel's value; 0 where it is not listed."""
-    at = np.searchsorted(table, chunk)
-    listed = table[np.minimum(at, len(table) - 1)] == chunk
-    return np.where(listed, at + 1, 0)
-
-
-def _value_table(
-    labels: NDArray[np.integer], values: Sequence[int]
-) -> tuple[NDArray[np.integer], dict[int, int]]:
-    """The values that ``labels``' type can hold, sorted, and each one's code (1-based)."""
-    info = np.iinfo(labels.dtype)
-    kept = sorted({int(v) for v in values if info.min <= int(v) <= info.max})
-    return np.array(kept, dtype=labels.dtype), {v: n + 1 for n, v in enumerate(kept)}
-
-
-def label_counts(labels: NDArray[np.integer], values: Sequence[int]) -> NDArray[np.int64]:
-    """Voxel count of each of ``values``, in their order, with memory bounded by the image.
-
-    Small values use :func:`label_histogram`; when the largest is above
-    :data:`DENSE_LABEL_LIMIT` the voxels are first mapped to the index of their value
-    among ``values`` (a sorted search), so a label such as 4294967295 costs no more than
-    a label 1.
-    """
-    wanted = [int(v) for v in values]
-    top = max(wanted, default=0)
-    if top <= DENSE_LABEL_LIMIT:
-        histogram = label_histogram(labels, max(top, 0))
-        return np.array([histogram[v] if v >= 0 else 0 for v in wanted], dtype=np.int64)
-    table, code = _value_table(labels, wanted)
-    counts = np.zeros(len(table) + 1, dtype=np.int64)
-    if len(table):
-        for chunk in voxel_slabs(labels):
-            counts += np.bincount(_codes(chunk, table), minlength=len(table) + 1)
-    return np.array([counts[code[v]] if v in code else 0 for v in wanted], dtype=np.int64)
-
-
-def _compact_labels(
-    labels: NDArray[np.integer], values: list[int]
-) -> tuple[NDArray[np.integer], list[int]]:
-    """A labelmap that ``scipy.ndimage`` can index by label, and each value's new label.
-
-    Small values are used as they are (negative voxels cleared); a value above
-    :data:`DENSE_LABEL_LIMIT` would make ``find_objects`` allocate a list of that length,
-    so the voxels are then renumbered 1..n in the order of the sorted values.
-    """
-    if max(values) <= DENSE_LABEL_LIMIT:
-        if labels.dtype.kind == "i" and labels.size and labels.min() < 0:
-            labels = np.where(labels < 0, 0, labels)
-        return labels, values
-    table, code = _value_table(labels, values)
-    compact = np.empty(labels.shape, dtype=np.min_scalar_type(max(len(table), 1)))
-    flat = compact.reshape(-1)
-    start = 0
-    for chunk in voxel_slabs(labels):
-        flat[start : start + chunk.size] = _codes(chunk, table) if len(table) else 0
-        start += chunk.size
-    # A value the type cannot hold has no voxels: any code above the table finds nothing.
-    return compact, [code.get(v, len(table) + 1) for v in values]
-
-
-def _bounding_box(mask: NDArray[np.bool_]) -> tuple[slice, slice, slice] | None:
-    """Smallest box holding every True voxel, as slices; None for an empty mask."""
-    bounds = []
-    for axis in range(3):
-        others = tuple(a for a in range(3) if a != axis)
-        hit = np.flatnonzero(np.any(mask, axis=others))
-        if hit.size == 0:
-            return None
-        bounds.append(slice(int(hit[0]), int(hit[-1]) + 1))
-    return (bounds[0], bounds[1], bounds[2])
 
 
 def unique_id(base: str, taken: Iterable[str]) -> str:

@@ -13,13 +13,13 @@ from segio.colors import color_for_index
 from segio.contours import PlanarContours
 from segio.errors import GeometryError, SegioError, ValidationError
 from segio.geometry import Geometry
+from segio.labels.packing import FirstFitPacker
+from segio.labels.values import label_histogram
 from segio.model import (
-    FirstFitPacker,
     Layer,
     Segment,
     Segmentation,
     SegmentMap,
-    label_histogram,
     unique_id,
 )
 from segio.points import PointAnnotation
@@ -752,7 +752,8 @@ HUGE_LABELS = """
 import numpy as np
 from segio.geometry import Geometry
 from segio.labels.segments import present_labels
-from segio.model import Layer, Segment, Segmentation, label_counts
+from segio.labels.values import label_counts
+from segio.model import Layer, Segment, Segmentation
 from segio.analysis.summary import summarize
 
 grid = Geometry.from_spacing((2, 3, 4))
@@ -813,7 +814,7 @@ def test_label_histogram_refuses_a_top_beyond_the_memory_limit(
 
 
 def test_label_counts_of_small_and_signed_values() -> None:
-    from segio.model import label_counts
+    from segio.labels.values import label_counts
 
     labels = np.array([[[0, 1, 1, 3, -2, 5000000]]], np.int32)
     assert label_counts(labels, [3, 1, 2]).tolist() == [1, 2, 0]

@@ -41,8 +41,9 @@ from segio.errors import GeometryError, ReadError, SegioError, ValidationError
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry
+from segio.labels.packing import FirstFitPacker
 from segio.labels.segments import present_labels
-from segio.model import FirstFitPacker, Layer, Segment, Segmentation
+from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
 
 from . import fastparse

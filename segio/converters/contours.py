@@ -32,7 +32,8 @@ from segio.dicom.series import slice_grid
 from segio.errors import GeometryError, ValidationError
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry
-from segio.model import FirstFitPacker, Layer, Segment, Segmentation
+from segio.labels.packing import FirstFitPacker
+from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
 
 #: Conversion parameter: pixel size (mm) of a grid derived from the contours alone.

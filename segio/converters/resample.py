@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry, IndexMap
-from segio.model import Layer, Segmentation, label_counts
+from segio.labels.values import label_counts
+from segio.model import Layer, Segmentation
 
 #: Voxels whose positions are tested at a time by :func:`voxels_outside` (bounded memory).
 _SLAB = 1 << 20

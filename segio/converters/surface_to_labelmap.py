@@ -23,7 +23,8 @@ from segio.converters import vtkbridge
 from segio.errors import GeometryError, LimitError, ValidationError
 from segio.fileio.limits import check_allocation, check_grid
 from segio.geometry import Geometry
-from segio.model import FirstFitPacker, Layer, Segment, Segmentation
+from segio.labels.packing import FirstFitPacker
+from segio.model import Layer, Segment, Segmentation
 from segio.representations import PARAMETERS, ConversionParameters, Representation
 from segio.surfaces import Surface, compacted
 

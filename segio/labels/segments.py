@@ -29,15 +29,8 @@ from segio.labels.tables import (
     sniff_label_table,
     write_label_table,
 )
-from segio.model import (
-    DENSE_LABEL_LIMIT,
-    Layer,
-    Segment,
-    Segmentation,
-    label_histogram,
-    unique_id,
-    voxel_slabs,
-)
+from segio.labels.values import DENSE_LABEL_LIMIT, label_histogram, voxel_slabs
+from segio.model import Layer, Segment, Segmentation, unique_id
 from segio.representations import ConversionParameter, ConversionParameters
 
 #: Default sidecar: segio's own JSON, the only table that keeps every field exactly.
@@ -66,7 +59,7 @@ def present_labels(array: NDArray[np.integer]) -> list[int]:
     """Sorted positive values of a labelmap: a histogram for small values, else np.unique.
 
     A value such as 4294967295 never sizes a histogram: above
-    :data:`~segio.model.DENSE_LABEL_LIMIT` the distinct values are found by sorting.
+    :data:`~segio.labels.values.DENSE_LABEL_LIMIT` the distinct values are found by sorting.
     """
     top = int(array.max(initial=0))
     if top <= 0:
