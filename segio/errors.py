@@ -8,6 +8,8 @@ command line can print them as they are, without a traceback.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class SegioError(Exception):
@@ -80,3 +82,81 @@ class GeometryError(SegioError):
 
 class ValidationError(SegioError):
     """A segmentation, segment or parameter breaks a rule of the model."""
+
+
+#: Model-rule errors that, raised while a file is read, mean the file breaks the rule.
+_FILE_FAULTS = (ValidationError, GeometryError)
+
+
+def located(
+    exc: SegioError,
+    path: str | os.PathLike[str],
+    *,
+    reason: str | None = None,
+    hint: str | None = None,
+    kind: type[SegioError] | None = None,
+) -> SegioError:
+    """``exc`` again, naming ``path`` (and ``reason``/``hint`` when given), of class ``kind``
+    (default its own); its ``unexpected`` flag kept. A subclass whose constructor takes
+    other arguments becomes a plain ``kind`` or :class:`SegioError`."""
+    cls = kind or type(exc)
+    reason = exc.reason if reason is None else reason
+    hint = exc.hint if hint is None else hint
+    try:
+        moved = cls(reason, path=path, hint=hint)
+    except TypeError:  # a subclass with its own signature
+        moved = SegioError(reason, path=path, hint=hint)
+    moved.unexpected = exc.unexpected
+    return moved
+
+
+@contextmanager
+def reading(
+    path: str | os.PathLike[str],
+    what: str,
+    *,
+    catch: tuple[type[Exception], ...] = (Exception,),
+) -> Iterator[None]:
+    """Turn a failure inside a reader's block into an error that names ``path``.
+
+    The one place a plugin's reader gets this from (outside plugins included): a parser
+    deep in a plugin raises without knowing the file, and a library raises whatever it
+    likes on a corrupt one, yet the user must be told which file is at fault.
+
+    - A :class:`SegioError` naming no file is given ``path``, keeping its class
+      (:class:`LimitError`, :class:`MissingDependencyError` stay what they are); one that
+      is a rule of the model (:class:`ValidationError`, :class:`GeometryError`) becomes a
+      :class:`ReadError`: here the file breaks the rule, not the caller.
+    - :class:`MemoryError` and :class:`OSError` become a ReadError saying so.
+    - Any exception of ``catch`` (by default every one: a corrupt file breaks parsers in
+      every possible way) becomes ``ReadError("not a readable <what> file (...)")``, chained
+      to the original. A plugin that refuses bad files itself and wants a library's
+      exception to reach :func:`segio.read` as *unexpected* (the conformance battery
+      reports those) passes ``catch=()``.
+    """
+    try:
+        yield
+    except SegioError as exc:
+        fault = isinstance(exc, _FILE_FAULTS)
+        if exc.path is not None and not fault:
+            raise
+        raise located(exc, exc.path or path, kind=ReadError if fault else None) from exc
+    except MemoryError as exc:
+        raise ReadError(
+            "not enough memory to read this file",
+            path=path,
+            hint="free memory or use a larger machine",
+        ) from exc
+    except OSError as exc:
+        where = exc.filename if isinstance(exc.filename, str) else None
+        raise ReadError(
+            f"cannot read: {exc.strerror or one_line(exc) or type(exc).__name__}",
+            path=where or path,
+        ) from exc
+    except catch as exc:
+        detail = one_line(exc)
+        raise ReadError(
+            f"not a readable {what} file ({type(exc).__name__}{': ' + detail if detail else ''})",
+            path=path,
+            hint="the file may be truncated or not of this format",
+        ) from exc

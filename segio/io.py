@@ -17,7 +17,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from segio.errors import ReadError, SegioError, ValidationError, WriteError, one_line
+from segio.errors import (
+    ReadError,
+    SegioError,
+    ValidationError,
+    WriteError,
+    located,
+    one_line,
+)
 from segio.fileio.outputs import OutputFiles, settle
 from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
@@ -48,7 +55,7 @@ def read(
             settle(path)  # finish a write of this file that was interrupted
         segmentation = reader(Path(path), **options)
     if not isinstance(segmentation, Segmentation):
-        raise ReadError(f"the {spec.name} reader returned {type(segmentation).__name__}")
+        raise ReadError(f"the {spec.name} reader returned {type(segmentation).__name__}", path=path)
     segmentation.provenance.setdefault("source_path", str(path))
     segmentation.provenance.setdefault("format", spec.name)
     return segmentation
@@ -332,12 +339,7 @@ def _repointed(exc: SegioError, path: PathLike, files: OutputFiles | None) -> Se
     reason, hint = public(exc.reason), public(exc.hint) if exc.hint else None
     if (where, reason, hint) == (exc.path, exc.reason, exc.hint):
         return None
-    try:
-        moved = type(exc)(reason, path=where, hint=hint)
-    except TypeError:  # a subclass with its own signature
-        moved = SegioError(reason, path=where, hint=hint)
-    moved.unexpected = exc.unexpected
-    return moved
+    return located(exc, where, reason=reason, hint=hint)
 
 
 def takes_grid(spec: FormatSpec) -> bool:

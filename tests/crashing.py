@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from segio.errors import ReadError, WriteError
+from segio.errors import LimitError, ReadError, WriteError
 from segio.fileio.outputs import OutputFiles
 from segio.hookspecs import FormatSpec, hookimpl
 from segio.model import Segmentation
@@ -29,6 +29,7 @@ _RAISED: dict[str, BaseException] = {
     "empty": ValueError(),
     "segio-empty": ReadError(""),
     "recursion": RecursionError("maximum recursion depth exceeded"),
+    "limit": LimitError("the labelmap needs 9 GB"),  # names no file
 }
 
 
@@ -42,6 +43,8 @@ def read(path: Path, *, how: str | None = None) -> Segmentation:
             )
         warnings.warn(f"{path}: the header has 3 unknown fields", stacklevel=1)
         return small_segmentation()
+    if how == "returns":
+        return str(path)  # a careless reader returns anything
     raise _RAISED[how]
 
 

@@ -21,7 +21,14 @@ from crashing import crashing_registry
 
 import segio
 from segio.cli import cli
-from segio.errors import ReadError, SegioError, WriteError
+from segio.errors import (
+    LimitError,
+    ReadError,
+    SegioError,
+    ValidationError,
+    WriteError,
+    reading,
+)
 from segio.registry import Registry
 from segio.testing import small_segmentation
 
@@ -105,6 +112,41 @@ def test_convert_names_the_source_or_the_target(
             write_options={"how": "overflow"},
         )
     assert written.value.path == str(tmp_path / "x.crash")
+
+
+@pytest.mark.parametrize(("how", "kind"), [("limit", LimitError), ("returns", ReadError)])
+def test_read_names_the_file_in_an_error_that_names_none(
+    crash_file: Path, registry: Registry, how: str, kind: type[SegioError]
+) -> None:
+    """A reader's error without a path gets the file, and keeps its class."""
+    with pytest.raises(kind) as info:
+        segio.read(crash_file, registry=registry, how=how)
+    assert type(info.value) is kind and info.value.path == str(crash_file)
+
+
+def test_reading_helper_names_the_file(tmp_path: Path) -> None:
+    """``segio.errors.reading``: what every plugin's reader wraps its parsing in."""
+    path = tmp_path / "scan.xyz"
+    with pytest.raises(LimitError) as limit, reading(path, "XYZ"):
+        raise LimitError("the labelmap needs 9 GB")
+    assert type(limit.value) is LimitError and limit.value.path == str(path)
+    with pytest.raises(ReadError) as rule, reading(path, "XYZ"):
+        raise ValidationError("label 300 does not fit", path=tmp_path / "elsewhere")
+    assert type(rule.value) is ReadError, "a model rule the file breaks is a read error"
+    assert rule.value.path == str(tmp_path / "elsewhere") and "label 300" in rule.value.reason
+    named = ReadError("bad header", path=tmp_path / "data.raw")
+    with pytest.raises(ReadError) as kept, reading(path, "XYZ"):
+        raise named
+    assert kept.value is named
+    with pytest.raises(ReadError) as broken, reading(path, "XYZ"):
+        raise ValueError("cannot reshape array")
+    assert str(broken.value).startswith(f"{path}: not a readable XYZ file (ValueError: cannot")
+    assert isinstance(broken.value.__cause__, ValueError)
+    with pytest.raises(ReadError, match="No such file") as missing, reading(path, "XYZ"):
+        raise FileNotFoundError(2, "No such file or directory", str(tmp_path / "side.raw"))
+    assert missing.value.path == str(tmp_path / "side.raw")
+    with pytest.raises(ValueError), reading(path, "XYZ", catch=()):
+        raise ValueError("left for segio.read to flag as unexpected")
 
 
 # -- the command line ------------------------------------------------------------------

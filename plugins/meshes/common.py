@@ -3,8 +3,8 @@
 Writers see a segmentation as a list of :class:`Part` (one per segment, in order): the
 surface in the file's coordinate system, plus name, colour and opacity. Readers build
 parts back and :func:`to_segmentation` turns them into segments. Parsing errors of any
-kind become one :class:`ReadError` naming the file (:func:`reading`), so a truncated or
-corrupt mesh never shows a traceback.
+kind become one :class:`ReadError` naming the file (:func:`segio.errors.reading`), so a
+truncated or corrupt mesh never shows a traceback.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from xml.etree import ElementTree
 import numpy as np
 from numpy.typing import NDArray
 
-from segio import options
+import segio.options as options
 from segio.colors import color_for_index
-from segio.errors import ReadError, SegioError, ValidationError
+from segio.errors import ReadError, ValidationError
 from segio.fileio.inputs import open_input, referenced_file
 from segio.fileio.limits import check_allocation, check_payload
 from segio.geometry import Geometry
@@ -169,27 +168,6 @@ def reference_geometry(reference: str | os.PathLike[str]) -> Geometry:
     return read_reference(reference).geometry
 
 
-@contextmanager
-def reading(path: Path, what: str) -> Iterator[None]:
-    """Turn any parsing failure inside the block into a ReadError naming ``path``."""
-    try:
-        yield
-    except SegioError as exc:
-        if exc.path is None:  # raised deep in a parser that does not know the file
-            raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
-        raise
-    except MemoryError as exc:
-        raise ReadError("not enough memory to read this file", path=path) from exc
-    except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror or exc}", path=path) from exc
-    except Exception as exc:  # a corrupt file breaks parsers in every possible way
-        raise ReadError(
-            f"not a valid {what} file ({type(exc).__name__}: {exc})",
-            path=path,
-            hint="the file may be truncated or not of this format",
-        ) from exc
-
-
 def whole_numbers(tokens: Sequence[Any], what: str) -> NDArray[np.int64]:
     """Text tokens as int64; one too large is a ValidationError (raised outside the
     OverflowError's handler, so no overflow is chained behind the message)."""
@@ -289,7 +267,8 @@ def checked_metadata(opacity: object, segment_id: object) -> tuple[float | None,
     """Opacity (a number in 0..1) and segment id (text) as a file's metadata gives them.
 
     Files are edited by hand and by other tools: a wrong type must become a ReadError (the
-    caller runs inside :func:`reading`), not a TypeError later in :func:`to_segmentation`.
+    caller runs inside :func:`segio.errors.reading`), not a TypeError later in
+    :func:`to_segmentation`.
     """
     value: float | None = None
     if opacity is not None:

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError
+from segio.errors import ReadError, reading
 from segio.fileio.limits import check_allocation
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
@@ -54,7 +54,6 @@ from .common import (
     parts_of,
     read_file,
     read_reference,
-    reading,
     to_segmentation,
 )
 

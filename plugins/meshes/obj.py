@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError
+from segio.errors import ReadError, reading
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import compacted
@@ -44,7 +44,6 @@ from .common import (
     polygon_triangles,
     read_file,
     read_reference,
-    reading,
     to_segmentation,
     whole_numbers,
 )

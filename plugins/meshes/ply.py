@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError, WriteError
+from segio.errors import ReadError, WriteError, reading
 from segio.fileio.limits import check_payload
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
@@ -41,7 +41,6 @@ from .common import (
     parts_of,
     polygon_triangles,
     read_file,
-    reading,
     rgb8,
     space_in,
     to_segmentation,

@@ -45,9 +45,9 @@ from xml.etree import ElementTree
 import numpy as np
 from numpy.typing import NDArray
 
-from segio import slicermeta
+import segio.slicermeta as slicermeta
 from segio.contours import Contour, ContourKind, PlanarContours
-from segio.errors import ReadError, SegioError, ValidationError, WriteError
+from segio.errors import ReadError, SegioError, ValidationError, WriteError, reading
 from segio.fileio.inputs import referenced_file
 from segio.fileio.limits import check_allocation
 from segio.fileio.outputs import OutputFiles
@@ -58,7 +58,7 @@ from segio.representations import ConversionParameters, Representation
 from segio.surfaces import LPS_TO_RAS, Surface
 
 from . import vtkxml
-from .common import flag, polygon_triangles, read_file, reading, reference_geometry, xml_root
+from .common import flag, polygon_triangles, read_file, reference_geometry, xml_root
 
 FORMAT = "seg-vtm"
 SOURCE = "Segmentation_MasterRepresentation"

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from segio.errors import ReadError, WriteError
+from segio.errors import ReadError, WriteError, reading
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
 from segio.surfaces import face_normals
@@ -33,7 +33,6 @@ from .common import (
     choice,
     flag,
     parts_of,
-    reading,
     safe_name,
     space_in,
     to_segmentation,

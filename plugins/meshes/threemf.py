@@ -39,7 +39,7 @@ from xml.etree import ElementTree
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError, WriteError
+from segio.errors import ReadError, WriteError, reading
 from segio.fileio.limits import check_allocation, check_payload
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
@@ -55,7 +55,6 @@ from .common import (
     part_metadata,
     parts_of,
     read_file,
-    reading,
     rgb8,
     to_segmentation,
     xml_root,

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError
+from segio.errors import ReadError, reading
 from segio.fileio.limits import check_payload
 from segio.fileio.outputs import OutputFiles
 from segio.model import Segmentation
@@ -56,7 +56,6 @@ from .common import (
     parts_of,
     polygon_triangles,
     read_file,
-    reading,
     space_in,
     to_segmentation,
 )

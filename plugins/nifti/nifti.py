@@ -26,7 +26,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError, SegioError, WriteError, one_line
+from segio.errors import ReadError, SegioError, WriteError, one_line, reading
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_allocation, check_payload
 from segio.fileio.outputs import OutputFiles
@@ -74,17 +74,13 @@ class _Layout:
 
 def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
     """Read a .nii or .nii.gz labelmap; the header is checked against the file first."""
-    with _nibabel_messages(path):
-        try:
-            image, data = _load(path)
-            arrays = _layers(data, path)
-            geometry = _geometry(image, arrays[0].shape, path)
-            entries = _header_labels(image, path)
-            marked = _intent_name(image) == LAYER_MARKER
-        except SegioError:
-            raise
-        except Exception as exc:  # nibabel, gzip and numpy raise many kinds for a bad file
-            raise ReadError(f"not a readable NIfTI file: {exc}", path=path) from exc
+    # nibabel, gzip and numpy raise many kinds of exception for a bad file.
+    with _nibabel_messages(path), reading(path, "NIfTI"):
+        image, data = _load(path)
+        arrays = _layers(data, path)
+        geometry = _geometry(image, arrays[0].shape, path)
+        entries = _header_labels(image, path)
+        marked = _intent_name(image) == LAYER_MARKER
     assumed = (
         None
         if marked
@@ -324,10 +320,8 @@ def _geometry(image: Any, shape: tuple[int, ...], path: Path) -> Geometry:
             f"{path}: sform and qform disagree; using the sform (the NIfTI rule, as nibabel)",
             stacklevel=3,
         )
-    try:
+    with reading(path, "NIfTI", catch=()):
         return Geometry.from_ras(image.affine, shape)
-    except SegioError as exc:
-        raise ReadError(exc.reason, path=path) from exc
 
 
 def _header_labels(image: Any, path: Path) -> list[LabelEntry]:

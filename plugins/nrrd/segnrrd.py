@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.errors import ReadError, SegioError, WriteError
+from segio.errors import ReadError, SegioError, WriteError, reading
 from segio.fileio.outputs import OutputFiles
 from segio.geometry import LPS_TO_RAS, Geometry
 from segio.labels.segments import integer_labels, read_labelmap_segmentation, storage_dtype
@@ -72,12 +72,8 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
         warnings.warn(layout.note, stacklevel=3)
     if not _has_segment_fields(layout.key_values):
         return read_labelmap_segmentation(array_layers, geometry, path, labels=labels)
-    try:
+    with reading(path, "seg.nrrd", catch=()):
         return _segmentation(array_layers, geometry, layout.key_values, path)
-    except SegioError as exc:
-        if exc.path is None:
-            raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
-        raise
 
 
 def read_grid(path: Path) -> Geometry:
@@ -140,10 +136,8 @@ def _geometry(
         # extent's lower corner (no origin compensation yet).
         start = _ints(legacy_extent, 6, "Segmentation_Extent", path)[0::2]
         matrix[:3, 3] += matrix[:3, :3] @ np.asarray(start, dtype=np.float64)
-    try:
+    with reading(path, "NRRD", catch=()):
         return Geometry(matrix, shape)
-    except SegioError as exc:
-        raise ReadError(exc.reason, path=path) from exc
 
 
 def _segmentation(
