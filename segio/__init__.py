@@ -11,6 +11,7 @@ Importing segio is cheap: format libraries (nibabel, pydicom, VTK, ...) are impo
 when a file of that format is read or written.
 """
 
+from segio._version import __version__
 from segio.errors import (
     GeometryError,
     LimitError,
@@ -27,8 +28,6 @@ from segio.io import convert, read, select_segments, write
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import ConversionParameter, ConversionParameters, Representation
 from segio.terminology import Code, Terminology
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Code",

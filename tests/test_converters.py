@@ -10,7 +10,8 @@ import pytest
 
 import segio
 from segio.converters import to_representation
-from segio.converters.contours import to_contours, to_labelmap
+from segio.converters.contours_to_labelmap import to_labelmap
+from segio.converters.labelmap_to_contours import to_contours
 from segio.converters.resample import onto_grid, resample, voxels_outside
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segio.dicom.series import read_image_series, slice_grid
+from segio.dicom.series import read_image_series
 from segio.errors import GeometryError, ReadError
+from segio.geometry import slice_grid
 
 AXIAL = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
 

@@ -940,6 +940,6 @@ def test_an_unplaced_segmentation_is_described_but_never_converted() -> None:
     with pytest.raises(ValidationError, match="pixel coordinates only"):
         segio.select_segments(unplaced, ["a"])
     with pytest.raises(ValidationError, match="pixel coordinates only"):
-        from segio.converters.contours import to_labelmap
+        from segio.converters.contours_to_labelmap import to_labelmap
 
         to_labelmap(unplaced, GRID)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from scipy import ndimage
 
-from segio.converters import planar
+from segio.converters import polygons as polygons_module
 from segio.converters.polygons import (
     contains,
     crossing_polygons,
@@ -308,7 +308,7 @@ def test_rasterize_many_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
         map(np.array_equal, _expanded(rasterize_many([[square], []], (5, 30)), (5, 30)), expected)
     )
     # The running XOR has a byte-wise fallback for big-endian machines.
-    monkeypatch.setattr(planar.sys, "byteorder", "big")
+    monkeypatch.setattr(polygons_module.sys, "byteorder", "big")
     got = _expanded(rasterize_many([[square], [square + 1.7]], (5, 30)), (5, 30))
     assert np.array_equal(got[0], expected[0])
     assert np.array_equal(got[1], rasterize([square + 1.7], (5, 30)))
@@ -422,7 +422,7 @@ def test_contours_with_vertices_near_the_float_limit_are_dropped_quietly() -> No
     import warnings
 
     from segio.contours import Contour, PlanarContours
-    from segio.converters.contours import to_labelmap
+    from segio.converters.contours_to_labelmap import to_labelmap
     from segio.geometry import Geometry
     from segio.model import Segment, Segmentation
     from segio.representations import Representation

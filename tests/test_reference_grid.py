@@ -24,7 +24,8 @@ from click.testing import CliRunner
 
 import segio
 from segio.cli import cli
-from segio.converters.contours import to_contours, to_labelmap
+from segio.converters.contours_to_labelmap import to_labelmap
+from segio.converters.labelmap_to_contours import to_contours
 from segio.converters.resample import resample, voxels_outside
 from segio.errors import WriteError
 from segio.geometry import Geometry
@@ -118,7 +119,7 @@ def test_surfaces_with_a_reference_are_a_direct_rasterisation(
 ) -> None:
     pytest.importorskip("vtk")
     from segio.converters.labelmap_to_surface import to_closed_surface
-    from segio.converters.labelmap_to_surface import to_labelmap as surfaces_to_labelmap
+    from segio.converters.surface_to_labelmap import to_labelmap as surfaces_to_labelmap
 
     mesh = tmp_path / "mesh.vtk"
     labelmap = small_segmentation(kind="oblique")

@@ -1,4 +1,5 @@
-"""Closed surfaces <-> labelmaps (``segio.converters.labelmap_to_surface``), checked with trimesh.
+"""Closed surfaces <-> labelmaps (``segio.converters.labelmap_to_surface`` and
+``surface_to_labelmap``), checked with trimesh.
 
 The 24-segment case is ``synthetic_segmentation``'s default set (holes, islands, one
 segment cut by the i = 0 face, one by the k = K-1 face), both on a smaller grid and at the
@@ -16,12 +17,12 @@ from numpy.typing import NDArray
 
 import segio
 from segio.converters import to_representation
-from segio.converters.labelmap_to_surface import (
+from segio.converters.labelmap_to_surface import to_closed_surface
+from segio.converters.surface_to_labelmap import (
     FRACTION_SAMPLES,
     automatic_grid,
     rasterize,
     refined,
-    to_closed_surface,
     to_fractional,
     to_labelmap,
 )
@@ -420,7 +421,7 @@ def test_converters_are_declared_with_slicer_costs() -> None:
     assert (forward.cost, backward.cost) == (500, 500)
     assert forward.requires == ("vtk",) and forward.extra == "mesh"
     assert forward.parameters["Smoothing factor"] == "0.5"
-    assert backward.function == "segio.converters.labelmap_to_surface:to_labelmap"
+    assert backward.function == "segio.converters.surface_to_labelmap:to_labelmap"
 
 
 @pytest.mark.parametrize("method", ["0", "1"])

@@ -526,14 +526,14 @@ def save(
     from pydicom.filewriter import write_file_meta_info
     from pydicom.uid import UID, generate_uid
 
-    import segio
+    from segio._version import __version__
 
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = dataset.SOPClassUID
     meta.MediaStorageSOPInstanceUID = dataset.SOPInstanceUID
     meta.TransferSyntaxUID = UID(SYNTAXES[codec])
     meta.ImplementationClassUID = generate_uid(None, ["segio implementation"])
-    meta.ImplementationVersionName = f"SEGIO_{segio.__version__}"[:16]
+    meta.ImplementationVersionName = f"SEGIO_{__version__}"[:16]
     handle.write(b"\x00" * 128 + b"DICM")
     fp = DicomFileLike(handle)
     fp.is_little_endian, fp.is_implicit_VR = True, False

@@ -37,12 +37,11 @@ from segio.dicom.series import (
     PixelLayout,
     encapsulated_frames,
     read_image_series,
-    slice_grid,
 )
 from segio.errors import GeometryError, MissingDependencyError, ReadError
 from segio.fileio.deflate import RAW, inflate
 from segio.fileio.limits import check_grid
-from segio.geometry import Geometry
+from segio.geometry import Geometry, slice_grid
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _HINT = "the file is truncated or not a valid DICOM SEG"

@@ -14,7 +14,7 @@ Rules, as stated in the spec (``dicom-seg-and-rtstruct.md`` §1, §3):
 * FRACTIONAL: one fractional layer per segment, values 0..Maximum Fractional Value.
 * LABELMAP: one layer; pixel value = Segment Number. The Pixel Padding Value and segment
   number 0 are background: a segment described with either number is not a segment.
-* Geometry: frame positions -> :func:`segio.dicom.series.slice_grid` (slices ascend along
+* Geometry: frame positions -> :func:`segio.geometry.slice_grid` (slices ascend along
   the normal, as image series readers do; highdicom's volumes run the other way). With
   ``reference=`` the frames are placed on the full grid of the source series.
 * Tiled slide-microscopy SEGs: the total pixel matrix becomes one slice per focal plane
@@ -36,11 +36,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio.dicom.series import PixelLayout, check_pixel_data, dicom_files, read_dataset, slice_grid
+from segio.dicom.series import PixelLayout, check_pixel_data, dicom_files, read_dataset
 from segio.errors import GeometryError, ReadError, SegioError, ValidationError
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_grid
-from segio.geometry import Geometry
+from segio.geometry import Geometry, slice_grid
 from segio.labels.packing import FirstFitPacker
 from segio.labels.segments import present_labels
 from segio.model import Layer, Segment, Segmentation

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio import options
+import segio.options as options
 from segio.converters.resample import onto_grid
 from segio.dicom.series import ImageSeries
 from segio.errors import WriteError
@@ -325,7 +325,7 @@ def _dataset(
     from pydicom.dataset import Dataset
     from pydicom.uid import generate_uid
 
-    import segio
+    from segio._version import __version__
 
     source = series.dataset
     grid = series.geometry
@@ -344,7 +344,7 @@ def _dataset(
     ds.InstanceNumber = 1
     ds.ManufacturerModelName = "segio"
     ds.DeviceSerialNumber = "0"
-    ds.SoftwareVersions = segio.__version__
+    ds.SoftwareVersions = __version__
     for keyword, value in fields.items():
         if value is not None:
             setattr(ds, keyword, value if isinstance(value, int) else str(value)[:64])

@@ -87,7 +87,7 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
     segmentation.provenance["osirix.variant"] = variant
     if series is None:
         return segmentation
-    from segio.converters.contours import to_labelmap
+    from segio.converters.contours_to_labelmap import to_labelmap
 
     labelmap = to_labelmap(segmentation, series.geometry)
     labelmap.points = segmentation.points

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio import options
+import segio.options as options
 from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.dicom.codes import code_from_item
@@ -138,7 +138,7 @@ def read(
         grid = None
     if grid is None:
         return segmentation
-    from segio.converters.contours import to_labelmap
+    from segio.converters.contours_to_labelmap import to_labelmap
 
     if segmentation.provenance.get("ManufacturerModelName") == "rt-utils":
         segmentation = _undo_spacing_swap(segmentation, grid, path)

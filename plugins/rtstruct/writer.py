@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from segio import options
+import segio.options as options
 from segio.contours import ContourKind, PlanarContours
 from segio.converters.resample import onto_grid
 from segio.dicom.codes import code_item
@@ -119,7 +119,7 @@ def write(
     sop_instance_uid: str | None = None,
 ) -> None:
     """Write ``segmentation`` as one RTSTRUCT file at ``path``."""
-    from segio.converters.contours import MODES, to_contours
+    from segio.converters.labelmap_to_contours import MODES, to_contours
 
     if reference is None:
         raise WriteError(

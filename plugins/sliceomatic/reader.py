@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from segio.colors import color_for_index
 from segio.errors import GeometryError, ReadError, SegioError
 from segio.fileio.inputs import folder_files, open_input, read_input, referenced_file
-from segio.geometry import Geometry
+from segio.geometry import Geometry, slice_grid
 from segio.labels.tables import LabelEntry
 from segio.model import Layer, Segment, Segmentation
 
@@ -284,7 +284,6 @@ def _stack(
             filled |= occupied
             array[k0 : k0 + labels.shape[0]] = labels
         return grid, array
-    from segio.dicom.series import slice_grid
 
     first = pieces[0][3]
     positions, shapes = [], []

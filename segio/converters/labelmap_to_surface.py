@@ -1,4 +1,4 @@
-"""Binary labelmap <-> closed surface, after 3D Slicer's conversion rules.
+"""Binary labelmap -> closed surface, after 3D Slicer's conversion rule.
 
 Labelmap -> surface reproduces ``vtkBinaryLabelmapToClosedSurfaceConversionRule``:
 discrete flying edges (or surface nets) in index space, optional ``vtkDecimatePro``,
@@ -12,9 +12,9 @@ closes segments cut by the image border, as Slicer's padding does), and smoothin
 only sees the mesh, gives the same result. Segments are processed in a thread pool: VTK
 releases the GIL in ``Update()``.
 
-Surface -> labelmap is :mod:`.voxelise`, re-exported here (the converters are declared
-as ``segio.converters.labelmap_to_surface:to_labelmap``...). VTK is imported inside the functions
-that use it (:mod:`.vtkbridge`), so ``import segio`` never loads it.
+Surface -> labelmap is :mod:`segio.converters.surface_to_labelmap`. VTK is imported
+inside the functions that use it (:mod:`segio.converters.vtkbridge`), so ``import segio``
+never loads it.
 """
 
 from __future__ import annotations
@@ -29,22 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.converters import vtkbridge
-from segio.converters.surface_to_labelmap import (
-    COLLAPSE,
-    CROP,
-    FRACTION_SAMPLES,
-    FRACTIONAL_OVERSAMPLING,
-    MAX_OVERSAMPLING,
-    OVERSAMPLING,
-    SPACING,
-    STENCIL_SLAB,
-    automatic_grid,
-    contained,
-    rasterize,
-    refined,
-    to_fractional,
-    to_labelmap,
-)
+from segio.converters.surface_to_labelmap import contained
 from segio.errors import ValidationError
 from segio.geometry import Geometry
 from segio.model import Extent, Segment, Segmentation
@@ -54,24 +39,6 @@ from segio.surfaces import Surface, compacted, face_normals, vertex_normals
 if TYPE_CHECKING:
     from vtkmodules.vtkCommonDataModel import vtkImageData, vtkPolyData
 
-#: Surface -> labelmap lives in :mod:`.voxelise`; these names stay importable from here.
-__all__ = [
-    "COLLAPSE",
-    "CROP",
-    "FRACTIONAL_OVERSAMPLING",
-    "FRACTION_SAMPLES",
-    "MAX_OVERSAMPLING",
-    "OVERSAMPLING",
-    "SPACING",
-    "STENCIL_SLAB",
-    "SurfaceSettings",
-    "automatic_grid",
-    "rasterize",
-    "refined",
-    "to_closed_surface",
-    "to_fractional",
-    "to_labelmap",
-]
 
 # Slicer's parameter names (``vtkBinaryLabelmapToClosedSurfaceConversionRule``).
 SMOOTHING = "Smoothing factor"

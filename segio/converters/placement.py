@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from segio.converters import LABELMAPS, to_representation
-from segio.converters.contours import contours_on_grid
+from segio.converters.contours_to_labelmap import contours_on_grid
 from segio.converters.resample import onto_grid
 from segio.errors import WriteError
 from segio.geometry import Geometry

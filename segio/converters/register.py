@@ -23,7 +23,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="planar-contours-to-binary",
             source=Representation.PLANAR_CONTOURS,
             target=Representation.BINARY_LABELMAP,
-            function="segio.converters.contours:to_labelmap",
+            function="segio.converters.contours_to_labelmap:to_labelmap",
             cost=1200,
             parameters=parameter_defaults(
                 "Contour rasterization spacing", "Default slice thickness"
@@ -34,7 +34,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="binary-to-planar-contours",
             source=Representation.BINARY_LABELMAP,
             target=Representation.PLANAR_CONTOURS,
-            function="segio.converters.contours:to_contours",
+            function="segio.converters.labelmap_to_contours:to_contours",
             cost=1200,
         ),
         # Slicer's closed-surface rules (vtkSegmentationCore): labelmap <-> surface 500 each.
@@ -59,7 +59,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="closed-surface-to-binary",
             source=Representation.CLOSED_SURFACE,
             target=Representation.BINARY_LABELMAP,
-            function="segio.converters.labelmap_to_surface:to_labelmap",
+            function="segio.converters.surface_to_labelmap:to_labelmap",
             cost=500,
             parameters=parameter_defaults(
                 "Oversampling factor",
@@ -76,7 +76,7 @@ def segio_converters() -> list[ConverterSpec]:
             name="closed-surface-to-fractional",
             source=Representation.CLOSED_SURFACE,
             target=Representation.FRACTIONAL_LABELMAP,
-            function="segio.converters.labelmap_to_surface:to_fractional",
+            function="segio.converters.surface_to_labelmap:to_fractional",
             cost=600,
             parameters=parameter_defaults(
                 "Fractional labelmap oversampling factor",

@@ -1,16 +1,11 @@
-"""DICOM image geometry: slices and frames placed on one regular grid.
+"""DICOM image series: slices and frames placed on one regular grid.
 
 Shared by every DICOM format (SEG, RTSTRUCT, ...): a segmentation that references an
 image series lives on that series' grid. pydicom is imported only when a series is read.
 
 Geometry comes from Image Orientation/Position (Patient) and Pixel Spacing, never from
-Slice Thickness. The row direction (first IOP vector) is the i axis with the column
-spacing (PixelSpacing[1]); the column direction is the j axis with the row spacing
-(PixelSpacing[0]). Slices are sorted along the normal; irregular spacing is allowed when
-every slice falls on a multiple of the smallest gap (the missing slices become empty
-grid slices, as highdicom does), otherwise it is a :class:`GeometryError`. The grid
-positions span is checked against ``SEGIO_MAX_MEMORY`` before anything is allocated on it:
-one frame placed millions of slices away is a refusal, not a terabyte array.
+Slice Thickness; the grid through the slice positions is :func:`segio.geometry.slice_grid`
+(a grid rule, also used by the contour rasteriser, so it lives with the geometry).
 
 It is also where every DICOM reader of segio opens files, because the files are untrusted:
 :func:`dicom_files` lists only regular files inside a folder (no FIFO, device, or link out
@@ -32,86 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
 
 from segio.dicom import walker as dicomfast
 from segio.errors import GeometryError, ReadError, one_line
 from segio.fileio.inputs import check_regular, folder_files, open_input, read_input
-from segio.fileio.limits import check_allocation, check_grid, check_payload
-from segio.geometry import Geometry
-
-#: Relative tolerance on slice positions, as a fraction of the slice step.
-POSITION_TOLERANCE = 0.01
-
-
-def slice_grid(
-    positions: ArrayLike,
-    orientation: ArrayLike,
-    pixel_spacing: Sequence[float],
-    shape_2d: tuple[int, int],
-    *,
-    default_spacing: float = 1.0,
-) -> tuple[Geometry, NDArray[np.intp]]:
-    """The regular grid through ``positions`` (N x 3 IPP) and each position's slice index k.
-
-    Positions that coincide (frames of several segments at one place) share an index.
-    ``shape_2d`` is (rows, columns); ``default_spacing`` is used along k for one slice.
-    """
-    points = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    iop = np.asarray(orientation, dtype=np.float64).reshape(6)
-    spacing = np.asarray(pixel_spacing, dtype=np.float64)
-    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(iop))):
-        raise GeometryError("an image position or orientation is not a finite number")
-    if not (np.all(np.isfinite(spacing)) and np.all(spacing > 0)):
-        raise GeometryError(f"pixel spacing {spacing.tolist()} is not two positive numbers")
-    row, col = iop[:3], iop[3:]
-    normal = np.cross(row, col)
-    if not np.isclose(np.linalg.norm(normal), 1.0, atol=1e-3):
-        raise GeometryError(f"image orientation {iop.tolist()} is not two orthogonal unit vectors")
-    distance = points @ normal
-    order = np.argsort(distance, kind="stable")
-    unique = [order[0]]
-    for index in order[1:]:
-        if distance[index] - distance[unique[-1]] > 1e-4:
-            unique.append(index)
-    levels = distance[unique]
-    if len(unique) == 1:
-        check_grid((1, *shape_2d), 1, "the image plane")
-        step = normal * default_spacing
-        indices = np.zeros(len(points), dtype=np.intp)
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):  # positions near 1e308: inf,
-            gaps = np.diff(levels)  # refused just below as an unbounded grid
-            unit = float(gaps.min())
-            slot = np.round((levels - levels[0]) / unit)
-        # A frame far away, or two a hair apart, make a grid of millions of slices.
-        check_grid(
-            (float(slot[-1]) + 1, *shape_2d),
-            1,
-            f"a grid of {float(slot[-1]) + 1:.4g} slices of {unit:.4g} mm through the positions "
-            f"{levels[0]:.6g} to {levels[-1]:.6g} mm",
-        )
-        if np.any(np.abs(levels - levels[0] - slot * unit) > POSITION_TOLERANCE * unit):
-            raise GeometryError(
-                "the slices are not on a regular grid (gaps "
-                + ", ".join(f"{g:.4g}" for g in np.unique(np.round(gaps, 4)))
-                + " mm)",
-                hint="segio places slices on a grid whose spacing divides every gap",
-            )
-        # The step follows the slices (it may lean, for a tilted gantry), not the normal.
-        first, last = points[unique[0]], points[unique[-1]]
-        step = (last - first) / slot[-1]
-        predicted = first + np.outer(slot, step)
-        if np.any(np.linalg.norm(points[unique] - predicted, axis=1) > POSITION_TOLERANCE * unit):
-            raise GeometryError("the slice positions do not lie on one straight line")
-        indices = np.round((distance - levels[0]) / unit).astype(np.intp)
-    matrix = np.eye(4)
-    matrix[:3, 0] = row * float(pixel_spacing[1])
-    matrix[:3, 1] = col * float(pixel_spacing[0])
-    matrix[:3, 2] = step
-    matrix[:3, 3] = points[unique[0]]
-    rows, columns = shape_2d
-    return Geometry(matrix, (int(indices.max()) + 1, rows, columns)), indices
+from segio.fileio.limits import check_allocation, check_payload
+from segio.geometry import Geometry, slice_grid
 
 
 @dataclass(frozen=True)

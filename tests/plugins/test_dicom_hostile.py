@@ -25,7 +25,7 @@ from segio_plugins.rtstruct import reader as rt_reader
 
 import segio
 from segio.contours import Contour, PlanarContours
-from segio.converters.contours import to_labelmap
+from segio.converters.contours_to_labelmap import to_labelmap
 from segio.dicom import walker as dicomfast
 from segio.dicom.series import dicom_files, read_dataset, read_image_series
 from segio.errors import LimitError, ReadError, SegioError

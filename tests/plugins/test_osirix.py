@@ -165,7 +165,7 @@ def test_export_rois_xml_sample_oblique_brush(shared_data: Path) -> None:
         assert np.ptp(contour.points[:, 2]) > 0.1
         assert np.linalg.svd(centred, compute_uv=False)[2] < 0.01 * np.sqrt(len(centred))
     labelmap = segio.read(shared_data / "SlicerSandbox" / "OsirixTestROI_2.xml")
-    from segio.converters.contours import to_labelmap
+    from segio.converters.contours_to_labelmap import to_labelmap
 
     rasterised = to_labelmap(labelmap)
     assert rasterised.geometry is not None

@@ -23,7 +23,8 @@ from segio_plugins.rtstruct.register import sniff_rtstruct
 
 import segio
 from segio.contours import Contour, PlanarContours
-from segio.converters.contours import to_contours, to_labelmap
+from segio.converters.contours_to_labelmap import to_labelmap
+from segio.converters.labelmap_to_contours import to_contours
 from segio.errors import ReadError, WriteError
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
