@@ -85,7 +85,7 @@ def prepare(work: Path, slices: int, n_segments: int) -> None:
     from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
     from segio.dicom.series import read_image_series
-    from segio.testing import synthetic_segmentation
+    from segio.testing.synthetic import synthetic_segmentation
 
     (work / "ct").mkdir()
     study, series, frame = generate_uid(), generate_uid(), generate_uid()

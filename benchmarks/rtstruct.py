@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Result, print_table, ratio_line, repeat, run_command, run_python
 from dicom_seg import prepare
 
-from segio.testing import dice
+from segio.analysis.overlap import dice
 
 SEGIO_WRITE = """
     import segio

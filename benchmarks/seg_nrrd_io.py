@@ -74,7 +74,7 @@ def prepare(work: Path, shape: tuple[int, int, int], n_segments: int) -> None:
     import slicerio
 
     import segio
-    from segio.testing import synthetic_segmentation
+    from segio.testing.synthetic import synthetic_segmentation
 
     segmentation = synthetic_segmentation(
         shape=shape, n_segments=n_segments, seed=1, terminology=False

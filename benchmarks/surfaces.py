@@ -127,7 +127,7 @@ SLICER = """
 def prepare(work: Path, n_segments: int) -> None:
     """labels.npy and meta.json (segments, label values, IJK -> LPS) for the jobs."""
     from segio.geometry import Geometry
-    from segio.testing import FULL_SHAPE, synthetic_segmentation
+    from segio.testing.synthetic import FULL_SHAPE, synthetic_segmentation
 
     grid = Geometry.from_spacing(FULL_SHAPE, SPACING, (-200.0, -180.0, -300.0))
     seg = synthetic_segmentation(n_segments=n_segments, geometry=grid)

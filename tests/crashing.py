@@ -20,7 +20,7 @@ from segio.fileio.outputs import OutputFiles
 from segio.hookspecs import FormatSpec, hookimpl
 from segio.model import Segmentation
 from segio.registry import Registry
-from segio.testing import small_segmentation
+from segio.testing.synthetic import small_segmentation
 
 _RAISED: dict[str, BaseException] = {
     "valueerror": ValueError("cannot reshape array of size 3 into shape (2,2)"),

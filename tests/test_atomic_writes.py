@@ -30,7 +30,7 @@ from crashing import crashing_registry
 import segio
 from segio.errors import WriteError
 from segio.fileio.outputs import OutputFiles, host_name, recover
-from segio.testing import small_segmentation
+from segio.testing.synthetic import small_segmentation
 
 NAMES = ("seg.nii", "seg.json", "seg_extra.txt")
 

@@ -18,7 +18,9 @@ from segio.cli import cli
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
-from segio.testing import assert_same_segmentation, reference_series, small_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import small_segmentation
 
 
 @pytest.fixture

@@ -37,16 +37,10 @@ from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.registry import Registry, default_registry, is_installed
 from segio.representations import Representation
-from segio.testing import (
-    assert_same_segmentation,
-    check_rejects_garbage,
-    check_round_trip,
-    check_sniffing,
-    conformance_cases,
-    small_segmentation,
-    surface_conformance_cases,
-    surface_segmentation,
-)
+from segio.testing.checks import check_rejects_garbage, check_round_trip, check_sniffing
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.conformance import conformance_cases, surface_conformance_cases
+from segio.testing.synthetic import small_segmentation, surface_segmentation
 
 #: Cases a format cannot hold by design: ``{format: {case: reason}}``. They are reported
 #: as skipped with the reason; the format's writer must refuse them rather than write a

@@ -16,7 +16,7 @@ from segio.converters.resample import onto_grid, resample, voxels_outside
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
-from segio.testing import grid, small_segmentation
+from segio.testing.synthetic import grid, small_segmentation
 
 FRACTIONAL = Representation.FRACTIONAL_LABELMAP
 BINARY = Representation.BINARY_LABELMAP

@@ -86,7 +86,8 @@ def test_fast_headers_agree_with_pydicom_and_fall_back(
     """The struct-walked headers give pydicom's grid; a value the walker cannot convert
     (an IS that is not a number) sends that file to pydicom instead of failing."""
     from segio.dicom import series as dicomseries
-    from segio.testing import grid, reference_series
+    from segio.testing.series import reference_series
+    from segio.testing.synthetic import grid
 
     geometry = grid("oblique", (5, 12, 9))
     folder = reference_series(geometry, tmp_path / "ct")
@@ -142,7 +143,8 @@ def _series_with(tmp_path: Path, change: object) -> Path:
     """A five-slice series whose files go through ``change(dataset)`` first."""
     import pydicom
 
-    from segio.testing import grid, reference_series
+    from segio.testing.series import reference_series
+    from segio.testing.synthetic import grid
 
     folder = reference_series(grid("axial", (5, 6, 7)), tmp_path / "ct")
     for file in sorted(folder.iterdir()):

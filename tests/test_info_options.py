@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 import segio
 from segio.cli import cli
-from segio.testing import reference_series, small_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import small_segmentation
 
 
 def _info(*args: str) -> tuple[int, Any, str]:

@@ -30,7 +30,7 @@ from segio.errors import (
     reading,
 )
 from segio.registry import Registry
-from segio.testing import small_segmentation
+from segio.testing.synthetic import small_segmentation
 
 TESTS = Path(__file__).parent
 

@@ -894,7 +894,7 @@ def test_points_live_beside_segments_with_any_representation() -> None:
 def test_conversions_carry_the_points() -> None:
     """Every converter builds a new segmentation: ``to_representation`` hands the points on."""
     from segio.converters import to_representation
-    from segio.testing import small_segmentation
+    from segio.testing.synthetic import small_segmentation
 
     source = small_segmentation(kind="oblique")
     source.points = [_point()]
@@ -907,7 +907,7 @@ def test_conversions_carry_the_points() -> None:
 
 def test_a_labelmap_format_leaves_points_out_with_one_warning(tmp_path: Path) -> None:
     import segio
-    from segio.testing import small_segmentation
+    from segio.testing.synthetic import small_segmentation
 
     source = small_segmentation(kind="oblique")
     source.points = [_point("Iso"), _point("Seed"), _point("Seed")]

@@ -20,7 +20,7 @@ from segio.converters.labelmap_to_surface import SurfaceSettings, to_closed_surf
 from segio.converters.register import segio_converters
 from segio.errors import ValidationError
 from segio.representations import PARAMETERS, ConversionParameter, ConversionParameters
-from segio.testing import small_segmentation
+from segio.testing.synthetic import small_segmentation
 
 
 @pytest.mark.parametrize(

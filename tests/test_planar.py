@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from segio.analysis.overlap import dice
 from segio.converters import polygons as polygons_module
 from segio.converters.polygons import (
     contains,
@@ -20,7 +21,7 @@ from segio.converters.polygons import (
     rasterize,
     rasterize_many,
 )
-from segio.testing import dice, synthetic_segmentation
+from segio.testing.synthetic import synthetic_segmentation
 
 Mask = NDArray[np.bool_]
 Polygons = list[NDArray[np.float64]]

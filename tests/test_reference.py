@@ -13,7 +13,8 @@ import pytest
 import segio
 from segio.errors import ReadError, ValidationError
 from segio.reference import Reference, cited_series, read_reference, reference_paths
-from segio.testing import grid, reference_series, small_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, small_segmentation
 
 OBLIQUE = grid("oblique")
 

@@ -30,7 +30,8 @@ from segio.converters.resample import resample, voxels_outside
 from segio.errors import WriteError
 from segio.geometry import Geometry
 from segio.model import Segmentation
-from segio.testing import grid, reference_series, small_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, small_segmentation
 
 SOURCE = grid("oblique")  # 7 x 13 x 11 voxels of 0.7 x 0.9 x 2.5 mm, rotated 25 degrees
 MOCK = Path("rt-utils/tests/mock_data")

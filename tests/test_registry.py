@@ -15,7 +15,7 @@ import segio
 from segio.errors import MissingDependencyError, UnknownFormatError
 from segio.registry import Registry, default_registry, load
 from segio.representations import Representation
-from segio.testing import small_segmentation
+from segio.testing.synthetic import small_segmentation
 
 HEAVY = ("pydicom", "highdicom", "nibabel", "vtk", "trimesh", "scipy", "rich")
 
@@ -149,7 +149,7 @@ def test_outside_plugin_installed_through_entry_points(tmp_path: Path) -> None:
         import sys
         sys.path.insert(0, {str(site)!r})
         import numpy as np, segio
-        from segio.testing import small_segmentation
+        from segio.testing.synthetic import small_segmentation
         seg = small_segmentation()
         seg = seg.pack_layers()
         out = segio.write(seg, {str(tmp_path / "x.txtseg")!r})

@@ -16,6 +16,7 @@ import pytest
 from numpy.typing import NDArray
 
 import segio
+from segio.analysis.overlap import dice
 from segio.converters import to_representation
 from segio.converters.labelmap_to_surface import to_closed_surface
 from segio.converters.surface_to_labelmap import (
@@ -30,7 +31,7 @@ from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
 from segio.surfaces import Surface
-from segio.testing import dice, grid, synthetic_segmentation
+from segio.testing.synthetic import grid, synthetic_segmentation
 
 trimesh = pytest.importorskip("trimesh")
 pytest.importorskip("vtk")

@@ -16,16 +16,11 @@ import pytest
 from scipy import ndimage
 
 from segio import Code, Geometry, Layer, Segmentation
-from segio.testing import (
-    GRID_KINDS,
-    assert_same_segmentation,
-    conformance_cases,
-    dice,
-    grid,
-    segment_names,
-    small_segmentation,
-    synthetic_segmentation,
-)
+from segio.analysis.overlap import dice
+from segio.testing.catalogue import segment_names
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.conformance import conformance_cases
+from segio.testing.synthetic import GRID_KINDS, grid, small_segmentation, synthetic_segmentation
 
 FULL = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity: islands must not even touch diagonally
 

@@ -19,7 +19,7 @@ import pytest
 import segio
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
-from segio.testing import reference_series
+from segio.testing.series import reference_series
 
 #: 10 times the segments may cost at most this many times the time (quadratic: ~100).
 MAX_RATIO = 25

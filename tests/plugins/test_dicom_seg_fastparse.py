@@ -13,7 +13,8 @@ from segio_plugins.dicom_seg import fastparse
 
 import segio
 from segio.model import Segmentation
-from segio.testing import reference_series, small_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import small_segmentation
 
 
 def _write(segmentation: Segmentation, path: Path, **options: Any) -> Path:

@@ -36,7 +36,8 @@ from segio.errors import WriteError
 from segio.geometry import Geometry
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
-from segio.testing import assert_same_segmentation, grid, synthetic_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.synthetic import grid, synthetic_segmentation
 
 BIN = Path(sys.executable).parent
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"

@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import segio
 from segio.errors import WriteError
 from segio.points import PointAnnotation
-from segio.testing import grid, small_segmentation
+from segio.testing.synthetic import grid, small_segmentation
 
 COMMITTED = Path(__file__).resolve().parents[2] / "fixtures" / "legacy"
 EXPECTED = json.loads((COMMITTED / "expected.json").read_text())["osirix"]

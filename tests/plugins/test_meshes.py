@@ -23,12 +23,9 @@ from segio import Segment, Segmentation
 from segio.errors import ReadError, SegioError, WriteError
 from segio.representations import Representation
 from segio.surfaces import LPS_TO_RAS, Surface
-from segio.testing import (
-    assert_same_segmentation,
-    grid,
-    reference_series,
-    surface_segmentation,
-)
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, surface_segmentation
 
 trimesh = pytest.importorskip("trimesh")
 
@@ -555,7 +552,7 @@ def test_ras_space_is_a_proper_rotation() -> None:
 @pytest.fixture
 def labelmap_case(tmp_path: Path) -> tuple[Path, Path, Segmentation]:
     """A labelmap .seg.nrrd on an oblique, anisotropic grid and its CT series."""
-    from segio.testing import synthetic_segmentation
+    from segio.testing.synthetic import synthetic_segmentation
 
     original = synthetic_segmentation(n_segments=4, geometry=grid("oblique", (20, 30, 28)), seed=3)
     source = tmp_path / "seg.seg.nrrd"
@@ -595,7 +592,7 @@ def test_convert_stl_to_labelmap_on_reference(
     labelmap_case: tuple[Path, Path, Segmentation],
 ) -> None:
     """``segio convert out.stl seg.nrrd --reference ct/``: the voxels land on the CT grid."""
-    from segio.testing import dice
+    from segio.analysis.overlap import dice
 
     source, ct, original = labelmap_case
     written = segio.write(segio.read(source), source.with_name("out.stl"))

@@ -28,7 +28,8 @@ import segio
 from segio import Segment, Segmentation
 from segio.representations import Representation
 from segio.surfaces import Surface
-from segio.testing import assert_same_segmentation, small_segmentation, surface_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.synthetic import small_segmentation, surface_segmentation
 
 pytestmark = pytest.mark.interop
 

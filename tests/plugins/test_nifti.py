@@ -14,7 +14,8 @@ import segio
 from segio.geometry import Geometry
 from segio.labels.tables import LabelEntry, caret_xml
 from segio.model import Segmentation
-from segio.testing import assert_same_segmentation, small_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.synthetic import small_segmentation
 
 
 @pytest.mark.parametrize("kind", ["axial", "oblique", "anisotropic", "lps_flipped"])

@@ -19,7 +19,9 @@ import segio
 from segio.contours import ContourKind
 from segio.errors import ReadError, SegioError, ValidationError
 from segio.registry import default_registry
-from segio.testing import assert_same_segmentation, grid, reference_series
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 ANNOTATIONS = r"line ROI\(s\) kept as annotations"

@@ -22,6 +22,7 @@ import pytest
 from segio_plugins.rtstruct.register import sniff_rtstruct
 
 import segio
+from segio.analysis.overlap import dice
 from segio.contours import Contour, PlanarContours
 from segio.converters.contours_to_labelmap import to_labelmap
 from segio.converters.labelmap_to_contours import to_contours
@@ -29,13 +30,9 @@ from segio.errors import ReadError, WriteError
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
-from segio.testing import (
-    assert_same_segmentation,
-    dice,
-    grid,
-    reference_series,
-    synthetic_segmentation,
-)
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, synthetic_segmentation
 
 BIN = Path(sys.executable).parent
 RTSTRUCT_FILES = {

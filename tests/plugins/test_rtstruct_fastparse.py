@@ -16,7 +16,9 @@ from segio_plugins.rtstruct import reader
 import segio
 from segio.errors import ReadError
 from segio.model import Segmentation
-from segio.testing import assert_same_segmentation, grid, reference_series, synthetic_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, synthetic_segmentation
 
 SHARED = [
     "rt-utils/tests/mock_data/rt.dcm",

@@ -40,9 +40,11 @@ import pytest
 from numpy.typing import NDArray
 
 import segio
+from segio.analysis.overlap import dice
 from segio.geometry import Geometry
 from segio.model import Segmentation
-from segio.testing import dice, grid, reference_series, synthetic_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, synthetic_segmentation
 
 pytestmark = pytest.mark.interop
 

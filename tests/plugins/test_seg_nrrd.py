@@ -15,7 +15,8 @@ import segio
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation
 from segio.terminology import Code, Terminology
-from segio.testing import assert_same_segmentation, small_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.synthetic import small_segmentation
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

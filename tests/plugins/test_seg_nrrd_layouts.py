@@ -18,7 +18,7 @@ import pytest
 
 import segio
 from segio.model import Segmentation
-from segio.testing import assert_same_segmentation
+from segio.testing.compare import assert_same_segmentation
 
 LAYOUTS = Path(__file__).resolve().parents[2] / "fixtures" / "seg-nrrd" / "layouts"
 EXPECTED: dict[str, Any] = json.loads((LAYOUTS / "expected.json").read_text(encoding="utf-8"))

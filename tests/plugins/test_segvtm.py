@@ -27,19 +27,15 @@ import pytest
 
 import segio
 from segio import Segment, Segmentation
+from segio.analysis.overlap import dice
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.errors import ReadError, WriteError
 from segio.points import PointAnnotation
 from segio.representations import Representation
 from segio.surfaces import Surface
 from segio.terminology import Terminology
-from segio.testing import (
-    assert_same_segmentation,
-    dice,
-    grid,
-    small_segmentation,
-    surface_segmentation,
-)
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.synthetic import grid, small_segmentation, surface_segmentation
 
 vtk = pytest.importorskip("vtk")
 from vtkmodules.util.numpy_support import vtk_to_numpy  # noqa: E402

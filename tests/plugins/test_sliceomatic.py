@@ -20,7 +20,9 @@ from segio.errors import GeometryError, ReadError, SegioError, WriteError
 from segio.geometry import Geometry
 from segio.model import Layer, Segmentation
 from segio.registry import default_registry
-from segio.testing import assert_same_segmentation, grid, reference_series, small_segmentation
+from segio.testing.compare import assert_same_segmentation
+from segio.testing.series import reference_series
+from segio.testing.synthetic import grid, small_segmentation
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 PAIRS = [("SlicerSandbox", "test01.dcm.tag", "test01.dcm"), ("barbell2-light", "10.tag", "10.dcm")]
