@@ -15,7 +15,7 @@ segio runs ``to_closed_surface`` at the same smoothing factor, with its thread p
 with one thread; Slicer's pipeline runs with VTK's sequential backend and with its
 ``STDThread`` backend (Slicer's own VTK uses TBB threads). VTK is imported before the
 clock starts in every job. The results are compared per segment by the symmetric
-Hausdorff distance between their vertex sets (scipy cKDTree, both directions), outside
+Hausdorff distance between their vertex sets (``segio.analysis.distances``), outside
 the timed part; the target is below one voxel (the smallest voxel side).
 
     python benchmarks/surfaces.py [--segments 24|104] [--smoothing 0.5] [--repeat 3]
@@ -34,6 +34,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import Result, print_table, ratio_line, repeat, run_python
+
+from segio.analysis.distances import point_distances
 
 SPACING = (0.78125, 0.78125, 1.5)
 
@@ -143,17 +145,6 @@ def prepare(work: Path, n_segments: int) -> None:
     (work / "meta.json").write_text(json.dumps(meta))
 
 
-def hausdorff(a: np.ndarray, b: np.ndarray) -> float:
-    """Symmetric Hausdorff distance between two vertex sets (mm)."""
-    from scipy.spatial import cKDTree
-
-    if not len(a) or not len(b):
-        return 0.0 if len(a) == len(b) else float("inf")
-    forward = cKDTree(b).query(a)[0].max()
-    backward = cKDTree(a).query(b)[0].max()
-    return float(max(forward, backward))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=24)
@@ -183,7 +174,7 @@ def main() -> None:
         ours = np.load(work / "segio.npz")
         single = np.load(work / "segio1.npz")
         theirs = np.load(work / "slicer.npz")
-        distances = {key: hausdorff(ours[key], theirs[key]) for key in theirs.files}
+        distances = {key: point_distances(ours[key], theirs[key]).hausdorff for key in theirs.files}
         same = all(np.array_equal(ours[key], single[key]) for key in ours.files)
         vertices = sum(len(theirs[key]) for key in theirs.files)
     print_table(results)

@@ -16,7 +16,6 @@ import pytest
 from scipy import ndimage
 
 from segio import Code, Geometry, Layer, Segmentation
-from segio.analysis.overlap import dice
 from segio.testing.catalogue import segment_names
 from segio.testing.compare import assert_same_segmentation
 from segio.testing.conformance import conformance_cases
@@ -425,19 +424,3 @@ def test_every_problem_is_listed(pair: tuple[Segmentation, Segmentation]) -> Non
     with pytest.raises(AssertionError) as info:
         assert_same_segmentation(a, b)
     assert "segment 0" in str(info.value) and "segment 4" in str(info.value)
-
-
-# -- dice -------------------------------------------------------------------------------------
-
-
-def test_dice() -> None:
-    a = np.zeros((2, 3, 4), dtype=bool)
-    b = a.copy()
-    assert dice(a, b) == 1.0
-    a[0, 0, :2] = True
-    b[0, 0, 1:3] = True
-    assert dice(a, b) == pytest.approx(0.5)
-    assert dice(a, a) == 1.0
-    assert dice(a, ~a) == 0.0
-    with pytest.raises(ValueError, match="shapes differ"):
-        dice(a, a[0])

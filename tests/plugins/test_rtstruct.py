@@ -1,6 +1,6 @@
 """RTSTRUCT: every shared structure set read, our own files exact, valid and readable by peers.
 
-Series are written with ``segio.testing.reference_series`` on an axial and an oblique,
+Series are written with ``segio.testing.series.reference_series`` on an axial and an oblique,
 anisotropic, non-square grid. Labelmaps go to RTSTRUCT and back voxel for voxel in the
 exact contour modes (``synthetic_segmentation`` has holes, islands and overlaps), and
 close to it in ``smooth``. dciodvfy must find no error; rt-utils must read our files
