@@ -1,11 +1,9 @@
-"""The conformance battery of ``segio.testing``, run on every installed format plugin.
+"""The conformance battery on every built-in format, and the battery itself on a toy format.
 
-Each format that reads and writes gets every conformance case (oblique grids, overlaps,
-empty segments, unicode names, uint16 labels, ...) as a round trip; each readable format
-must reject garbage with a ``SegioError`` and recognise its own file without a suffix.
-The formats come from the registry at collection time, so a new plugin is tested the moment
-it is installed, with no line to add here, unless it cannot hold a case by design: then it
-says so in ``UNSUPPORTED`` or ``COMPARE`` below, with the reason.
+Each built-in format is one small ``FormatConformance`` subclass below that declares what
+the format cannot hold by design, with the reason, exactly as an outside plugin does in its
+own tests (``docs/plugins.md``); a test requires one class per built-in format, so a new
+format cannot go untested.
 
 The battery is itself tested at the end of this file on a toy format, faithful and
 deliberately broken, so that a green run means the checks ran and could have failed.
@@ -19,7 +17,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pytest
@@ -31,211 +29,142 @@ from segio import (
     Segment,
     Segmentation,
     Terminology,
+    WriteError,
     hookimpl,
 )
 from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
-from segio.registry import Registry, default_registry, is_installed
-from segio.representations import Representation
-from segio.testing.checks import check_rejects_garbage, check_round_trip, check_sniffing
+from segio.registry import Registry, default_registry
+from segio.testing.checks import (
+    RoundTripError,
+    check_refuses_other_formats,
+    check_rejects_garbage,
+    check_round_trip,
+    check_sniffing,
+)
 from segio.testing.compare import assert_same_segmentation
-from segio.testing.conformance import conformance_cases, surface_conformance_cases
+from segio.testing.conformance import FormatConformance, conformance_cases, registry_with
 from segio.testing.synthetic import small_segmentation, surface_segmentation
 
-#: Cases a format cannot hold by design: ``{format: {case: reason}}``. They are reported
-#: as skipped with the reason; the format's writer must refuse them rather than write a
-#: file that loses something.
-UNSUPPORTED: dict[str, dict[str, str]] = {
-    "sliceomatic": {
+# -- the built-in formats ---------------------------------------------------------------------
+
+
+class TestNrrd(FormatConformance):
+    format = "nrrd"
+
+
+class TestSegNrrd(FormatConformance):
+    format = "seg-nrrd"
+
+
+class TestNifti(FormatConformance):
+    format = "nifti"
+
+
+class TestDicomSeg(FormatConformance):
+    format = "dicom-seg"
+    lossy: ClassVar[dict[str, str]] = {
+        "colors": "stored as 16-bit CIELab",
+        "properties": "a segment has no free properties in DICOM, which in turn requires "
+        "an algorithm type",
+    }
+    color_atol = 5e-4
+
+
+class TestRtstruct(FormatConformance):
+    format = "rtstruct"
+
+
+class TestSliceomatic(FormatConformance):
+    format = "sliceomatic"
+    cannot_hold: ClassVar[dict[str, str]] = {
         "overlapping": "a .tag holds one label per voxel; the writer refuses overlaps",
         "uint16_labels": "type:BYTE holds labels 0-255; the writer refuses larger values",
         "empty_segment": "a label without voxels leaves no trace in a .tag (names come "
         "from a label table or preset on reading)",
-    },
-}
+    }
+    lossy: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("ids", "names", "terminology", "properties", "colors"),
+        "a .tag holds label values only: names, colours and codes come back from a label "
+        "table or preset (labels=, preset=)",
+    )
 
-#: Fields a format cannot store at all: ``{format: (assert_same_segmentation options,
-#: reason)}``. Kept empty unless a format truly has no place for the field.
-COMPARE: dict[str, tuple[dict[str, Any], str]] = {
-    "sliceomatic": (
-        {
-            "check_ids": False,
-            "check_names": False,
-            "check_terminology": False,
-            "check_properties": False,
-            "color_atol": 1.0,
-        },
-        "a .tag holds label values only: names, colours and codes are not in the file "
-        "(they come back from a label table or preset: labels=, preset=)",
-    ),
-    "dicom-seg": (
-        {"color_atol": 5e-4, "check_properties": False},
-        "colours are stored as 16-bit CIELab; a segment has no free properties in DICOM, "
-        "which in turn requires an algorithm type",
-    ),
-    "stl": (
-        {
-            "check_ids": False,
-            "check_terminology": False,
-            "check_properties": False,
-            "color_atol": 1,
-        },
+
+class TestOsirix(FormatConformance):
+    format = "osirix"  # read only: garbage and sniffing
+
+
+class TestMarkups(FormatConformance):
+    format = "markups"  # write only: point annotations, tested in tests/plugins/test_markups.py
+
+
+class TestSegVtm(FormatConformance):
+    format = "seg-vtm"
+
+
+class TestVtk(FormatConformance):
+    format = "vtk"
+
+
+class TestStl(FormatConformance):
+    format = "stl"
+    lossy: ClassVar[dict[str, str]] = dict.fromkeys(
+        ("ids", "terminology", "properties", "colors"),
         "STL stores no segment id, terminology, colour or opacity (ASCII solids keep names)",
-    ),
-}
-
-#: Mesh formats hold closed surfaces, not voxels: a labelmap comes back only through the
-#: surface converters, never voxel-exact, so the labelmap cases are replaced for them by
-#: the surface cases (same triangles within float32 precision, names, colours, ids).
-SURFACE_ONLY = "a mesh format stores closed surfaces; a labelmap cannot come back voxel-exact"
-
-#: Write options the surface battery needs: ``{format: (options, reason)}``.
-SURFACE_WRITE_OPTIONS: dict[str, tuple[dict[str, Any], str]] = {
-    "stl": (
-        {"merge": "true", "ascii": "true"},
-        "STL writes one file per segment by default (as Slicer) and binary STL has no names",
-    ),
-}
-
-
-def _installed_formats() -> tuple[dict[str, FormatSpec], str | None]:
-    """The registry's formats, or the error that broke it (collection must not fail)."""
-    try:
-        return dict(default_registry().formats), None
-    except Exception as exc:  # reported by test_registry_loads
-        return {}, f"{type(exc).__name__}: {exc}"
-
-
-FORMATS, REGISTRY_ERROR = _installed_formats()
-
-
-def _surface_only(spec: FormatSpec) -> bool:
-    return (
-        Representation.CLOSED_SURFACE in spec.writes
-        and Representation.BINARY_LABELMAP not in spec.writes
     )
+    # STL writes one file per segment by default (as Slicer) and binary STL has no names.
+    write_options: ClassVar[dict[str, Any]] = {"merge": "true", "ascii": "true"}
 
 
-def _surface_options(name: str) -> dict[str, Any]:
-    return dict(SURFACE_WRITE_OPTIONS.get(name, ({}, ""))[0])
+class TestObj(FormatConformance):
+    format = "obj"
 
 
-def _marks(spec: FormatSpec) -> list[pytest.MarkDecorator]:
-    if is_installed(spec):
-        return []
-    return [pytest.mark.skip(reason=f"{spec.name} needs {', '.join(spec.requires)}")]
+class TestPly(FormatConformance):
+    format = "ply"
 
 
-def _round_trip_params() -> list[Any]:
-    params = []
-    for name, spec in sorted(FORMATS.items()):
-        if spec.reader is None or spec.writer is None:
-            continue
-        for case_name, build in conformance_cases():
-            marks = _marks(spec)
-            reason = UNSUPPORTED.get(name, {}).get(case_name)
-            if _surface_only(spec):
-                reason = SURFACE_ONLY
-            if reason is not None:
-                marks = [pytest.mark.skip(reason=f"{name} does not support {case_name}: {reason}")]
-            params.append(pytest.param(name, build, marks=marks, id=f"{name}-{case_name}"))
-    return params
+class TestGltf(FormatConformance):
+    format = "gltf"
 
 
-def _suffix_params() -> list[Any]:
-    """Every suffix but the first (which every case already uses), per format."""
-    return [
-        pytest.param(name, suffix, marks=_marks(spec), id=f"{name}{suffix}")
-        for name, spec in sorted(FORMATS.items())
-        if spec.reader is not None and spec.writer is not None and not spec.directory
-        for suffix in spec.suffixes[1:]
-    ]
+class Test3mf(FormatConformance):
+    format = "3mf"
 
 
-def _surface_params() -> list[Any]:
-    return [
-        pytest.param(name, build, suffix, marks=_marks(spec), id=f"{name}{suffix}-{case_name}")
-        for name, spec in sorted(FORMATS.items())
-        if spec.reader is not None and spec.writer is not None and _surface_only(spec)
-        for suffix in spec.suffixes
-        for case_name, build in surface_conformance_cases()
-    ]
+def test_every_built_in_format_has_a_conformance_class() -> None:
+    built_in = {
+        name
+        for name, spec in default_registry().formats.items()
+        if (spec.reader or spec.writer or "").startswith("segio_plugins.")
+    }
+    declared = {
+        cls.format
+        for cls in FormatConformance.__subclasses__()
+        if cls.__module__ == __name__ and cls.__name__.startswith("Test") and cls.registry is None
+    }
+    assert declared == built_in
 
 
-def _readable_params(*, needs_writer: bool = False) -> list[Any]:
-    return [
-        pytest.param(name, marks=_marks(spec), id=name)
-        for name, spec in sorted(FORMATS.items())
-        if spec.reader is not None and (spec.writer is not None or not needs_writer)
-    ]
-
-
-def _compare(name: str) -> dict[str, Any]:
-    return COMPARE.get(name, ({}, ""))[0]
-
-
-def test_registry_loads() -> None:
-    if REGISTRY_ERROR is not None:
-        pytest.fail(f"the plugin registry cannot be built: {REGISTRY_ERROR}")
-
-
-def test_exclusions_name_real_cases_and_give_reasons() -> None:
-    names = {name for name, _ in conformance_cases()}
-    for fmt, cases in UNSUPPORTED.items():
-        assert set(cases) <= names, f"{fmt}: unknown case(s) {set(cases) - names}"
-        assert all(reason.strip() for reason in cases.values()), f"{fmt}: give a reason"
-    assert all(reason.strip() for _, reason in COMPARE.values())
-
-
-@pytest.mark.parametrize(("format_name", "build"), _round_trip_params())
-def test_round_trip(format_name: str, build: Callable[[], Segmentation], tmp_path: Path) -> None:
-    check_round_trip(format_name, build(), tmp_path, compare=_compare(format_name))
-
-
-@pytest.mark.parametrize(("format_name", "suffix"), _suffix_params())
-@pytest.mark.parametrize("case_name", ["oblique", "overlapping"])
-def test_round_trip_other_suffixes(
-    format_name: str, suffix: str, case_name: str, tmp_path: Path
-) -> None:
-    if case_name in UNSUPPORTED.get(format_name, {}):
-        pytest.skip(UNSUPPORTED[format_name][case_name])
-    if _surface_only(FORMATS[format_name]):
-        pytest.skip(SURFACE_ONLY)
-    case = dict(conformance_cases())[case_name]()
-    check_round_trip(format_name, case, tmp_path, suffix=suffix, compare=_compare(format_name))
-
-
-@pytest.mark.parametrize(("format_name", "build", "suffix"), _surface_params())
-def test_surface_round_trip(
-    format_name: str, build: Callable[[], Segmentation], suffix: str, tmp_path: Path
-) -> None:
-    check_round_trip(
-        format_name,
-        build(),
-        tmp_path,
-        suffix=suffix,
-        compare=_compare(format_name),
-        **_surface_options(format_name),
+def test_surface_comparison_catches_moved_vertices_and_flipped_winding() -> None:
+    original = surface_segmentation(2)
+    moved, flipped = original.copy(), original.copy()
+    surface = original.surfaces["Segment_2"]
+    shifted = surface.vertices.copy()
+    shifted[5] += 1e-3
+    moved.surfaces["Segment_2"] = type(surface)(shifted, surface.faces)
+    flipped.surfaces["Segment_2"] = type(surface)(surface.vertices, surface.faces[:, ::-1])
+    with pytest.raises(AssertionError, match=r"vertex moved by 0\.001"):
+        assert_same_segmentation(original, moved)
+    with pytest.raises(AssertionError, match="winding is reversed"):
+        assert_same_segmentation(original, flipped)
+    reordered = original.copy()
+    order = np.random.default_rng(1).permutation(len(surface.vertices))
+    inverse = np.argsort(order)
+    reordered.surfaces["Segment_2"] = type(surface)(
+        surface.vertices[order], np.roll(inverse[surface.faces], 1, axis=1)[::-1]
     )
-
-
-def _case_for(format_name: str) -> dict[str, Any]:
-    """What the garbage and sniffing checks write: a surface case for a mesh format."""
-    if not _surface_only(FORMATS[format_name]):
-        return {}
-    return {"case": surface_segmentation(2), "write_options": _surface_options(format_name)}
-
-
-@pytest.mark.parametrize("format_name", _readable_params())
-def test_rejects_garbage(format_name: str, tmp_path: Path) -> None:
-    check_rejects_garbage(format_name, tmp_path, **_case_for(format_name))
-
-
-@pytest.mark.parametrize("format_name", _readable_params(needs_writer=True))
-def test_sniffing(format_name: str, tmp_path: Path) -> None:
-    if FORMATS[format_name].sniff is None:
-        pytest.skip(f"{format_name} has no sniffer (sniff=None): chosen by suffix only")
-    check_sniffing(format_name, tmp_path, compare=_compare(format_name), **_case_for(format_name))
+    assert_same_segmentation(original, reordered)
 
 
 # -- the battery tested on a toy format ----------------------------------------------------------
@@ -313,36 +242,56 @@ def _toy_read_crashy(path: Path) -> Segmentation:
     return _toy_decode(path.read_bytes())  # lets ValueError and friends escape
 
 
+def _toy_write_flat(segmentation: Segmentation, path: Path, files: OutputFiles) -> None:
+    if len(segmentation.layers) > 1:
+        raise WriteError("a flat toy holds one layer", path=path)
+    _toy_write(segmentation, path, files)
+
+
+def _toy_spec(name: str, **changes: Any) -> FormatSpec:
+    here = __name__
+    fields: dict[str, Any] = {
+        "name": name,
+        "description": f"toy format {name} for testing the battery",
+        "suffixes": (f".{name}",),
+        "reader": f"{here}:_toy_read",
+        "writer": f"{here}:_toy_write",
+        "sniff": lambda head: head.startswith(TOY_MAGIC),
+    }
+    fields.update(changes)
+    return FormatSpec(**fields)
+
+
+TOYS = {
+    "toy": _toy_spec("toy"),
+    "toylossy": _toy_spec("toylossy", writer=f"{__name__}:_toy_write_lossy"),
+    "toycrashy": _toy_spec("toycrashy", reader=f"{__name__}:_toy_read_crashy"),
+    "toyblind": _toy_spec("toyblind", sniff=lambda head: False),
+    "toyflat": _toy_spec("toyflat", writer=f"{__name__}:_toy_write_flat"),
+    "toygreedy": _toy_spec("toygreedy", sniff=lambda head: True),
+}
+
+
 class _ToyPlugin:
+    """Declares the named toy formats (each variant in the registries that need it)."""
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
     @hookimpl
     def segio_formats(self) -> list[FormatSpec]:
-        here = __name__
+        return [TOYS[name] for name in self.names]
 
-        def toy(name: str, **changes: Any) -> FormatSpec:
-            fields: dict[str, Any] = {
-                "name": name,
-                "description": f"toy format {name} for testing the battery",
-                "suffixes": (f".{name}",),
-                "reader": f"{here}:_toy_read",
-                "writer": f"{here}:_toy_write",
-                "sniff": lambda head: head.startswith(TOY_MAGIC),
-            }
-            fields.update(changes)
-            return FormatSpec(**fields)
 
-        return [
-            toy("toy"),
-            toy("toylossy", writer=f"{here}:_toy_write_lossy"),
-            toy("toycrashy", reader=f"{here}:_toy_read_crashy"),
-            toy("toyblind", sniff=lambda head: False),
-        ]
+#: The faithful toy and its broken variants, no entry points: what the check functions get.
+TOY_REGISTRY = registry_with(
+    _ToyPlugin(*(name for name in TOYS if name != "toygreedy")), entry_points=False
+)
 
 
 @pytest.fixture(scope="module")
 def toy_registry() -> Registry:
-    registry = Registry(load_entry_points=False)
-    registry.register(_ToyPlugin())
-    return registry
+    return TOY_REGISTRY
 
 
 @pytest.mark.parametrize("build", [pytest.param(b, id=n) for n, b in conformance_cases()])
@@ -383,27 +332,6 @@ def test_battery_catches_a_reader_raising_other_exceptions(
     assert "test_conformance.py" in message, "the failure says where it was raised"
 
 
-def test_surface_comparison_catches_moved_vertices_and_flipped_winding() -> None:
-    original = surface_segmentation(2)
-    moved, flipped = original.copy(), original.copy()
-    surface = original.surfaces["Segment_2"]
-    shifted = surface.vertices.copy()
-    shifted[5] += 1e-3
-    moved.surfaces["Segment_2"] = type(surface)(shifted, surface.faces)
-    flipped.surfaces["Segment_2"] = type(surface)(surface.vertices, surface.faces[:, ::-1])
-    with pytest.raises(AssertionError, match=r"vertex moved by 0\.001"):
-        assert_same_segmentation(original, moved)
-    with pytest.raises(AssertionError, match="winding is reversed"):
-        assert_same_segmentation(original, flipped)
-    reordered = original.copy()
-    order = np.random.default_rng(1).permutation(len(surface.vertices))
-    inverse = np.argsort(order)
-    reordered.surfaces["Segment_2"] = type(surface)(
-        surface.vertices[order], np.roll(inverse[surface.faces], 1, axis=1)[::-1]
-    )
-    assert_same_segmentation(original, reordered)
-
-
 def test_battery_catches_a_blind_sniffer(tmp_path: Path, toy_registry: Registry) -> None:
     with pytest.raises(AssertionError, match="toyblind sniffing"):
         check_sniffing("toyblind", tmp_path, registry=toy_registry)
@@ -438,3 +366,76 @@ def test_battery_reports_a_hanging_reader(
             check_rejects_garbage("toy", tmp_path, registry=toy_registry, timeout_s=0.05)
     finally:
         release.set()
+
+
+# -- FormatConformance tested on the toy formats -------------------------------------------------
+
+
+class TestToyConformance(FormatConformance):
+    """The whole battery, collected by pytest, on a registry that is not the default one."""
+
+    format = "toy"
+    registry = registry_with(_ToyPlugin("toy"), entry_points=False)
+
+
+def _declared(**declarations: Any) -> FormatConformance:
+    """A battery on the toy registry with ``declarations`` (not collected: no Test prefix)."""
+    battery = type("_Declared", (FormatConformance,), {"registry": TOY_REGISTRY, **declarations})
+    return battery()  # type: ignore[no-any-return]
+
+
+def test_a_declared_limit_is_skipped_with_its_reason_when_the_writer_refuses(
+    tmp_path: Path,
+) -> None:
+    battery = _declared(format="toyflat", cannot_hold={"overlapping": "one layer only"})
+    with pytest.raises(pytest.skip.Exception, match=r"overlapping \(refused\): one layer only"):
+        battery.test_round_trip("overlapping", tmp_path)
+    with pytest.raises(WriteError, match="one layer"):
+        _declared(format="toyflat").test_round_trip("overlapping", tmp_path)
+
+
+def test_a_declared_limit_that_no_longer_holds_fails(tmp_path: Path) -> None:
+    battery = _declared(format="toy", cannot_hold={"overlapping": "thought so"})
+    with pytest.raises(pytest.fail.Exception, match="round-trips: remove the declaration"):
+        battery.test_round_trip("overlapping", tmp_path)
+
+
+def test_declared_lossy_colours_are_compared_within_their_precision(tmp_path: Path) -> None:
+    for folder in ("within", "ignored", "undeclared", "too_tight"):
+        (tmp_path / folder).mkdir()
+    rounded = {"colors": "rounded to 1/255"}
+    _declared(format="toylossy", lossy=rounded, color_atol=0.5 / 255).test_round_trip(
+        "axial", tmp_path / "within"
+    )
+    _declared(format="toylossy", lossy=rounded).test_round_trip("axial", tmp_path / "ignored")
+    with pytest.raises(RoundTripError, match="colour"):
+        _declared(format="toylossy").test_round_trip("axial", tmp_path / "undeclared")
+    with pytest.raises(RoundTripError, match="colour"):
+        _declared(format="toylossy", lossy=rounded, color_atol=1e-6).test_round_trip(
+            "axial", tmp_path / "too_tight"
+        )
+
+
+def test_declarations_must_name_real_cases_fields_and_options_with_reasons() -> None:
+    battery = _declared(
+        format="toy",
+        cannot_hold={"no_such_case": " "},
+        lossy={"colours": "British spelling"},
+        color_atol=0.1,
+        write_options={"level": 9},
+    )
+    with pytest.raises(AssertionError) as info:
+        battery.test_declarations()
+    message = str(info.value)
+    for expected in ("'no_such_case'", "gives no reason", "'colours'", "color_atol", "['level']"):
+        assert expected in message
+    with pytest.raises(pytest.fail.Exception, match="'nope' is not registered"):
+        _declared(format="nope").test_declarations()
+    _declared(format="toy").test_declarations()
+
+
+def test_battery_catches_a_sniffer_that_takes_other_formats_files(tmp_path: Path) -> None:
+    # Registered last, the greedy format is asked first, as an outside plugin would be.
+    registry = registry_with(_ToyPlugin("toy"), _ToyPlugin("toygreedy"), entry_points=False)
+    with pytest.raises(AssertionError, match=r"toygreedy takes other formats' files .*: toy$"):
+        check_refuses_other_formats("toygreedy", tmp_path, registry=registry)

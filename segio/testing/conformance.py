@@ -113,13 +113,15 @@ def surface_conformance_cases() -> list[Case]:
     ]
 
 
-def registry_with(*plugins: object, entry_points: bool = True) -> Registry:
-    """The installed plugins (unless ``entry_points=False``) plus ``plugins``.
+def registry_with(*plugins: object, entry_points: bool | None = None) -> Registry:
+    """The core, the installed plugins and ``plugins``: a registry to test a plugin in.
 
     For testing a plugin before it is installed: pass its registration module. A plugin
     that is installed after all (its module already loaded through its entry point) is not
-    registered twice, so the same test file works both ways. Plugins registered here are
-    asked first, which lets the battery catch a sniffer that claims other formats' files.
+    registered twice, so the same test file works both ways. ``entry_points`` (default:
+    the environment, ``SEGIO_DISABLE_PLUGIN_AUTOLOAD``) says whether the installed plugins
+    are loaded; with them, the battery checks that the plugin's sniffer leaves their files
+    alone. Plugins registered here are asked first.
     """
     registry = Registry(load_entry_points=entry_points)
     for plugin in plugins:
