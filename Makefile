@@ -10,14 +10,15 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -e examples/segio-plugin-example
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python fixtures/demo.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check segio plugins tests fixtures benchmarks
-	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks
+	$(BIN)/ruff check segio plugins tests fixtures benchmarks examples
+	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks examples
 	$(BIN)/mypy
 
 # External tools the interop tests and benchmarks run (the tests fail, not skip, without them).

@@ -33,7 +33,8 @@ from segio_plugin_example.register import MARKER
 def read(path: Path) -> Segmentation:
     """The segmentation in a ``.seg.npz`` file; a ``ReadError`` naming it if it is bad."""
     with reading(path, "segio .seg.npz"):
-        with np.load(path, allow_pickle=False) as archive:
+        # Our own handle: np.load leaves the file open when the archive is corrupt.
+        with path.open("rb") as handle, np.load(handle, allow_pickle=False) as archive:
             header = json.loads(bytes(archive[MARKER]).decode("utf-8"))
             labels = archive["labels"]
         if labels.ndim != 3 or labels.dtype.kind not in "iu":
