@@ -5,8 +5,9 @@ closed polygons whose inside is decided by the even-odd rule, so holes and islan
 separate nested contours. Open contours and points are kept as annotations of the segment
 (``kind`` other than CLOSED_PLANAR): they are not part of its volume.
 
-Conversion to and from labelmaps lives in :mod:`segio.converters.polygons` (2D geometry in
-pixel coordinates) and the converters registered for PLANAR_CONTOURS.
+Conversion to and from labelmaps lives in :mod:`segio.converters.contours_to_labelmap` and
+:mod:`segio.converters.labelmap_to_contours` (the 2D geometry in pixel coordinates under
+them: :mod:`segio.converters.polygons`), registered for PLANAR_CONTOURS.
 """
 
 from __future__ import annotations

@@ -12,15 +12,10 @@ from numpy.typing import NDArray
 from scipy import ndimage
 
 from segio.analysis.overlap import dice
-from segio.converters import polygons as polygons_module
-from segio.converters.polygons import (
-    contains,
-    crossing_polygons,
-    polygon_area,
-    polygons_from_mask,
-    rasterize,
-    rasterize_many,
-)
+from segio.converters import polygons_to_mask
+from segio.converters.mask_to_polygons import polygons_from_mask
+from segio.converters.polygons import crossing_polygons, polygon_area
+from segio.converters.polygons_to_mask import contains, rasterize, rasterize_many
 from segio.testing.synthetic import synthetic_segmentation
 
 Mask = NDArray[np.bool_]
@@ -309,7 +304,7 @@ def test_rasterize_many_edge_cases(monkeypatch: pytest.MonkeyPatch) -> None:
         map(np.array_equal, _expanded(rasterize_many([[square], []], (5, 30)), (5, 30)), expected)
     )
     # The running XOR has a byte-wise fallback for big-endian machines.
-    monkeypatch.setattr(polygons_module.sys, "byteorder", "big")
+    monkeypatch.setattr(polygons_to_mask.sys, "byteorder", "big")
     got = _expanded(rasterize_many([[square], [square + 1.7]], (5, 30)), (5, 30))
     assert np.array_equal(got[0], expected[0])
     assert np.array_equal(got[1], rasterize([square + 1.7], (5, 30)))

@@ -49,7 +49,7 @@ from segio.model import Segment, Segmentation
 from segio.reference import cited_series
 from segio.terminology import Code, Terminology
 
-from . import encode
+from . import elements, encode
 from .segments import ALGORITHM_NAME, segment_item
 
 SEG_TYPES = ("binary", "labelmap", "fractional")
@@ -196,9 +196,9 @@ def write(
         kind, sources, frames, dtype, per_block=per_block, max_value=max_value, unclean=unclean
     )
     instances = {f.sop_instance_uid: f.sop_class_uid for f in series.frames if f is not None}
-    raw = encode.references(series.series_instance_uid, instances)
+    raw = elements.references(series.series_instance_uid, instances)
     positions = grid.slice_positions()
-    raw[0x52009230] = encode.per_frame_groups(kind, frames, series.frames, positions)
+    raw[0x52009230] = elements.per_frame_groups(kind, frames, series.frames, positions)
     with Path(files.stage(path)).open("wb") as handle:
         encode.save(handle, dataset, raw, blocks, codec, bits)
 
@@ -366,11 +366,11 @@ def _dataset(
     ds.SegmentSequence = items
     normal = np.cross(grid.direction[:, 0], grid.direction[:, 1])
     measures = Dataset()
-    measures.PixelSpacing = [encode.ds(grid.spacing[1]), encode.ds(grid.spacing[0])]
-    measures.SliceThickness = encode.ds(float(source.get("SliceThickness") or grid.spacing[2]))
-    measures.SpacingBetweenSlices = encode.ds(abs(float(grid.ijk_to_lps[:3, 2] @ normal)))
+    measures.PixelSpacing = [elements.ds(grid.spacing[1]), elements.ds(grid.spacing[0])]
+    measures.SliceThickness = elements.ds(float(source.get("SliceThickness") or grid.spacing[2]))
+    measures.SpacingBetweenSlices = elements.ds(abs(float(grid.ijk_to_lps[:3, 2] @ normal)))
     orientation = Dataset()
-    orientation.ImageOrientationPatient = [encode.ds(v) for v in grid.image_orientation()]
+    orientation.ImageOrientationPatient = [elements.ds(v) for v in grid.image_orientation()]
     shared = Dataset()
     shared.PlaneOrientationSequence = [orientation]
     shared.PixelMeasuresSequence = [measures]

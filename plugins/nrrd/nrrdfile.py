@@ -1,19 +1,18 @@
-"""A small, streaming NRRD codec (numpy and the standard library only).
+"""A small, streaming NRRD codec (numpy and the standard library only): the header and writing.
 
 Why not pynrrd: it decodes headers as ASCII (UTF-8 segment names lose characters), does not
 undo Teem's ``\\n``/``\\\\`` escapes in ``key:=value`` lines, and holds the whole compressed
 plus the whole decompressed payload in memory. Here headers are UTF-8, escapes round-trip,
-reading inflates 1 MiB at a time straight into the preallocated array (peak = the array plus
-a few MiB), and gzip writing deflates blocks on all cores (pigz's method) yet emits the one
-standard gzip member that Teem, ITK, pynrrd and slicerio read. Malformed input always
-raises :class:`~segio.errors.ReadError` (codec errors are chained, never leaked).
+reading inflates 1 MiB at a time straight into the preallocated array
+(:mod:`.nrrddata`: peak = the array plus a few MiB), and gzip writing deflates blocks on
+all cores (pigz's method) yet emits the one standard gzip member that Teem, ITK, pynrrd
+and slicerio read. Malformed input always raises :class:`~segio.errors.ReadError` (codec
+errors are chained, never leaked).
 
 Untrusted headers are checked before anything is opened or allocated: detached data
-(``data file:`` with one name, a ``LIST`` or a ``%d`` pattern) must name regular files in
-the header's own folder (:func:`segio.fileio.inputs.referenced_file`), ``line skip`` and ``byte
-skip`` stay inside the named file, and the declared array must fit both in what the file
-can hold (:func:`segio.fileio.limits.check_payload`) and in ``SEGIO_MAX_MEMORY``; inflating stops
-at the declared size.
+(``data file:`` with one name, a ``LIST`` or a ``%d`` pattern) must name files that fit the
+declared sizes, and the declared array must stay under 1 TiB; :mod:`.nrrddata` then checks
+each data file against what it can hold before allocating.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import math
 import os
 import re
 import struct
-import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +30,12 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
-from segio.errors import LimitError, ReadError, WriteError
+from segio.errors import ReadError, WriteError
 from segio.fileio.deflate import ParallelDeflate
-from segio.fileio.inputs import open_input, referenced_file
-from segio.fileio.limits import check_allocation, check_payload, format_bytes
+from segio.fileio.inputs import open_input
+from segio.fileio.limits import check_allocation
 
-__all__ = ["DEFAULT_LEVEL", "NrrdHeader", "ijk_to_lps", "read_data", "read_header", "write"]
+__all__ = ["DEFAULT_LEVEL", "NrrdHeader", "ijk_to_lps", "read_header", "write"]
 
 PathLike = str | os.PathLike[str]
 
@@ -45,13 +43,13 @@ PathLike = str | os.PathLike[str]
 #: twice as fast as pynrrd's serial level 9 and within 0.1% of its size; lower levels are
 #: faster still but 20% (level 6) to 170% (level 1) larger.
 DEFAULT_LEVEL = 9
-_CHUNK = 1 << 20  # read/inflate granularity: all the memory reading needs beyond the array
 _BLOCK = 8 << 20  # parallel deflate block: each costs ~20 bytes of flush; 8 MiB keeps that < 0.01%
 # A Slicer header with 65,535 segments and their terminology takes about 30 MB.
-_HEADER_CAP, _MAX_BYTES = 64 << 20, 1 << 40
+_HEADER_CAP = 64 << 20
+#: Largest payload a header may declare (1 TiB): beyond it the sizes are a lie.
+MAX_BYTES = 1 << 40
 _LINE_COST = 300  # bytes of Python objects per parsed header line, for the memory check
 _MAX_DATA_FILES = 1 << 14  # names a LIST or a pattern may expand to
-_BZIP2_RATIO = 46_000_000  # bzip2 inflates at most ~45.9e6:1 (runs of runs)
 _PATTERN = re.compile(r"(\S*%\S*)\s+([-+]?\d+)\s+([-+]?\d+)\s+([-+]?\d+)(?:\s+(\d+))?")
 _PRINTF = re.compile(r"(?:[^%]|%%)*%0?\d{0,3}[diu](?:[^%]|%%)*")
 _CORRUPT = "the file is truncated, corrupt or not a NRRD file"
@@ -102,7 +100,7 @@ class NrrdHeader:
     """A parsed NRRD header: ``fields`` keep the raw text; the others are derived.
 
     ``data_files`` are the detached data files as the header names them (one, or those of a
-    ``LIST`` or a ``%d`` pattern, in order), not yet resolved: :func:`read_data` resolves
+    ``LIST`` or a ``%d`` pattern, in order), not yet resolved: :func:`.nrrddata.read_data` resolves
     each inside the header's folder. ``path`` is the header's file, for messages.
     """
 
@@ -117,7 +115,8 @@ class NrrdHeader:
     path: str | None = None
 
 
-def _fail(path: PathLike | None, message: str, hint: str = _CORRUPT) -> ReadError:
+def fail(path: PathLike | None, message: str, hint: str = _CORRUPT) -> ReadError:
+    """The ReadError of a malformed file (its hint by default: truncated or not NRRD)."""
     return ReadError(message, path=path, hint=hint)
 
 
@@ -129,11 +128,14 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
-def _numbers(text: str, what: str, path: PathLike | None, kind: type[int | float]) -> list[Any]:
+def parse_numbers(
+    text: str, what: str, path: PathLike | None, kind: type[int | float]
+) -> list[Any]:
+    """The numbers of a field (space or comma separated); anything else is a ReadError."""
     try:
         return [kind(t) for t in text.replace(",", " ").split()]
     except ValueError as exc:
-        raise _fail(path, f"{what} must be {kind.__name__} numbers, not {text[:80]!r}") from exc
+        raise fail(path, f"{what} must be {kind.__name__} numbers, not {text[:80]!r}") from exc
 
 
 def read_header(path: PathLike) -> NrrdHeader:
@@ -146,17 +148,17 @@ def read_header(path: PathLike) -> NrrdHeader:
                     break
                 buf += chunk
                 if not buf.startswith(b"NRRD000"[: len(buf)]):
-                    raise _fail(path, "not a NRRD file (no NRRD000x magic)", "wrong file type")
+                    raise fail(path, "not a NRRD file (no NRRD000x magic)", "wrong file type")
                 if len(buf) > _HEADER_CAP:
-                    raise _fail(path, f"no end of header in the first {_HEADER_CAP} bytes")
+                    raise fail(path, f"no end of header in the first {_HEADER_CAP} bytes")
     except OSError as exc:
-        raise _fail(path, f"cannot read the file: {exc}", "check the path") from exc
+        raise fail(path, f"cannot read the file: {exc}", "check the path") from exc
     text = bytes(buf[: m.start()] if m else buf)
     check_allocation(len(text) + text.count(b"\n") * _LINE_COST, "the NRRD header", path=path)
     lines = text.split(b"\n")
     magic = lines[0].rstrip(b"\r").decode("ascii", "replace")
     if not re.fullmatch("NRRD000[1-5]", magic):
-        raise _fail(path, f"unsupported or missing magic {magic[:20]!r}", "expected NRRD0001-5")
+        raise fail(path, f"unsupported or missing magic {magic[:20]!r}", "expected NRRD0001-5")
     fields: dict[str, str] = {}
     key_values: dict[str, str] = {}
     listed: list[str] | None = None  # the file names after "data file: LIST"
@@ -174,21 +176,21 @@ def read_header(path: PathLike) -> NrrdHeader:
         elif fv >= 0:
             name = _ALIASES.get(name := text_line[:fv].strip().lower(), name)
             if name in fields:
-                raise _fail(path, f"field {name!r} appears twice (line {number})")
+                raise fail(path, f"field {name!r} appears twice (line {number})")
             fields[name] = text_line[fv + 2 :]
             if name == "data file" and fields[name].split()[:1] == ["LIST"]:
                 listed = []  # Teem: the rest of the header names the data files
         else:
-            raise _fail(path, f"header line {number} is neither 'field: value' nor 'key:=value'")
+            raise fail(path, f"header line {number} is neither 'field: value' nor 'key:=value'")
     detached = "data file" in fields
     if m is None and not detached:
-        raise _fail(path, "the header does not end with a blank line and has no 'data file'")
+        raise fail(path, "the header does not end with a blank line and has no 'data file'")
     header = NrrdHeader(magic, fields, key_values, -1 if detached or m is None else m.end())
     header.path = os.fspath(path)
     # Derive dtype/sizes/encoding, checking everything read_data relies on.
     for name in ("type", "dimension", "sizes", "encoding"):
         if name not in fields:
-            raise _fail(path, f"required field {name!r} is missing")
+            raise fail(path, f"required field {name!r} is missing")
     code = _TYPES.get(" ".join(fields["type"].lower().split()))
     encoding = _ENCODINGS.get(fields["encoding"].strip().lower())
     endian = fields.get("endian", "little").strip().lower()
@@ -198,21 +200,21 @@ def read_header(path: PathLike) -> NrrdHeader:
             if code is None
             else f"encoding {fields['encoding'][:80]!r}"
         )
-        raise _fail(path, f"unsupported {what}", "readable: raw, gzip, bzip2, ascii numbers")
+        raise fail(path, f"unsupported {what}", "readable: raw, gzip, bzip2, ascii numbers")
     if endian not in ("little", "big"):
-        raise _fail(path, f"endian must be little or big, not {fields['endian'][:80]!r}")
-    dimension, sizes = (_numbers(fields[n], n, path, int) for n in ("dimension", "sizes"))
+        raise fail(path, f"endian must be little or big, not {fields['endian'][:80]!r}")
+    dimension, sizes = (parse_numbers(fields[n], n, path, int) for n in ("dimension", "sizes"))
     if dimension != [len(sizes)] or not sizes:
-        raise _fail(
+        raise fail(
             path,
             f"dimension {fields['dimension'][:80]!r} does not match sizes {fields['sizes'][:80]!r}",
         )
     if min(sizes) < 1:
-        raise _fail(path, f"sizes must be positive, not {fields['sizes'][:80]!r}")
+        raise fail(path, f"sizes must be positive, not {fields['sizes'][:80]!r}")
     header.dtype = np.dtype(code).newbyteorder("<" if endian == "little" else ">")
     header.sizes, header.encoding = tuple(sizes), encoding
-    if math.prod(sizes) * header.dtype.itemsize > _MAX_BYTES:
-        raise _fail(path, f"sizes {fields['sizes'][:80]!r} describe more than 1 TiB of data")
+    if math.prod(sizes) * header.dtype.itemsize > MAX_BYTES:
+        raise fail(path, f"sizes {fields['sizes'][:80]!r} describe more than 1 TiB of data")
     if detached:
         header.data_files = _data_files(fields["data file"], listed, header.sizes, path)
     return header
@@ -231,14 +233,14 @@ def _data_files(
     pattern = _PATTERN.fullmatch(value.strip())
     if listed is None and pattern is None:
         if not value.strip():
-            raise _fail(path, "'data file' names no file")
+            raise fail(path, "'data file' names no file")
         return (value.strip(),)
     extra = words[1:] if listed is not None else [pattern[5]] if pattern and pattern[5] else []
     if len(extra) > 1 or (extra and not extra[0].isdigit()):
-        raise _fail(path, f"'data file: {value}' has an unreadable sub-dimension")
+        raise fail(path, f"'data file: {value}' has an unreadable sub-dimension")
     subdim = int(extra[0]) if extra else len(sizes) - 1
     if not 1 <= subdim <= len(sizes):
-        raise _fail(path, f"'data file' sub-dimension {subdim} is not 1..{len(sizes)}")
+        raise fail(path, f"'data file' sub-dimension {subdim} is not 1..{len(sizes)}")
     slabs = math.prod(sizes[subdim:])
     if listed is not None:
         names = listed
@@ -246,7 +248,7 @@ def _data_files(
         assert pattern is not None
         fmt, first, last, step = pattern[1], int(pattern[2]), int(pattern[3]), int(pattern[4])
         if not _PRINTF.fullmatch(fmt) or step == 0 or (last - first) * step < 0:
-            raise _fail(
+            raise fail(
                 path, f"unusable data file pattern {value[:80]!r}", "expected: fmt min max step"
             )
         count = (last - first) // step + 1
@@ -255,13 +257,13 @@ def _data_files(
         else:
             names = [fmt % number for number in range(first, last + (1 if step > 0 else -1), step)]
     if len(names) > _MAX_DATA_FILES:
-        raise _fail(
+        raise fail(
             path,
             f"the header names more than {_MAX_DATA_FILES} data files",
             "merge the data into fewer files",
         )
     if len(names) != slabs:
-        raise _fail(
+        raise fail(
             path,
             f"the header names {len(names)} data file(s) but sizes {' '.join(map(str, sizes))} "
             f"with sub-dimension {subdim} need {slabs}",
@@ -270,251 +272,13 @@ def _data_files(
     return tuple(names)
 
 
-def read_data(path: PathLike, header: NrrdHeader) -> npt.NDArray[Any]:
-    """Read the payload into a native-endian C-order array of shape ``reversed(sizes)``.
-
-    Every source (the header's own file, or each detached data file, resolved inside the
-    header's folder) is first positioned past its skips and checked to hold its share of
-    the array; only then is the array allocated once (within ``SEGIO_MAX_MEMORY``) and
-    filled, so a lying header can make us allocate neither more than the files can back
-    nor more than the limit. ``byte skip`` counts decompressed bytes for gzip/bzip2, as in
-    Teem; ``-1`` (raw only) means the data ends the file.
-    """
-    encoding, dtype = header.encoding, header.dtype
-    count = math.prod(header.sizes)
-    if not header.sizes or (nbytes := count * dtype.itemsize) > _MAX_BYTES:
-        raise _fail(path, f"unusable sizes {header.sizes}")
-    sources = _sources(path, header)
-    lines, skip = _skips(header.fields, encoding, path)
-    share = nbytes // len(sources)
-    for source, offset in sources:
-        with _open_source(path, source) as f:
-            _check_share(
-                f,
-                _locate(f, offset, lines, skip, share, encoding, path),
-                share,
-                skip,
-                header,
-                source,
-                path,
-            )
-    check_allocation(nbytes, f"the {_shape_text(header.sizes)} {dtype.name} array", path=path)
-    out = np.empty(count, dtype)
-    view, values = out.view(np.uint8).data, count // len(sources)
-    for n, (source, offset) in enumerate(sources):
-        with _open_source(path, source) as f:
-            _locate(f, offset, lines, skip, share, encoding, path)
-            try:
-                if encoding == "raw":
-                    _fill_raw(f, view[n * share : (n + 1) * share], path)
-                elif encoding == "ascii":
-                    _fill_ascii(f, out[n * values : (n + 1) * values], path)
-                else:
-                    _fill(
-                        _inflate(f, encoding, path), view[n * share : (n + 1) * share], skip, path
-                    )
-            except (OSError, EOFError, zlib.error, ValueError) as exc:
-                raise _fail(path, f"cannot read the data of {source.name}: {exc}") from exc
-    if not out.dtype.isnative:
-        out = out.byteswap(inplace=True).view(out.dtype.newbyteorder("="))
-    return out.reshape(header.sizes[::-1])
-
-
-def _shape_text(sizes: tuple[int, ...]) -> str:
-    return "x".join(map(str, sizes))
-
-
-def _sources(path: PathLike, header: NrrdHeader) -> list[tuple[Path, int]]:
-    """(file, offset) of each piece of the payload: the header's own file after the
-    header, or each named data file from its start, resolved inside the header's folder."""
-    if not header.data_files:
-        if header.data_offset < 0:
-            raise _fail(path, "the header has neither attached data nor a 'data file'")
-        return [(Path(path), header.data_offset)]
-    resolved: dict[str, Path] = {}
-    for name in header.data_files:
-        if name not in resolved:
-            resolved[name] = referenced_file(path, name, what="the data file")
-    return [(resolved[name], 0) for name in header.data_files]
-
-
-def _open_source(path: PathLike, source: Path) -> IO[bytes]:
-    try:
-        return open_input(source, what="the data file")
-    except ReadError as exc:
-        raise _fail(path, f"{exc.reason} ({source.name})", "check the data file") from exc
-
-
-def _skips(fields: Mapping[str, str], encoding: str, path: PathLike) -> tuple[int, int]:
-    lines, skip = (_numbers(fields.get(n, "0"), n, path, int) for n in ("line skip", "byte skip"))
-    if len(lines) != 1 or len(skip) != 1 or lines[0] < 0 or skip[0] < -1:
-        raise _fail(path, "line skip must be one number >= 0 and byte skip one number >= -1")
-    if skip[0] == -1 and encoding != "raw":
-        raise _fail(path, "byte skip -1 is only defined for raw data", "re-save the file")
-    return lines[0], skip[0]
-
-
-def _locate(
-    f: IO[bytes], offset: int, lines: int, skip: int, share: int, encoding: str, path: PathLike
-) -> int:
-    """Move ``f`` to where its data starts; return how many bytes remain from there.
-
-    Skips never leave the file: ``line skip`` stops at its end, a raw ``byte skip`` must
-    land inside it, and ``-1`` puts the start ``share`` bytes before the end, which must
-    not be before the header or the skipped lines.
-    """
-    size = f.seek(0, os.SEEK_END)
-    f.seek(offset)
-    _skip_lines(f, lines, path)
-    start = f.tell()
-    if encoding in ("raw", "ascii") and skip:
-        start = size - share if skip == -1 else start + skip
-        if start < f.tell() or start > size:
-            raise _fail(
-                path,
-                f"byte skip {skip} puts the data outside the file ({size} bytes)",
-                "the header is wrong or the file is truncated",
-            )
-        f.seek(start)
-    return size - start
-
-
-def _skip_lines(f: IO[bytes], count: int, path: PathLike) -> None:
-    """Skip ``count`` lines, reading 1 MiB at a time (never past the end of the file)."""
-    while count:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            raise _fail(path, "line skip goes past the end of the file")
-        ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
-        if len(ends) >= count:
-            f.seek(int(ends[count - 1]) + 1 - len(chunk), os.SEEK_CUR)
-            return
-        count -= len(ends)
-
-
-def _check_share(
-    f: IO[bytes],
-    avail: int,
-    share: int,
-    skip: int,
-    header: NrrdHeader,
-    source: Path,
-    path: PathLike,
-) -> None:
-    """Refuse a source that cannot hold its ``share`` of the declared array."""
-    encoding = header.encoding
-    what = f"the {encoding} data" + (f" in {source.name}" if header.data_files else "")
-    if encoding in ("raw", "gzip"):
-        declared = share + (skip if encoding == "gzip" else 0)
-        check_payload(declared, avail, what, compressed=encoding == "gzip", path=path)
-        return
-    if encoding == "bzip2":
-        most = (share + skip) if avail * _BZIP2_RATIO < share + skip else 0
-    else:  # ascii: each value takes at least one digit and one separator
-        most = share if (avail // 2 + 1) * header.dtype.itemsize < share else 0
-    if most:
-        raise LimitError(
-            f"{what} declares {format_bytes(most)} but {avail} bytes cannot hold that much",
-            path=path,
-            hint="the header is wrong or the file is truncated",
-        )
-
-
-def _fill_raw(f: IO[bytes], view: memoryview, path: PathLike) -> None:
-    """Read exactly ``len(view)`` bytes straight into it (no copy); more or fewer is an error."""
-    pos = 0
-    while pos < len(view) and (n := f.readinto(view[pos:])):  # type: ignore[attr-defined]
-        pos += n
-    if pos < len(view) or f.read(1):
-        got = f"{pos} bytes" if pos < len(view) else "more bytes"
-        raise _fail(path, f"raw data has {got}; sizes x type need {len(view)}", "check skips")
-
-
-def _inflate(f: IO[bytes], encoding: str, path: PathLike) -> Iterator[bytes]:
-    """Yield the decompressed stream in pieces of at most _CHUNK bytes.
-
-    Concatenated members are accepted (as gzip(1) does); anything else after the last
-    member, or a stream that stops before its end marker, is an error. The consumer stops
-    pulling once it has what it needs, so a bomb inflates at most one piece too far.
-    """
-    gz = encoding == "gzip"
-    d: Any = zlib.decompressobj(47) if gz else bz2.BZ2Decompressor()  # 47: gzip or zlib
-    pending = b""
-    while True:
-        data = d.unconsumed_tail if gz else b""
-        if more := (not data if gz else d.needs_input):
-            data, pending = pending or f.read(_CHUNK), b""
-        if out := d.decompress(data, _CHUNK):
-            yield out
-        elif more and not data:
-            raise _fail(path, f"the {encoding} stream is truncated")
-        if d.eof:
-            if not (rest := d.unused_data or f.read(_CHUNK)):
-                return
-            if not rest.startswith(b"\x1f\x8b" if gz else b"BZh"):
-                raise _fail(path, f"{len(rest)}+ bytes of garbage after the {encoding} stream")
-            d, pending = (zlib.decompressobj(47) if gz else bz2.BZ2Decompressor()), rest
-
-
-def _fill(pieces: Iterator[bytes], view: memoryview, skip: int, path: PathLike) -> None:
-    """Copy a byte stream into ``view`` after dropping ``skip`` bytes; it must fit exactly."""
-    pos = 0
-    for piece in pieces:
-        data, skip = memoryview(piece)[skip:], max(0, skip - len(piece))
-        n = min(len(data), len(view) - pos)
-        view[pos : pos + n] = data[:n]
-        pos += n
-        if n < len(data):
-            raise _fail(path, "the data is longer than sizes x type", "check type and sizes")
-    if pos < len(view):
-        raise _fail(path, f"the data holds {pos} bytes; sizes x type need {len(view)}")
-
-
-def _fill_ascii(f: IO[bytes], out: npt.NDArray[Any], path: PathLike) -> None:
-    """Parse whitespace/comma separated numbers 1 MiB at a time (numpy converts them)."""
-    kind = {"f": np.float64, "i": np.int64, "u": np.uint64}[out.dtype.kind]
-    pos, carry = 0, b""
-    while True:
-        data = carry + (chunk := f.read(_CHUNK))
-        cut = max(map(data.rfind, b" \n\t\r,")) + 1 if chunk else len(data)  # whole tokens
-        tokens, carry = data[:cut].replace(b",", b" ").split(), data[cut:]
-        if len(tokens) > out.size - pos or len(carry) > _CHUNK:
-            raise _fail(path, f"the ascii data has more than the {out.size} values of sizes")
-        if tokens:
-            values = _ascii_values(tokens, kind, out.dtype, path)
-            with np.errstate(over="ignore"):  # as in C, too large a float becomes inf
-                out[pos : pos + len(tokens)] = values
-            pos += len(tokens)
-        if not chunk:
-            break
-    if pos < out.size:
-        raise _fail(path, f"the ascii data has {pos} values; sizes need {out.size}")
-
-
-def _ascii_values(
-    tokens: list[bytes], kind: npt.DTypeLike, dtype: np.dtype[Any], path: PathLike
-) -> npt.NDArray[Any]:
-    """Numbers from ascii tokens; out-of-range integers are a ReadError, never an
-    OverflowError (raised outside the handler, so none is chained behind it)."""
-    try:
-        values = np.array(tokens).astype(kind)
-    except OverflowError:
-        values = None
-    if values is None or (
-        kind is not np.float64
-        and (values.min() < np.iinfo(dtype).min or values.max() > np.iinfo(dtype).max)
-    ):
-        raise _fail(path, f"ascii values out of range for {dtype.name}")
-    return values
-
-
 def _vectors(text: str, what: str, path: PathLike | None) -> list[npt.NDArray[np.float64] | None]:
     """Parse ``(x,y,z) none (x,y,z)`` into vectors (None for ``none``)."""
     items: list[npt.NDArray[np.float64] | None] = []
     for m in _ITEM.finditer(text):
         if m.group(3):
-            raise _fail(path, f"{what}: unexpected {m.group(3)[:40]!r} in {text[:80]!r}")
-        items.append(None if m.group(2) else np.array(_numbers(m.group(1), what, path, float)))
+            raise fail(path, f"{what}: unexpected {m.group(3)[:40]!r} in {text[:80]!r}")
+        items.append(None if m.group(2) else np.array(parse_numbers(m.group(1), what, path, float)))
     return items
 
 
@@ -532,22 +296,22 @@ def ijk_to_lps(header: NrrdHeader) -> tuple[npt.NDArray[np.float64], list[int]]:
     dim = len(header.sizes) or len(f.get("sizes", "").split())
     kinds = f.get("kinds", "").lower().split() or ["domain"] * dim
     if len(kinds) != dim:
-        raise _fail(path, f"kinds {f['kinds'][:80]!r} do not match dimension {dim}")
+        raise fail(path, f"kinds {f['kinds'][:80]!r} do not match dimension {dim}")
     spatial: list[int] = []
     columns: list[npt.NDArray[np.float64]] = []
     if "space" in f or "space directions" in f or "space dimension" in f:
         if (sign := _SPACES.get(re.sub(r"[\s-]", "", f.get("space", "lps").lower()))) is None:
-            raise _fail(path, f"unknown space {f['space'][:80]!r}")
+            raise fail(path, f"unknown space {f['space'][:80]!r}")
         directions = _vectors(f.get("space directions", ""), "space directions", path)
         origins = _vectors(f.get("space origin", "(0,0,0)"), "space origin", path)
         lengths = {len(v) for v in (*directions, *origins) if v is not None}
         if len(directions) != dim or len(origins) != 1 or origins[0] is None or len(lengths) != 1:
-            raise _fail(path, "space directions/origin do not match dimension or each other")
+            raise fail(path, "space directions/origin do not match dimension or each other")
         origin = np.zeros(3)
         origin[: min(3, len(origins[0]))] = origins[0][:3]
         for axis, (vector, kind) in enumerate(zip(directions, kinds, strict=True)):
             if vector is not None and not np.any(vector):  # Teem: non-spatial axes say none
-                raise _fail(
+                raise fail(
                     path,
                     f"the space direction of axis {axis} is zero",
                     "a grid needs non-zero steps; an axis that is not spatial is 'none'",
@@ -557,10 +321,10 @@ def ijk_to_lps(header: NrrdHeader) -> tuple[npt.NDArray[np.float64], list[int]]:
                 columns.append(np.pad(vector[:3], (0, 3 - len(vector[:3]))))
     else:
         sign, origin = _LPS, np.zeros(3)
-        spacings = _numbers(f.get("spacings", "1 " * dim), "spacings", path, float)
-        mins = _numbers(f.get("axis mins", "0 " * dim), "axis mins", path, float)
+        spacings = parse_numbers(f.get("spacings", "1 " * dim), "spacings", path, float)
+        mins = parse_numbers(f.get("axis mins", "0 " * dim), "axis mins", path, float)
         if len(spacings) != dim or len(mins) != dim:
-            raise _fail(path, "spacings/axis mins do not match dimension")
+            raise fail(path, "spacings/axis mins do not match dimension")
         for axis in range(dim):
             if kinds[axis] in _DOMAIN_KINDS and not math.isnan(spacings[axis]):
                 if len(spatial) < 3:
@@ -568,7 +332,7 @@ def ijk_to_lps(header: NrrdHeader) -> tuple[npt.NDArray[np.float64], list[int]]:
                 columns.append(np.eye(3)[min(len(spatial), 2)] * spacings[axis])
                 spatial.append(axis)
     if len(spatial) not in (2, 3):
-        raise _fail(path, f"{len(spatial)} spatial axes, need 2 or 3", "cannot place in space")
+        raise fail(path, f"{len(spatial)} spatial axes, need 2 or 3", "cannot place in space")
     with np.errstate(all="ignore"):  # overflow and NaN are reported below, not warned about
         matrix = np.column_stack(columns) * np.array(sign)[:, None]
         if len(spatial) == 2:
@@ -579,7 +343,7 @@ def ijk_to_lps(header: NrrdHeader) -> tuple[npt.NDArray[np.float64], list[int]]:
     affine = np.eye(4)
     affine[:3, :3], affine[:3, 3] = matrix + 0.0, origin * sign + 0.0  # + 0.0: no -0.0
     if not (np.isfinite(affine).all() and np.all(norms > 0) and independent):
-        raise _fail(path, "the axis directions are not finite or not independent")
+        raise fail(path, "the axis directions are not finite or not independent")
     return affine, [a for a in range(dim) if a not in spatial]
 
 

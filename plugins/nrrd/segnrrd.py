@@ -35,7 +35,7 @@ from segio.representations import (
 )
 from segio.terminology import Terminology
 
-from . import nrrdfile, seglayouts
+from . import nrrddata, nrrdfile, seglayouts
 
 FORMAT = "seg-nrrd"
 REFERENCE_GEOMETRY = "Reference image geometry"
@@ -64,7 +64,7 @@ def read(path: Path, *, labels: str | Path | None = None) -> Segmentation:
     if layout.ras:
         matrix = LPS_TO_RAS @ matrix  # the same flip both ways
     _check_axes(header.sizes, list_axes, path)
-    data = nrrdfile.read_data(path, header)
+    data = nrrddata.read_data(path, header)
     array_layers = _split_layers(data, header.sizes, list_axes, path)
     shape = array_layers[0].shape
     geometry = _geometry(matrix, shape, layout.key_values, path)

@@ -1,8 +1,8 @@
 """Planar contours -> binary labelmap, voxel-exact (the reverse is
 :mod:`segio.converters.labelmap_to_contours`).
 
-The 2D work (even-odd filling) is in :mod:`segio.converters.polygons`; this module does
-the 3D part: it maps each plane's polygons in LPS millimetres to the pixel grid of one
+The 2D work (even-odd filling) is in :mod:`segio.converters.polygons_to_mask`; this module
+does the 3D part: it maps each plane's polygons in LPS millimetres to the pixel grid of one
 slice and packs the rasterised segments into labelmap layers.
 
 Why contours are matched to slices *geometrically* (by their position along the slice
@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.contours import PlanarContours, all_points
-from segio.converters.polygons import rasterize_many
+from segio.converters.polygons_to_mask import rasterize_many
 from segio.errors import GeometryError, ValidationError
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry, slice_grid
@@ -83,8 +83,8 @@ def derive_grid(segmentation: Segmentation) -> Geometry:
     conversion parameter :data:`SPACING_PARAMETER` (default 1 mm).
     """
     params = segmentation.conversion_parameters
-    spacing = params.number(SPACING_PARAMETER, 1.0)
-    thickness = params.number(THICKNESS_PARAMETER, 1.0)
+    spacing = params.number(SPACING_PARAMETER)
+    thickness = params.number(THICKNESS_PARAMETER)
     if not spacing > 0 or not thickness > 0:
         raise ValidationError(f"{SPACING_PARAMETER!r} and {THICKNESS_PARAMETER!r} must be > 0")
     closed = [c for group in segmentation.contours.values() for c in group.closed]

@@ -1,9 +1,9 @@
 """Binary labelmap -> planar contours, voxel-exact (the reverse is
 :mod:`segio.converters.contours_to_labelmap`).
 
-The 2D work (marching squares, keyholes, simplification) is in
-:mod:`segio.converters.polygons`; this module walks each segment's bounding box slice by
-slice and maps the pixel polygons back to LPS millimetres on the segment's grid.
+The 2D work (crack tracing, keyholes, simplification) is in
+:mod:`segio.converters.mask_to_polygons`; this module walks each segment's bounding box
+slice by slice and maps the pixel polygons back to LPS millimetres on the segment's grid.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.contours import Contour, ContourKind, PlanarContours
-from segio.converters.polygons import polygons_from_mask
+from segio.converters.mask_to_polygons import polygons_from_mask
 from segio.errors import ValidationError
 from segio.model import Segment, Segmentation
 from segio.representations import Representation
 
 #: Contour modes: ``midpoint`` and ``edge`` re-rasterise exactly, ``centre`` runs just
 #: outside the boundary pixels' centres, ``smooth`` is midpoint simplified by at most half
-#: a pixel (see :mod:`segio.converters.polygons`).
+#: a pixel (see :mod:`segio.converters.mask_to_polygons`).
 MODES = ("midpoint", "edge", "centre", "smooth")
 
 

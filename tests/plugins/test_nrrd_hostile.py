@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from segio_plugins.nrrd import nrrddata as nd
 from segio_plugins.nrrd import nrrdfile as nf
 
 import segio
@@ -124,11 +125,11 @@ def test_list_and_pattern_data_files_are_read_in_order(folder: Path) -> None:
         nf.read_header(path)
     path.write_text(header(type_="uint16", line_skip="1", data_file="LIST") + "slice00.raw\n")
     path.write_text(path.read_text() + "slice01.raw\n")
-    np.testing.assert_array_equal(nf.read_data(path, nf.read_header(path)), data)
+    np.testing.assert_array_equal(nd.read_data(path, nf.read_header(path)), data)
     path.write_text(header(type_="uint16", encoding="gzip", data_file="slice%02d.raw.gz 0 1 1"))
-    np.testing.assert_array_equal(nf.read_data(path, nf.read_header(path)), data)
+    np.testing.assert_array_equal(nd.read_data(path, nf.read_header(path)), data)
     path.write_text(header(type_="uint16", encoding="gzip", data_file="slice%02d.raw.gz 1 0 -1"))
-    np.testing.assert_array_equal(nf.read_data(path, nf.read_header(path)), data[::-1])
+    np.testing.assert_array_equal(nd.read_data(path, nf.read_header(path)), data[::-1])
 
 
 def test_a_pattern_of_a_billion_files_is_refused_before_expanding(folder: Path) -> None:
@@ -146,7 +147,7 @@ def test_byte_skip_minus_one_reads_the_tail_of_its_own_file_only(folder: Path) -
     (folder / "d.raw").write_bytes(b"x" * 5 + bytes(range(24)))
     path = folder / "a.nhdr"
     path.write_text(header(data_file="d.raw", byte_skip="-1"))
-    assert nf.read_data(path, nf.read_header(path)).ravel().tolist() == list(range(24))
+    assert nd.read_data(path, nf.read_header(path)).ravel().tolist() == list(range(24))
     path.write_text(header(data_file="../outside/secret.txt", byte_skip="-1"))
     refused(path, "outside the folder")
     attached = folder / "b.nrrd"
@@ -176,7 +177,7 @@ def test_line_skip_over_many_lines_is_fast(folder: Path) -> None:
     path = folder / "a.nhdr"
     path.write_text(header(data_file="d.raw", line_skip="5000000"))
     started = time.monotonic()
-    assert nf.read_data(path, nf.read_header(path)).ravel().tolist() == list(range(24))
+    assert nd.read_data(path, nf.read_header(path)).ravel().tolist() == list(range(24))
     assert time.monotonic() - started < 2
 
 
@@ -208,7 +209,7 @@ def test_multi_member_gzip_reads_and_a_trailing_bomb_member_is_refused(folder: P
     path = folder / "m.nrrd"
     head = header(encoding="gzip").encode() + b"\n"
     path.write_bytes(head + gzip.compress(data[:10]) + gzip.compress(data[10:]))
-    assert nf.read_data(path, nf.read_header(path)).ravel().tolist() == list(data)
+    assert nd.read_data(path, nf.read_header(path)).ravel().tolist() == list(data)
     path.write_bytes(head + gzip.compress(data) + gzip.compress(bytes(32 << 20)))
     peak = peak_while(lambda: refused(path, "longer than sizes"))
     assert peak < 8 << 20

@@ -1,4 +1,4 @@
-"""Tests of the streaming NRRD codec (segio_plugins.nrrd.nrrdfile)."""
+"""Tests of the streaming NRRD codec (segio_plugins.nrrd.nrrdfile and nrrddata)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from segio_plugins.nrrd import nrrddata as nd
 from segio_plugins.nrrd import nrrdfile as nf
 
 from segio.errors import ReadError, WriteError
@@ -47,7 +48,7 @@ def roundtrip(
     path = tmp_path / "a.nrrd"
     nf.write(path, array, fields=fields, key_values=key_values or {}, encoding=encoding, threads=2)
     header = nf.read_header(path)
-    return header, nf.read_data(path, header)
+    return header, nd.read_data(path, header)
 
 
 def make(tmp_path: Path, text: str, payload: bytes = b"", name: str = "h.nrrd") -> Path:
@@ -57,7 +58,7 @@ def make(tmp_path: Path, text: str, payload: bytes = b"", name: str = "h.nrrd") 
 
 
 def read(path: Path) -> np.ndarray:
-    return nf.read_data(path, nf.read_header(path))
+    return nd.read_data(path, nf.read_header(path))
 
 
 DIRS = np.array([[1.0, 2, 3], [4, 5, 6], [7, 8, 10]]).T  # columns = axis vectors
@@ -211,7 +212,7 @@ def test_we_read_pynrrd_output(tmp_path: Path, encoding: str) -> None:
     geometry = {"space": "RAS", "space directions": rows, "space origin": np.array([1.0, 2, 3])}
     nrrd.write(path, array, {**geometry, "encoding": encoding}, index_order="C")
     header = nf.read_header(path)
-    np.testing.assert_array_equal(nf.read_data(path, header), array)
+    np.testing.assert_array_equal(nd.read_data(path, header), array)
     affine, _ = nf.ijk_to_lps(header)
     np.testing.assert_array_equal(affine[:3, :3], rows.T * RAS[:, None])
     np.testing.assert_array_equal(affine[:3, 3], [-1.0, -2, 3])
@@ -352,7 +353,7 @@ def _parse_only_read_errors(path: Path, data: bytes) -> None:
     path.write_bytes(data)
     try:
         header = nf.read_header(path)
-        nf.read_data(path, header)
+        nd.read_data(path, header)
         nf.ijk_to_lps(header)
     except ReadError:
         pass
