@@ -61,6 +61,13 @@ class MissingDependencyError(SegioError):
     """A format is known but the library it needs is not installed."""
 
 
+class PluginError(SegioError):
+    """A plugin breaks segio's plugin contract: two plugins declare one format name, a
+    hook implementation matches no hook, or a declaration hook fails. Raised for what
+    cannot be left out without guessing (two formats with one name); a plugin that only
+    breaks itself is left out with a warning and listed as broken by ``segio formats``."""
+
+
 class ReadError(SegioError):
     """A file is of a known format but cannot be read: truncated, corrupt or invalid."""
 

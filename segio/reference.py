@@ -164,7 +164,7 @@ def _declared_grid(path: Path) -> Geometry | None:
         if spec.reader is None:
             return None
         module = spec.reader.partition(":")[0]
-        function = load(f"{module}:read_grid", requires=spec.requires, extra=spec.extra)
+        function = load(f"{module}:read_grid", requires=spec.requires, install=spec.install)
     except (SegioError, AttributeError):
         return None
     found = function(path)

@@ -1,7 +1,20 @@
-"""The plugin registry: which formats and converters exist, and which one handles a file.
+"""The plugin registry: which formats, converters and label tables exist, and which format
+handles a file.
 
 Built-in formats and third-party ones arrive the same way, through the ``segio``
-entry-point group (see ``pyproject.toml``). Choosing a format for a file goes:
+entry-point group (see ``pyproject.toml``); the core's own converters and label tables
+are registered first, through the same hooks. The contract, checked here:
+
+- two plugins declaring one format (or converter, or label table) name raise
+  :class:`PluginError` naming both distributions: neither is silently dropped;
+- an entry point that fails to import, implements a hook segio does not have or whose
+  declaration hook fails is left out with one warning and listed in :attr:`Registry.broken`
+  (``segio formats`` shows it), so every other format still reads;
+- ``SEGIO_DISABLE_PLUGIN_AUTOLOAD=1`` loads no entry point (as pytest's
+  ``PYTEST_DISABLE_PLUGIN_AUTOLOAD``); :meth:`Registry.register` adds plugins explicitly
+  and raises at once when one breaks the contract.
+
+Choosing a format for a file goes:
 
 1. an explicit ``format=`` name wins;
 2. otherwise formats whose suffix matches the file name, longest suffix first
@@ -16,53 +29,118 @@ from __future__ import annotations
 
 import heapq
 import importlib
+import importlib.metadata
 import importlib.util
 import itertools
 import os
 import warnings
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pluggy
 
 from segio import hookspecs
-from segio.errors import MissingDependencyError, ReadError, UnknownFormatError
+from segio.errors import (
+    MissingDependencyError,
+    PluginError,
+    ReadError,
+    SegioError,
+    UnknownFormatError,
+)
 from segio.fileio.inputs import check_regular, folder_files, open_input
-from segio.hookspecs import ConverterSpec, FormatSpec
+from segio.hookspecs import ConverterSpec, FormatSpec, LabelTableSpec
 from segio.representations import Representation
 
 HEAD_SIZE = 4096
 FOLDER_SNIFF_LIMIT = 10000  # files looked at when a folder is given
+#: Set (to anything but ``0``) to load no entry point: only the core and what
+#: :meth:`Registry.register` adds.
+AUTOLOAD_SWITCH = "SEGIO_DISABLE_PLUGIN_AUTOLOAD"
+#: The core's own declarations, registered before any entry point and whatever the switch.
+BUILTINS = ("segio.converters.register", "segio.labels.tables.register")
+#: The distribution the built-ins belong to.
+CORE = "segio"
+
+_Spec = TypeVar("_Spec", FormatSpec, ConverterSpec, LabelTableSpec)
+
+
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """An entry point left out: its ``name``, the ``distribution`` that installed it and
+    why (``reason``, one line)."""
+
+    name: str
+    distribution: str | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Declarations:
+    formats: dict[str, FormatSpec]
+    converters: list[ConverterSpec]
+    label_tables: dict[str, LabelTableSpec]
 
 
 class Registry:
-    """Formats and converters declared by the plugins known to one plugin manager."""
+    """Formats, converters and label tables declared by the plugins of one plugin manager.
 
-    def __init__(self, *, load_entry_points: bool = True) -> None:
+    ``load_entry_points`` defaults to the environment (:data:`AUTOLOAD_SWITCH`);
+    ``builtins=False`` leaves out the core's converters and label tables too, for a test
+    that wants nothing but the plugins it registers.
+    """
+
+    def __init__(self, *, load_entry_points: bool | None = None, builtins: bool = True) -> None:
         self.manager = pluggy.PluginManager(hookspecs.PROJECT)
         self.manager.add_hookspecs(hookspecs)
+        #: Entry points left out, with the reason; ``segio formats`` lists them.
+        self.broken: list[BrokenPlugin] = []
+        self._distributions: dict[str, str | None] = {}  # plugin name -> distribution
+        self._declarations: _Declarations | None = None
+        if builtins:
+            for module in BUILTINS:
+                self._add(importlib.import_module(module), module, CORE)
+        if load_entry_points is None:
+            load_entry_points = os.environ.get(AUTOLOAD_SWITCH, "") in ("", "0")
         if load_entry_points:
-            self.manager.load_setuptools_entrypoints(hookspecs.PROJECT)
+            self._load_entry_points()
 
     def register(self, plugin: object, name: str | None = None) -> None:
-        """Register a plugin object or module directly (tests, interactive use)."""
-        self.manager.register(plugin, name=name)
+        """Register a plugin object or module directly (tests, interactive use).
+
+        Unlike an entry point, a plugin given here that breaks the contract (an unknown
+        hook, a failing declaration, a name already declared) raises :class:`PluginError`
+        and is not kept.
+        """
+        name = self._add(plugin, name, None)
+        try:
+            self._collect()
+        except SegioError:
+            self.manager.unregister(name=name)
+            self._declarations = None
+            raise
+
+    def distribution(self, plugin_name: str) -> str | None:
+        """The distribution that installed a plugin (``segio`` for the core and the
+        built-in formats); None for a plugin registered directly."""
+        return self._distributions.get(plugin_name)
 
     # -- declarations -------------------------------------------------------------------
 
     @property
     def formats(self) -> dict[str, FormatSpec]:
-        specs: dict[str, FormatSpec] = {}
-        for batch in self.manager.hook.segio_formats():
-            for spec in batch:
-                specs.setdefault(spec.name, spec)
-        return specs
+        return self._collect().formats
 
     @property
     def converters(self) -> list[ConverterSpec]:
-        return [spec for batch in self.manager.hook.segio_converters() for spec in batch]
+        return self._collect().converters
+
+    @property
+    def label_tables(self) -> dict[str, LabelTableSpec]:
+        """Label-table formats by name, in declaration order (the core's first)."""
+        return self._collect().label_tables
 
     def format(self, name: str) -> FormatSpec:
         formats = self.formats
@@ -117,8 +195,19 @@ class Registry:
         raise UnknownFormatError(
             f"no installed format recognises this file (tried: {tried})",
             path=path,
-            hint=_install_hint(self.formats.values()),
+            hint=self._missing_hint(),
         )
+
+    def _missing_hint(self) -> str | None:
+        """What to install for more formats, and which plugins failed to load."""
+        hints = sorted(
+            {s.install for s in self.formats.values() if s.install and not is_installed(s)}
+        )
+        parts = ["more formats come with: " + "; ".join(hints)] if hints else []
+        if self.broken:
+            names = ", ".join(plugin.name for plugin in self.broken)
+            parts.append(f"plugins that failed to load (see segio formats): {names}")
+        return "; ".join(parts) or None
 
     def writer_for(self, path: str | os.PathLike[str], format: str | None = None) -> FormatSpec:
         """The format that should write ``path``, from ``format`` or the file name."""
@@ -171,14 +260,118 @@ class Registry:
             f"no installed converter turns {source.value!r} into {target.value!r}"
         )
 
+    # -- plugins -------------------------------------------------------------------------
 
-def load(target: str, *, requires: Iterable[str] = (), extra: str | None = None) -> Any:
-    """Import ``"module:attribute"``; a missing dependency becomes MissingDependencyError."""
+    def _add(self, plugin: object, name: str | None, distribution: str | None) -> str:
+        """Register ``plugin``; :class:`PluginError`, and nothing kept, when it implements
+        a hook wrongly or one that segio does not have (pluggy's ``check_pending``)."""
+        who = _describe(name or repr(plugin), distribution)
+        try:
+            registered = self.manager.register(plugin, name=name)
+        except (pluggy.PluginValidationError, ValueError) as exc:
+            raise PluginError(f"{who} cannot be registered: {exc}") from exc
+        assert registered is not None  # segio blocks no plugin name
+        try:
+            self.manager.check_pending()
+        except pluggy.PluginValidationError as exc:
+            callers = self.manager.get_hookcallers(plugin) or []
+            unknown = ", ".join(c.name for c in callers if not c.has_spec())
+            self.manager.unregister(plugin)
+            raise PluginError(
+                f"{who} implements {unknown}, which is not a segio hook",
+                hint="segio's hooks: " + ", ".join(_HOOKS),
+            ) from exc
+        self._distributions[registered] = distribution
+        self._declarations = None
+        return registered
+
+    def _load_entry_points(self) -> None:
+        """Every ``segio`` entry point, one at a time and in pluggy's order, so that one
+        which fails is left out (with a warning) instead of failing them all."""
+        for dist in importlib.metadata.distributions():
+            for entry_point in dist.entry_points.select(group=hookspecs.PROJECT):
+                self._load_entry_point(entry_point, dist.metadata["Name"])
+
+    def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint, dist: str) -> None:
+        try:
+            plugin = entry_point.load()
+        except Exception as exc:  # any error of a plugin's import is that plugin's alone
+            self._left_out(entry_point.name, dist, f"cannot be imported: {_why(exc)}")
+            return
+        if self.manager.is_registered(plugin):  # the same module twice on sys.path
+            return
+        name = entry_point.name
+        if self.manager.has_plugin(name):  # another distribution's entry point of that name
+            name = f"{dist}:{name}"
+        try:
+            self._add(plugin, name, dist)
+        except PluginError as exc:
+            self._left_out(entry_point.name, dist, exc.reason)
+
+    def _left_out(self, name: str, distribution: str | None, reason: str) -> None:
+        self.broken.append(BrokenPlugin(name, distribution, reason))
+        warnings.warn(
+            f"segio plugin {_describe(name, distribution)} is left out: {reason}",
+            stacklevel=4,
+        )
+
+    def _collect(self) -> _Declarations:
+        """What the plugins declare, checked, built once until a plugin is registered.
+
+        Each plugin's hook is called on its own, in pluggy's order (the latest registered
+        first), so a failing declaration is pinned on its plugin: an entry point is left
+        out, a plugin registered directly raises.
+        """
+        while self._declarations is None:
+            try:
+                self._declarations = _Declarations(
+                    self._declared(self.manager.hook.segio_formats, FormatSpec),
+                    list(
+                        self._declared(self.manager.hook.segio_converters, ConverterSpec).values()
+                    ),
+                    self._declared(self.manager.hook.segio_label_tables, LabelTableSpec),
+                )
+            except _HookError as failed:
+                self.manager.unregister(name=failed.plugin)
+                self._left_out(failed.plugin, self._distributions.get(failed.plugin), failed.reason)
+        return self._declarations
+
+    def _declared(self, hook: pluggy.HookCaller, kind: type[_Spec]) -> dict[str, _Spec]:
+        found: dict[str, tuple[_Spec, str]] = {}
+        for impl in reversed(hook.get_hookimpls()):
+            plugin, dist = impl.plugin_name, self._distributions.get(impl.plugin_name)
+            try:
+                batch = impl.function()
+                if not isinstance(batch, list | tuple):
+                    raise TypeError(f"it returned {batch!r}, not a list of {kind.__name__}")
+                wrong = [spec for spec in batch if not isinstance(spec, kind)]
+                if wrong:
+                    raise TypeError(f"it returned {wrong[0]!r}, not a {kind.__name__}")
+            except Exception as exc:
+                reason = f"{hook.name} failed: {_why(exc)}"
+                if dist is None:
+                    raise PluginError(f"{_describe(plugin, dist)}: {reason}") from exc
+                raise _HookError(plugin, reason) from exc
+            for spec in batch:
+                if spec.name in found:
+                    raise PluginError(
+                        f"two plugins declare the {_KINDS[kind]} {spec.name!r}: "
+                        f"{_describe(found[spec.name][1], self.distribution(found[spec.name][1]))}"
+                        f" and {_describe(plugin, dist)}",
+                        hint="uninstall one of them",
+                    )
+                found[spec.name] = (_with_install(spec, dist), plugin)
+        return {name: spec for name, (spec, _) in found.items()}
+
+
+def load(target: str, *, requires: Iterable[str] = (), install: str | None = None) -> Any:
+    """Import ``"module:attribute"``; a missing dependency becomes MissingDependencyError
+    whose hint is ``install`` (a declaration's install hint) or names the missing module."""
     for module in requires:
         if importlib.util.find_spec(module) is None:
             raise MissingDependencyError(
                 f"this format needs the Python package {module!r}, which is not installed",
-                hint=f"pip install 'segio[{extra}]'" if extra else f"pip install {module}",
+                hint=install or f"pip install {module}",
             )
     module_name, _, attribute = target.partition(":")
     try:
@@ -186,19 +379,19 @@ def load(target: str, *, requires: Iterable[str] = (), extra: str | None = None)
     except ModuleNotFoundError as exc:
         raise MissingDependencyError(
             f"{target} needs the module {exc.name!r}, which is not installed",
-            hint=f"pip install 'segio[{extra}]'" if extra else None,
+            hint=install,
         ) from exc
     return getattr(imported, attribute)
 
 
 def reader_function(spec: FormatSpec) -> Callable[..., Any]:
     assert spec.reader is not None
-    return load(spec.reader, requires=spec.requires, extra=spec.extra)  # type: ignore[no-any-return]
+    return load(spec.reader, requires=spec.requires, install=spec.install)  # type: ignore[no-any-return]
 
 
 def writer_function(spec: FormatSpec) -> Callable[..., Any]:
     assert spec.writer is not None
-    return load(spec.writer, requires=spec.requires, extra=spec.extra)  # type: ignore[no-any-return]
+    return load(spec.writer, requires=spec.requires, install=spec.install)  # type: ignore[no-any-return]
 
 
 def is_installed(spec: FormatSpec) -> bool:
@@ -243,11 +436,35 @@ def _by_suffix(specs: Iterable[FormatSpec], filename: str) -> list[FormatSpec]:
     return [spec for _, spec in scored]
 
 
-def _install_hint(specs: Iterable[FormatSpec]) -> str | None:
-    missing = sorted({s.extra for s in specs if s.extra and not is_installed(s)})
-    if not missing:
-        return None
-    return "more formats come with: pip install 'segio[" + ",".join(missing) + "]'"
+_HOOKS = tuple(name for name in vars(hookspecs) if name.startswith("segio_"))
+_KINDS = {FormatSpec: "format", ConverterSpec: "converter", LabelTableSpec: "label table"}
+
+
+class _HookError(Exception):
+    """A plugin's declaration hook failed (raised inside :meth:`Registry._collect`)."""
+
+    def __init__(self, plugin: str, reason: str) -> None:
+        super().__init__(reason)
+        self.plugin, self.reason = plugin, reason
+
+
+def _describe(plugin: str, distribution: str | None) -> str:
+    """A plugin as messages name it: by the distribution that installed it."""
+    if distribution is None:
+        return f"{plugin!r} (registered directly)"
+    return f"{plugin!r} from {distribution}"
+
+
+def _why(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _with_install(spec: _Spec, distribution: str | None) -> _Spec:
+    """``spec`` with its install hint spelt out: its ``extra`` of the distribution that
+    installed it (``pip install 'segio[nifti]'``, ``pip install 'segio-h5seg[h5]'``)."""
+    if isinstance(spec, LabelTableSpec) or spec.install or not spec.extra or not distribution:
+        return spec
+    return replace(spec, install=f"pip install '{distribution}[{spec.extra}]'")
 
 
 @lru_cache(maxsize=1)

@@ -266,11 +266,6 @@ PARAMETERS: dict[str, ParameterSpec] = {
 }
 
 
-def parameter_defaults(*names: str) -> dict[str, str]:
-    """``{name: default}`` of known parameters (what a converter declares it reads)."""
-    return {name: PARAMETERS[name].default for name in names}
-
-
 def _unknown(name: str) -> str:
     """Message for a name segio does not know, with the closest known names."""
     lowered = {known.lower(): known for known in PARAMETERS}
@@ -336,15 +331,14 @@ class ConversionParameters(Mapping[str, ConversionParameter]):
         parameter = self._items.get(name)
         return parameter.value if parameter is not None else default
 
-    def number(self, name: str, default: float | None = None) -> float:
-        """The parameter as a float; when absent ``default``, else its registered default.
+    def number(self, name: str) -> float:
+        """The parameter as a float; when absent, its default in :data:`PARAMETERS` (the
+        only place defaults live, so a caller cannot give another).
 
         A ValidationError when the text is not a number (Slicer's "A" oversampling).
         """
         text = self.value(name)
         if text is None:
-            if default is not None:
-                return default
             text = PARAMETERS[name].default
         try:
             return float(text)

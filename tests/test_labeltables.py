@@ -14,15 +14,14 @@ from hypothesis import strategies as st
 
 from segio.errors import ReadError, UnknownFormatError, WriteError
 from segio.labels.tables import (
-    LABEL_TABLE_FORMATS,
     LabelEntry,
-    caret_xml,
     find_sidecar,
-    parse_caret_xml,
+    label_tables,
     read_label_table,
     sniff_label_table,
     write_label_table,
 )
+from segio.labels.tables.caret_xml import caret_xml, parse_caret_xml
 from segio.terminology import Code, Terminology
 
 KIDNEY = Terminology(
@@ -390,7 +389,16 @@ def test_sniffing_a_large_json_map_from_its_head() -> None:
 
 
 def test_all_formats_listed() -> None:
-    assert len(LABEL_TABLE_FORMATS) == 8
+    assert list(label_tables()) == [
+        "segio-json",
+        "slicer-csv",
+        "slicer-ctbl",
+        "itksnap",
+        "freesurfer",
+        "nnunet",
+        "json-map",
+        "caret-xml",
+    ]
     with pytest.raises(UnknownFormatError):
         write_label_table("x.txt", ENTRIES, format="mitk")
 

@@ -93,9 +93,11 @@ def test_unknown_content_names_what_was_tried(tmp_path: Path) -> None:
         segio.read(path)
 
 
-def test_missing_dependency_names_the_extra() -> None:
-    with pytest.raises(MissingDependencyError, match=r"segio\[fancy\]"):
-        load("json:dumps", requires=("no_such_module_xyz",), extra="fancy")
+def test_missing_dependency_gives_the_install_hint() -> None:
+    with pytest.raises(MissingDependencyError, match=r"\(pip install 'segio\[fancy\]'\)"):
+        load("json:dumps", requires=("no_such_module_xyz",), install="pip install 'segio[fancy]'")
+    with pytest.raises(MissingDependencyError, match=r"\(pip install no_such_module_xyz\)"):
+        load("json:dumps", requires=("no_such_module_xyz",))
 
 
 def test_unknown_option_is_a_clear_error(tmp_path: Path) -> None:
@@ -180,7 +182,7 @@ class _Converters:
 
 
 def test_cheapest_conversion_path_like_slicer() -> None:
-    registry = Registry(load_entry_points=False)
+    registry = Registry(load_entry_points=False, builtins=False)
     registry.register(_Converters())
     rep = Representation
     path = registry.conversion_path(rep.PLANAR_CONTOURS, rep.BINARY_LABELMAP)

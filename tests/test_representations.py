@@ -7,7 +7,12 @@ import re
 import pytest
 
 from segio.errors import ValidationError
-from segio.representations import ConversionParameter, ConversionParameters, Representation
+from segio.representations import (
+    PARAMETERS,
+    ConversionParameter,
+    ConversionParameters,
+    Representation,
+)
 
 #: Spec §2.6, in rule order, without SlicerRT's two planar-contour parameters.
 SLICER_DEFAULTS = [
@@ -148,9 +153,14 @@ def test_value_and_number() -> None:
     assert params.value("Decimation factor") == "0.0"
     assert params.value("missing") is None
     assert params.value("missing", "d") == "d"
-    assert params.number("Smoothing factor", 9.0) == 0.5
-    assert params.number("Collapse labelmaps", 0.0) == 1.0
-    assert params.number("missing", 2.5) == 2.5
+    assert params.number("Smoothing factor") == 0.5
+    assert params.number("Collapse labelmaps") == 1.0
+    params.set("Smoothing factor", "0.25")
+    assert params.number("Smoothing factor") == 0.25
+    empty = ConversionParameters()  # an absent parameter has its one registered default
+    assert empty.number("Default slice thickness") == float(
+        PARAMETERS["Default slice thickness"].default
+    )
     with pytest.raises(KeyError):
         params["missing"]
 
@@ -159,7 +169,7 @@ def test_number_rejects_non_numeric_text() -> None:
     params = ConversionParameters.slicer_defaults()
     params.set("Oversampling factor", "A")  # Slicer's automatic oversampling: not a number
     with pytest.raises(ValidationError, match="should be a number"):
-        params.number("Oversampling factor", 1.0)
+        params.number("Oversampling factor")
 
 
 def test_remove_and_copy() -> None:

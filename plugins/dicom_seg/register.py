@@ -26,7 +26,6 @@ def segio_formats() -> list[FormatSpec]:
             reader="segio_plugins.dicom_seg.reader:read",
             writer="segio_plugins.dicom_seg.writer:write",
             sniff=sniff_dicom_seg,
-            reads=frozenset({Representation.BINARY_LABELMAP, Representation.FRACTIONAL_LABELMAP}),
             writes=frozenset({Representation.BINARY_LABELMAP, Representation.FRACTIONAL_LABELMAP}),
             requires=("pydicom",),
             extra="dicom",

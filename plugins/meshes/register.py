@@ -110,7 +110,6 @@ def _spec(
         reader=f"segio_plugins.meshes.{module}:read",
         writer=f"segio_plugins.meshes.{module}:write",
         sniff=sniff,  # type: ignore[arg-type]
-        reads=representations,
         writes=representations,
         extra="mesh",
         read_options={**_REFERENCE, **(read_options or {})},

@@ -39,7 +39,8 @@ from segio.labels.segments import (
     storage_dtype,
     write_sidecar,
 )
-from segio.labels.tables import LabelEntry, parse_caret_xml
+from segio.labels.tables import LabelEntry
+from segio.labels.tables.caret_xml import parse_caret_xml
 from segio.model import Segmentation
 
 _SCANNER = 1  # NIFTI_XFORM_SCANNER_ANAT

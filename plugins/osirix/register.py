@@ -10,7 +10,6 @@ say clearly that they cannot be read.
 from __future__ import annotations
 
 from segio.hookspecs import FormatSpec, hookimpl
-from segio.representations import Representation
 
 #: Keys only OsiriX/Horos ROI exports have (plist ``<key>``s or JSON names).
 #: A single-ROI Horos XML has sorted keys: DataSummary and DataValues (a value per pixel,
@@ -84,7 +83,6 @@ def segio_formats() -> list[FormatSpec]:
             suffixes=(".rois_series", ".roi", ".xml", ".json", ".csv", ".plist", ".dcm"),
             reader="segio_plugins.osirix.reader:read",
             sniff=sniff,
-            reads=frozenset({Representation.PLANAR_CONTOURS, Representation.BINARY_LABELMAP}),
             requires=("pydicom",),
             directory=True,
             read_options={

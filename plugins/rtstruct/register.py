@@ -33,7 +33,6 @@ def segio_formats() -> list[FormatSpec]:
             reader="segio_plugins.rtstruct.reader:read",
             writer="segio_plugins.rtstruct.writer:write",
             sniff=sniff_rtstruct,
-            reads=frozenset({Representation.PLANAR_CONTOURS, Representation.BINARY_LABELMAP}),
             writes=frozenset({Representation.PLANAR_CONTOURS, Representation.BINARY_LABELMAP}),
             requires=("pydicom",),
             extra="dicom",

@@ -24,12 +24,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
 import segio
 from segio.errors import ReadError, SegioError, ValidationError, one_line
+
+if TYPE_CHECKING:
+    from segio.hookspecs import FormatSpec, LabelTableSpec
+    from segio.registry import BrokenPlugin
 
 #: Warnings of one kind printed before the rest are only counted.
 WARNINGS_SHOWN = 3
@@ -290,22 +294,15 @@ def info(
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for programs.")
 def formats(as_json: bool) -> None:
-    """List the formats segio can read and write, and what to install for the others."""
-    from segio.registry import default_registry, is_installed
+    """List the formats and label tables segio reads and writes, what to install for the
+    others, and the plugins that failed to load (with why)."""
+    from segio.registry import default_registry
 
+    registry = default_registry()
     rows = [
-        {
-            "name": spec.name,
-            "description": spec.description,
-            "suffixes": list(spec.suffixes),
-            "read": spec.reader is not None,
-            "write": spec.writer is not None,
-            "installed": is_installed(spec),
-            "install": f"pip install 'segio[{spec.extra}]'" if spec.extra else "",
-            "read_options": dict(spec.read_options),
-            "write_options": dict(spec.write_options),
-        }
-        for spec in sorted(default_registry().formats.values(), key=lambda s: s.name)
+        *(_format_row(spec) for spec in sorted(registry.formats.values(), key=lambda s: s.name)),
+        *(_table_row(spec) for spec in registry.label_tables.values()),
+        *(_broken_row(plugin) for plugin in registry.broken),
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -313,6 +310,59 @@ def formats(as_json: bool) -> None:
     from segio.cli.render import render_formats
 
     render_formats(rows)
+
+
+def _format_row(spec: FormatSpec) -> dict[str, Any]:
+    from segio.registry import is_installed
+
+    return {
+        "kind": "format",
+        "name": spec.name,
+        "description": spec.description,
+        "suffixes": list(spec.suffixes),
+        "read": spec.reader is not None,
+        "write": spec.writer is not None,
+        "installed": is_installed(spec),
+        "install": spec.install or "",
+        "read_options": dict(spec.read_options),
+        "write_options": dict(spec.write_options),
+        "broken": None,
+    }
+
+
+def _table_row(spec: LabelTableSpec) -> dict[str, Any]:
+    """A label-table format: its sidecar endings (or shared file) are its suffixes."""
+    shared = [spec.folder_file] if spec.folder_file else []
+    return {
+        "kind": "label-table",
+        "name": spec.name,
+        "description": spec.description,
+        "suffixes": [*spec.sidecar_suffixes, *shared],
+        "read": True,
+        "write": spec.writer is not None,
+        "installed": True,
+        "install": "",
+        "read_options": {},
+        "write_options": {},
+        "broken": None,
+    }
+
+
+def _broken_row(plugin: BrokenPlugin) -> dict[str, Any]:
+    """An entry point that failed to load: what it is called, who installed it, why."""
+    return {
+        "kind": "broken-plugin",
+        "name": plugin.name,
+        "description": f"plugin from {plugin.distribution or 'an unknown distribution'}",
+        "suffixes": [],
+        "read": False,
+        "write": False,
+        "installed": False,
+        "install": "",
+        "read_options": {},
+        "write_options": {},
+        "broken": plugin.reason,
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> None:

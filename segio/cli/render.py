@@ -129,10 +129,12 @@ def _size(segment: dict[str, Any]) -> str:
 
 
 def render_formats(rows: list[dict[str, Any]]) -> None:
+    """Formats, then label tables, then the plugins left out (in red, with the reason)."""
+    console = _console()
     table = Table()
     for column in ("format", "suffixes", "read", "write", "installed", "description"):
         table.add_column(column)
-    for row in rows:
+    for row in (r for r in rows if r["kind"] == "format"):
         cells = [
             row["name"],
             " ".join(row["suffixes"]),
@@ -142,7 +144,17 @@ def render_formats(rows: list[dict[str, Any]]) -> None:
             row["description"],
         ]
         table.add_row(*(Text(printable(c)) for c in cells))
-    _console().print(table)
+    console.print(table)
+    tables = Table(title="label tables (-O sidecar=NAME, -I labels=FILE)", title_justify="left")
+    for column in ("label table", "sidecar", "write", "description"):
+        tables.add_column(column)
+    for row in (r for r in rows if r["kind"] == "label-table"):
+        cells = [row["name"], " ".join(row["suffixes"]), "yes" if row["write"] else ""]
+        tables.add_row(*(Text(printable(c)) for c in [*cells, row["description"]]))
+    console.print(tables)
+    for row in (r for r in rows if r["kind"] == "broken-plugin"):
+        text = f"broken plugin {row['name']} ({row['description']}): {row['broken']}"
+        console.print(Text(printable(text), style="red"))
 
 
 def _vector(values: list[float]) -> str:

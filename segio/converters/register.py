@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from segio.hookspecs import ConverterSpec, hookimpl
-from segio.representations import Representation, parameter_defaults
+from segio.representations import Representation
 
 
 @hookimpl
@@ -15,7 +15,6 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.fractional_to_labelmap:to_binary",
             cost=100,
-            parameters=parameter_defaults("Threshold fraction"),
         ),
         # Slicer goes planar contour -> closed surface -> binary labelmap (700 + 500); the
         # direct even-odd rasterisation costs less but keeps Slicer's ranking of paths.
@@ -25,9 +24,6 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.contours_to_labelmap:to_labelmap",
             cost=1200,
-            parameters=parameter_defaults(
-                "Contour rasterization spacing", "Default slice thickness"
-            ),
         ),
         # SlicerRT exports a labelmap to RTSTRUCT by way of a closed surface (500 + 700).
         ConverterSpec(
@@ -44,14 +40,6 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.CLOSED_SURFACE,
             function="segio.converters.labelmap_to_surface:to_closed_surface",
             cost=500,
-            parameters=parameter_defaults(
-                "Smoothing factor",
-                "Decimation factor",
-                "Compute surface normals",
-                "Conversion method",
-                "SurfaceNets smoothing",
-                "Joint smoothing",
-            ),
             requires=("vtk",),
             extra="mesh",
         ),
@@ -61,12 +49,6 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.BINARY_LABELMAP,
             function="segio.converters.surface_to_labelmap:to_labelmap",
             cost=500,
-            parameters=parameter_defaults(
-                "Oversampling factor",
-                "Crop to reference image geometry",
-                "Collapse labelmaps",
-                "Surface rasterization spacing",
-            ),
             requires=("vtk",),
             extra="mesh",
         ),
@@ -78,11 +60,6 @@ def segio_converters() -> list[ConverterSpec]:
             target=Representation.FRACTIONAL_LABELMAP,
             function="segio.converters.surface_to_labelmap:to_fractional",
             cost=600,
-            parameters=parameter_defaults(
-                "Fractional labelmap oversampling factor",
-                "Crop to reference image geometry",
-                "Surface rasterization spacing",
-            ),
             requires=("vtk",),
             extra="mesh",
         ),

@@ -18,14 +18,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.colors import color_for_index
-from segio.errors import ReadError, SegioError, ValidationError, WriteError
+from segio.errors import ReadError, SegioError, WriteError
 from segio.fileio.inputs import open_input, read_input
 from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.labels.tables import (
     LabelEntry,
     find_sidecar,
+    label_tables,
     read_label_table,
+    sidecar_path,
     sniff_label_table,
     write_label_table,
 )
@@ -33,19 +35,9 @@ from segio.labels.values import DENSE_LABEL_LIMIT, label_histogram, voxel_slabs
 from segio.model import Layer, Segment, Segmentation, unique_id
 from segio.representations import ConversionParameter, ConversionParameters
 
-#: Default sidecar: segio's own JSON, the only table that keeps every field exactly.
+#: Default sidecar: segio's own JSON, the only table that keeps every field exactly (and
+#: the one that also carries the document fields below: exact grid, conversion parameters).
 DEFAULT_SIDECAR = "segio-json"
-#: Label tables that describe the segments of one file rather than a shared palette, so
-#: a listed label without voxels is an empty segment, not an unused palette entry.
-_COMPLETE_TABLES = {"segio-json"}
-_SIDECAR_SUFFIX = {
-    "segio-json": ".json",
-    "slicer-csv": ".labels.csv",
-    "slicer-ctbl": ".ctbl",
-    "itksnap": ".label",
-    "freesurfer": ".txt",
-    "json-map": ".json",
-}
 _NOT_LABELS = "is this an image or a probability map rather than a segmentation?"
 
 
@@ -152,8 +144,8 @@ def read_labelmap_segmentation(
     if table_path is not None:
         table_format = sniff_label_table(_head(table_path), table_path.name)
         entries = read_label_table(table_path, format=table_format)
-        complete = table_format in _COMPLETE_TABLES
-        if table_format == "segio-json":
+        complete = table_format is not None and label_tables()[table_format].complete
+        if table_format == DEFAULT_SIDECAR:
             document = _read_document(table_path)
     geometry = _sidecar_geometry(document, geometry, path)
     if assumed_layers and len(arrays) > 1 and not any(e.layer for e in entries):
@@ -249,21 +241,6 @@ def label_entries(segmentation: Segmentation) -> list[LabelEntry]:
     ]
 
 
-def sidecar_path(image_path: Path, image_suffix: str, table_format: str) -> Path:
-    """``liver.nii.gz`` -> ``liver.json`` (or ``liver.labels.csv``, ...)."""
-    if table_format == "nnunet":
-        return image_path.with_name("dataset.json")
-    stem = image_path.name[: len(image_path.name) - len(image_suffix)]
-    try:
-        suffix = _SIDECAR_SUFFIX[table_format]
-    except KeyError:
-        raise ValidationError(
-            f"unknown label table format {table_format!r}",
-            hint="use one of " + ", ".join([*_SIDECAR_SUFFIX, "nnunet", "none"]),
-        ) from None
-    return image_path.with_name(stem + suffix)
-
-
 def write_sidecar(
     segmentation: Segmentation,
     image_path: Path,
@@ -276,20 +253,21 @@ def write_sidecar(
     """Stage the label table of ``segmentation`` next to ``image_path`` (unless 'none')."""
     if table_format == "none":
         return
+    target = sidecar_path(image_path, image_suffix, table_format)
+    spec = label_tables()[table_format]
     entries = label_entries(segmentation) if entries is None else entries
-    if table_format != "segio-json" and any(e.layer for e in entries):
+    if not spec.layers and any(e.layer for e in entries):
         raise WriteError(
             f"a {table_format} label table cannot say which layer a label is in",
             path=image_path,
             hint="use sidecar=segio-json, or write one file per layer (layers=split)",
         )
-    target = sidecar_path(image_path, image_suffix, table_format)
     staged = files.stage(target)
-    if table_format == "nnunet" and target.is_file():
-        # dataset.json holds more than labels (channel names, file ending, ...): keep it.
+    if spec.folder_file and target.is_file():
+        # A shared table (nnU-Net's dataset.json) holds more than labels: the writer updates it.
         staged.write_bytes(target.read_bytes())
     write_label_table(staged, entries, format=table_format)
-    if table_format == "segio-json":
+    if table_format == DEFAULT_SIDECAR:
         _add_document_fields(staged, segmentation)
 
 

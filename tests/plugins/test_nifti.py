@@ -12,7 +12,8 @@ import pytest
 
 import segio
 from segio.geometry import Geometry
-from segio.labels.tables import LabelEntry, caret_xml
+from segio.labels.tables import LabelEntry
+from segio.labels.tables.caret_xml import caret_xml
 from segio.model import Segmentation
 from segio.testing.compare import assert_same_segmentation
 from segio.testing.synthetic import small_segmentation
