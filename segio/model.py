@@ -18,9 +18,10 @@ out with one warning (:func:`segio.points.warn_unwritten`).
 from __future__ import annotations
 
 import copy as _copy
-from collections.abc import Iterable, Iterator, Mapping, ValuesView
+from collections.abc import Hashable, Iterable, Iterator, Mapping, ValuesView
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,9 @@ from segio.points import PointAnnotation
 from segio.representations import ConversionParameters, Representation
 from segio.surfaces import Surface
 from segio.terminology import Terminology
+
+if TYPE_CHECKING:
+    from segio.registry import Registry
 
 Color = tuple[float, float, float]
 #: Provenance key a reader sets when it could describe its shapes but not place them (an
@@ -227,6 +231,10 @@ class Segmentation:
     points:
         Point annotations (:class:`segio.points.PointAnnotation`), in order: not segments,
         kept with any source representation and carried through conversions.
+
+    Other representations are derived and cached (:meth:`representation`); changing the
+    source drops them. Replacing an array, a shape or a segment's label is noticed; after
+    an edit *inside* a numpy array, call :meth:`modified` (Slicer's rule).
     """
 
     def __init__(
@@ -262,6 +270,9 @@ class Segmentation:
         self.contained_representations = list(contained_representations)
         self.provenance: dict[str, str] = dict(provenance or {})
         self.extras: dict[str, dict[str, str]] = {k: dict(v) for k, v in (extras or {}).items()}
+        #: Derived representations, and the source state they came from (converters.cache).
+        self._derived: dict[Hashable, Segmentation] = {}
+        self._derived_from: object = None
         self.validate()
 
     # -- invariants ----------------------------------------------------------------------
@@ -420,6 +431,7 @@ class Segmentation:
         if label > np.iinfo(layer.array.dtype).max:
             layer.array = layer.array.astype(np.min_scalar_type(label))
         layer.array[mask] = label
+        self.modified()
         segment = Segment(
             id=segment_id or unique_id(name, self.segments._by_id.keys()),
             name=name,
@@ -493,11 +505,48 @@ class Segmentation:
             covered |= owned
         return False
 
+    # -- derived representations (kept by segio.converters.cache) -------------------------
+
+    def representation(
+        self,
+        representation: Representation | str,
+        *,
+        geometry: Geometry | None = None,
+        registry: Registry | None = None,
+        **parameters: object,
+    ) -> Segmentation:
+        """This segmentation in ``representation`` (itself when that is its source),
+        derived through the converter graph and cached. ``parameters`` override conversion
+        parameters for this derivation (Slicer's names, or in snake case:
+        ``smoothing_factor=0``); ``geometry`` is the grid contours and surfaces are
+        rasterised on. The result is a segmentation of its own; its shapes are the
+        cache's, read-only: edit the source instead."""
+        from segio.converters import to_representation
+
+        if isinstance(representation, str):
+            representation = Representation.from_name(representation)
+        return to_representation(
+            self, [representation], registry=registry, geometry=geometry, parameters=parameters
+        )
+
+    def modified(self) -> None:
+        """Drop every derived representation after an edit inside a layer's array (Slicer's
+        ``Modified()``); the model's own methods call it."""
+        self._derived.clear()
+        self._derived_from = None
+
     # -- whole-segmentation operations ----------------------------------------------------
 
     def copy(self) -> Segmentation:
-        """A deep copy: arrays and segments are not shared with the original."""
+        """A deep copy: arrays and segments are not shared with the original (the copy
+        derives its own representations)."""
         return _copy.deepcopy(self)
+
+    def __getstate__(self) -> dict[str, object]:
+        """Copies and pickles leave derived representations behind (rebuilt on demand)."""
+        state = dict(self.__dict__)
+        state["_derived"], state["_derived_from"] = {}, None
+        return state
 
     def pack_layers(self) -> Segmentation:
         """Put non-overlapping segments into as few layers as possible (a new object).
