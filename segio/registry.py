@@ -114,7 +114,11 @@ class Registry:
         hook, a failing declaration, a name already declared) raises :class:`PluginError`
         and is not kept.
         """
-        name = self._add(plugin, name, None)
+        try:
+            name = self._add(plugin, name, None)
+        except PluginError as exc:  # say which plugin: a test may register several
+            who = _describe(name or repr(plugin), None)
+            raise PluginError(f"{who} {exc.reason}", hint=exc.hint) from exc
         try:
             self._collect()
         except SegioError:
@@ -139,7 +143,8 @@ class Registry:
 
     @property
     def label_tables(self) -> dict[str, LabelTableSpec]:
-        """Label-table formats by name, in declaration order (the core's first)."""
+        """Label-table formats by name, in pluggy's order: a plugin's before the core's
+        (registered first, so called last), each plugin's in its own order."""
         return self._collect().label_tables
 
     def format(self, name: str) -> FormatSpec:
@@ -263,13 +268,13 @@ class Registry:
     # -- plugins -------------------------------------------------------------------------
 
     def _add(self, plugin: object, name: str | None, distribution: str | None) -> str:
-        """Register ``plugin``; :class:`PluginError`, and nothing kept, when it implements
-        a hook wrongly or one that segio does not have (pluggy's ``check_pending``)."""
-        who = _describe(name or repr(plugin), distribution)
+        """Register ``plugin``; :class:`PluginError` (saying what is wrong, not who), and
+        nothing kept, when it implements a hook wrongly or one that segio does not have
+        (pluggy's ``check_pending``)."""
         try:
             registered = self.manager.register(plugin, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
-            raise PluginError(f"{who} cannot be registered: {exc}") from exc
+            raise PluginError(f"cannot be registered: {exc}") from exc
         assert registered is not None  # segio blocks no plugin name
         try:
             self.manager.check_pending()
@@ -278,7 +283,7 @@ class Registry:
             unknown = ", ".join(c.name for c in callers if not c.has_spec())
             self.manager.unregister(plugin)
             raise PluginError(
-                f"{who} implements {unknown}, which is not a segio hook",
+                f"implements {unknown}, which is not a segio hook",
                 hint="segio's hooks: " + ", ".join(_HOOKS),
             ) from exc
         self._distributions[registered] = distribution

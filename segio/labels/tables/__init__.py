@@ -61,7 +61,9 @@ _FOLDER_LEVELS = 3
 
 
 def label_tables(registry: Registry | None = None) -> dict[str, LabelTableSpec]:
-    """Every declared label-table format by name, in the order sidecars are looked for."""
+    """Every declared label-table format by name, in the order sidecars are looked for
+    and sniffing ties are settled: a plugin's formats before the core's (pluggy calls the
+    latest registered plugin first)."""
     from segio.registry import default_registry
 
     return (registry or default_registry()).label_tables
@@ -136,8 +138,8 @@ def sniff_label_table(head: bytes, name: str, *, registry: Registry | None = Non
     """The label-table format of a file from its first 4 KiB and its name, or None.
 
     ``name`` may be the file name (``liver.labels.csv``) or its suffix; its last part
-    counts. Every declared format's sniffer is asked; the surest one wins, the earlier
-    declared on a tie.
+    counts. Every declared format's sniffer is asked; the surest one wins, the first in
+    :func:`label_tables` on a tie.
     """
     best, surest = None, 0.0
     for spec in label_tables(registry).values():
