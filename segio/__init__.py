@@ -16,6 +16,7 @@ from segio.errors import (
     GeometryError,
     LimitError,
     MissingDependencyError,
+    PluginError,
     ReadError,
     SegioError,
     UnknownFormatError,
@@ -23,7 +24,7 @@ from segio.errors import (
     WriteError,
 )
 from segio.geometry import Geometry
-from segio.hookspecs import ConverterSpec, FormatSpec, hookimpl
+from segio.hookspecs import ConverterSpec, FormatSpec, LabelTableSpec, hookimpl
 from segio.io import convert, read, select_segments, write
 from segio.model import Layer, Segment, Segmentation
 from segio.representations import ConversionParameter, ConversionParameters, Representation
@@ -37,9 +38,11 @@ __all__ = [
     "FormatSpec",
     "Geometry",
     "GeometryError",
+    "LabelTableSpec",
     "Layer",
     "LimitError",
     "MissingDependencyError",
+    "PluginError",
     "ReadError",
     "Representation",
     "SegioError",
