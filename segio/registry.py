@@ -133,19 +133,22 @@ class Registry:
 
     # -- declarations -------------------------------------------------------------------
 
+    # Each a copy: the declarations are collected once, and a caller's edit must not
+    # change what the next caller sees.
+
     @property
     def formats(self) -> dict[str, FormatSpec]:
-        return self._collect().formats
+        return dict(self._collect().formats)
 
     @property
     def converters(self) -> list[ConverterSpec]:
-        return self._collect().converters
+        return list(self._collect().converters)
 
     @property
     def label_tables(self) -> dict[str, LabelTableSpec]:
         """Label-table formats by name, in pluggy's order: a plugin's before the core's
         (registered first, so called last), each plugin's in its own order."""
-        return self._collect().label_tables
+        return dict(self._collect().label_tables)
 
     def format(self, name: str) -> FormatSpec:
         formats = self.formats
