@@ -80,6 +80,7 @@ def test_shared_oblique_series(shared_data: Path) -> None:
     assert np.allclose(geometry.spacing, (2.5, 3.5, 4.5))
 
 
+@pytest.mark.usefixtures("dicom_fast_path")
 def test_fast_headers_agree_with_pydicom_and_fall_back(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,6 +37,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.dicom.series import PixelLayout, check_pixel_data, dicom_files, read_dataset
+from segio.dicom.walker import fast_path
 from segio.errors import GeometryError, ReadError, SegioError, ValidationError
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_grid
@@ -128,7 +129,7 @@ def _is_seg_file(file: Path) -> bool:
 
 
 def _load(source: Path) -> Any:
-    fast = fastparse.read(source)
+    fast = fastparse.read(source) if fast_path() else None
     if fast is not None:
         ds, groups = fast
         ds._segio_frame_groups = groups  # plain dicts, read by _placement

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ class _FallbackError(Exception):
     """The fast path met something it does not read exactly as pydicom does."""
 
 
-def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
+def _fast_read(data: bytes, path: Path | None = None) -> tuple[Any, list[_RoiContours]] | None:
     """(the dataset as a :class:`segio.dicom.walker.Header`, its ROI Contour Sequence) or None.
 
     pydicom builds a Dataset per contour and converts each ContourData, and importing it
@@ -36,7 +37,8 @@ def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
     Here the file is walked with ``struct`` (:mod:`segio.dicom.walker`: little endian, explicit
     or implicit VR, Latin-1 or UTF-8), the ROI Contour Sequence into plain values with all
     ContourData parsed at once. Only when every value the reader uses is plain; otherwise
-    None, and pydicom reads the whole file.
+    None, the reason logged for ``path`` (:func:`segio.dicom.walker.fall_back`), and
+    pydicom reads the whole file.
     """
     from segio.dicom import walker as dicomfast
 
@@ -44,7 +46,8 @@ def _fast_read(data: bytes) -> tuple[Any, list[_RoiContours]] | None:
         header = dicomfast.read_part10(data, raw={0x30060039: _RAW_TAGS})
         items = header.pop("ROIContourSequence", None) or []
         return header, _fast_contours(items)
-    except Exception:  # a speed path: whatever it cannot read, pydicom reads
+    except Exception as exc:  # a speed path: whatever it cannot read, pydicom reads
+        dicomfast.fall_back(path, "the structure set", exc)
         return None
 
 

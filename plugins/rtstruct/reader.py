@@ -197,13 +197,13 @@ def _open(path: Path) -> tuple[Any, list[_RoiContours] | None]:
     When it could, the dataset is a :class:`segio.dicom.walker.Header` (see
     :func:`_fast_read`); otherwise pydicom's Dataset, contours and all.
     """
-    from segio.dicom.walker import inflated_part10
+    from segio.dicom.walker import fast_path, inflated_part10
 
     data = read_input(path)
     if len(data) < 16:
         raise ReadError("file too short to be DICOM", path=path)
     data = inflated_part10(data, path)
-    fast = _fast_read(data)
+    fast = _fast_read(data, path) if fast_path() else None
     if fast is not None:
         return _checked(fast[0], path), fast[1]
     return _checked(read_dataset(path, data=data, force=True), path), None

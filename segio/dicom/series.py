@@ -258,31 +258,38 @@ def _header(file: Path) -> Any | None:
 
     The struct walker reads the first kilobytes of a plain little-endian file
     (:func:`segio.dicom.walker.read_part10`); anything it does not take goes to pydicom
-    (:func:`read_dataset`). A file that is DICOM but broken (a bomb, a lie) is a
-    :class:`ReadError`; a file that is not DICOM at all is skipped.
+    (:func:`read_dataset`), the reason logged (:func:`segio.dicom.walker.fall_back`), as
+    does everything with ``SEGIO_DICOM_FAST=0``. A file that is DICOM but broken (a bomb,
+    a lie) is a :class:`ReadError`; a file that is not DICOM at all is skipped.
     """
+    fast = dicomfast.fast_path()
     with open_input(file) as stream:
         head = stream.read(_HEAD)
         try:
+            if not fast:
+                raise dicomfast.MalformedError("not walked")
             header = dicomfast.read_part10(head, stop=dicomfast.PIXEL_DATA, cut=True)
         except Exception:  # a speed path: whatever it cannot read, the whole file is for
             data = head + stream.read()
         else:
             header.filename = str(file)
             return header
-    try:
-        header = dicomfast.read_part10(
-            dicomfast.inflated_part10(data, file), stop=dicomfast.PIXEL_DATA
-        )
-    except ReadError:
-        raise
-    except Exception:  # MalformedError, struct.error, ...: pydicom decides
-        pass
-    else:
-        header.filename = str(file)
-        return header
+    reason: object = f"{dicomfast.FAST_SWITCH}=0"
+    if fast:
+        try:
+            header = dicomfast.read_part10(
+                dicomfast.inflated_part10(data, file), stop=dicomfast.PIXEL_DATA
+            )
+        except ReadError:
+            raise
+        except Exception as exc:  # MalformedError, struct.error, ...: pydicom decides
+            reason = exc
+        else:
+            header.filename = str(file)
+            return header
     if data[128:132] != b"DICM":
         return None
+    dicomfast.fall_back(file, "the image header", reason)
     dataset = read_dataset(file, data=data, stop_before_pixels=True, convert=HEADER_KEYWORDS)
     dataset.filename = str(file)
     return dataset

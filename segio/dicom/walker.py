@@ -23,6 +23,7 @@ for pydicom alike (pydicom alone would inflate any bomb whole).
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import struct
 from collections.abc import Collection, Mapping
@@ -79,8 +80,31 @@ _TEXT_VRS = {b"SH", b"LO", b"ST", b"LT", b"UT", b"PN", b"UC"}
 _CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO_IR 192": "utf-8"}
 
 
+#: Environment switch: ``SEGIO_DICOM_FAST=0`` sends every DICOM read through pydicom.
+#: The fast paths (this walker, the SEG per-frame groups, the RTSTRUCT contours, series
+#: headers) fall back to pydicom silently by design; with the switch the suite runs on
+#: pydicom alone too (``make test`` runs the DICOM tests both ways), so a fast-path bug
+#: fails a test instead of only costing time.
+FAST_SWITCH = "SEGIO_DICOM_FAST"
+_log = logging.getLogger("segio.dicom")
+
+
 class MalformedError(Exception):
     """The fast path cannot make sense of the bytes: fall back to pydicom."""
+
+
+def fast_path() -> bool:
+    """False when :data:`FAST_SWITCH` is ``0``: callers then use pydicom alone. Read at
+    every call, so a test or a long-running process can change it."""
+    return os.environ.get(FAST_SWITCH, "").strip() != "0"
+
+
+def fall_back(path: str | os.PathLike[str] | None, what: str, reason: object) -> None:
+    """Log at debug level why ``what`` of ``path`` is read by pydicom after all: the
+    fast path turning a whole class of files away only shows as time, so say it."""
+    if _log.isEnabledFor(logging.DEBUG):
+        why = reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
+        _log.debug("%s: %s read by pydicom (%s)", os.fspath(path or "<bytes>"), what, why)
 
 
 class Header(dict[str, Any]):

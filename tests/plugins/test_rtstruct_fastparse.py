@@ -14,6 +14,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from segio_plugins.rtstruct import reader
 
 import segio
+from segio.dicom.walker import FAST_SWITCH
 from segio.errors import ReadError
 from segio.model import Segmentation
 from segio.testing.compare import assert_same_segmentation
@@ -104,7 +105,7 @@ def _read_both(
     for fast in (True, False):
         with monkeypatch.context() as patch:
             if not fast:
-                patch.setattr(reader, "_fast_read", lambda data: None)
+                patch.setenv(FAST_SWITCH, "0")
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 seg = segio.read(path, format="rtstruct", **options)
@@ -218,6 +219,7 @@ def test_implicit_vr_is_walked_and_cut_files_go_to_pydicom(
         segio.read(cut, format="rtstruct")
 
 
+@pytest.mark.usefixtures("dicom_fast_path")
 def test_reading_needs_no_pydicom(own: tuple[Path, Path]) -> None:
     """The fast path is also the light one: a structure set and its series without pydicom."""
     import subprocess
