@@ -91,8 +91,6 @@ class ValidationError(SegioError):
     """A segmentation, segment or parameter breaks a rule of the model."""
 
 
-#: Model-rule errors that, raised while a file is read, mean the file breaks the rule.
-_FILE_FAULTS = (ValidationError, GeometryError)
 
 
 def located(
@@ -131,8 +129,8 @@ def reading(
     likes on a corrupt one, yet the user must be told which file is at fault.
 
     - A :class:`SegioError` naming no file is given ``path``, keeping its class
-      (:class:`LimitError`, :class:`MissingDependencyError` stay what they are); one that
-      is a rule of the model (:class:`ValidationError`, :class:`GeometryError`) becomes a
+      (:class:`LimitError`, :class:`GeometryError`, :class:`MissingDependencyError` stay
+      what they are); a rule of the model (:class:`ValidationError`) becomes a
       :class:`ReadError`: here the file breaks the rule, not the caller.
     - :class:`MemoryError` and :class:`OSError` become a ReadError saying so.
     - Any exception of ``catch`` (by default every one: a corrupt file breaks parsers in
@@ -144,7 +142,7 @@ def reading(
     try:
         yield
     except SegioError as exc:
-        fault = isinstance(exc, _FILE_FAULTS)
+        fault = isinstance(exc, ValidationError)
         if exc.path is not None and not fault:
             raise
         raise located(exc, exc.path or path, kind=ReadError if fault else None) from exc

@@ -22,6 +22,7 @@ from crashing import crashing_registry
 import segio
 from segio.cli import cli
 from segio.errors import (
+    GeometryError,
     LimitError,
     ReadError,
     SegioError,
@@ -130,6 +131,9 @@ def test_reading_helper_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(LimitError) as limit, reading(path, "XYZ"):
         raise LimitError("the labelmap needs 9 GB")
     assert type(limit.value) is LimitError and limit.value.path == str(path)
+    with pytest.raises(GeometryError) as grid, reading(path, "XYZ"):
+        raise GeometryError("the frames are not on one grid")
+    assert type(grid.value) is GeometryError and grid.value.path == str(path)
     with pytest.raises(ReadError) as rule, reading(path, "XYZ"):
         raise ValidationError("label 300 does not fit", path=tmp_path / "elsewhere")
     assert type(rule.value) is ReadError, "a model rule the file breaks is a read error"

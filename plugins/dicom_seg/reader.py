@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 from segio.dicom.series import PixelLayout, check_pixel_data, dicom_files, read_dataset
 from segio.dicom.walker import fast_path
-from segio.errors import GeometryError, ReadError, SegioError, ValidationError
+from segio.errors import GeometryError, ReadError, SegioError, reading
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry, slice_grid
@@ -81,22 +81,10 @@ def read(path: Path, *, reference: Reference | None = None) -> Segmentation:
     """Read a SEG file, or the one SEG in a folder; ``reference`` = its source series."""
     source = _find_seg(Path(path))
     ds = _load(source)
-    try:
+    # pydicom and numpy raise many kinds on a malformed dataset; the model refuses what
+    # the file says with a ValidationError: each becomes a ReadError naming the file.
+    with reading(source, "DICOM SEG"):
         return _read_dataset(ds, source, reference)
-    except ValidationError as exc:  # the model refuses what the file says
-        raise ReadError(exc.reason, path=source, hint=exc.hint) from exc
-    except SegioError as exc:
-        if exc.path is not None:
-            raise
-        raise type(exc)(exc.reason, path=source, hint=exc.hint) from exc
-    except MemoryError:
-        raise
-    except Exception as exc:  # pydicom/numpy on a malformed dataset: many kinds
-        raise ReadError(
-            f"malformed DICOM SEG ({type(exc).__name__}: {exc})",
-            path=source,
-            hint="the file breaks the DICOM Segmentation rules",
-        ) from exc
 
 
 def _find_seg(path: Path) -> Path:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from segio.errors import ReadError
+from segio.errors import ReadError, reading
 
 from .rois import _NUMBER, _PLIST_ERRORS, BRUSH_TYPES, SUPPORTED, Roi, _finite, _text, bounded
 
@@ -158,7 +158,7 @@ def sr_rois(data: bytes, path: Path) -> list[Roi]:
     from segio.dicom.series import read_dataset
 
     ds = read_dataset(path, data=data, force=True)
-    try:
+    with reading(path, "DICOM object"):  # pydicom raises many types on damaged files
         payload = ds.get((0x0042, 0x0011)) or ds.get((0x0071, 0x0011))
         uid = None
         for item in ds.get("ContentSequence", []) or []:
@@ -166,8 +166,6 @@ def sr_rois(data: bytes, path: Path) -> list[Roi]:
                 uid = str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
                 break
         payload_bytes = payload.value if payload is not None else None
-    except Exception as exc:  # pydicom raises many types on damaged files
-        raise ReadError(f"not a readable DICOM object: {exc}", path=path) from exc
     if not isinstance(payload_bytes, bytes) or not payload_bytes:
         raise ReadError("the SR has no encapsulated ROI archive (0042,0011)", path=path)
     if payload_bytes.startswith(b"\x04\x0bstreamtyped"):

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from segio.errors import ReadError, SegioError
+from segio.errors import ReadError, reading
 from segio.fileio.inputs import folder_files, open_input, read_input
 from segio.model import Segmentation
 
@@ -78,12 +78,8 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
         from segio.dicom.series import read_image_series
 
         series = read_image_series(reference)
-    try:
+    with reading(path, "OsiriX ROI export", catch=()):
         segmentation = build(rois, path, series)
-    except SegioError as exc:
-        if exc.path is None:
-            raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
-        raise
     segmentation.provenance["osirix.variant"] = variant
     if series is None:
         return segmentation
@@ -97,14 +93,8 @@ def read(path: Path, *, reference: PathArg | None = None) -> Segmentation:
 def _file_rois(path: Path) -> tuple[list[Roi], str]:
     """The ROIs of one export file; every failure a ReadError naming it."""
     data = read_input(path)
-    try:
+    with reading(path, "OsiriX ROI export", catch=_PARSE_ERRORS):
         return parse(data, path)
-    except SegioError as exc:
-        if exc.path is None:  # raised by a helper that does not know the file
-            raise ReadError(exc.reason, path=path, hint=exc.hint) from exc
-        raise
-    except _PARSE_ERRORS as exc:
-        raise ReadError(f"not a readable OsiriX ROI export: {exc}", path=path) from exc
 
 
 def _folder_rois(folder: Path) -> tuple[list[Roi], str]:

@@ -33,7 +33,7 @@ from segio.colors import color_for_index
 from segio.contours import Contour, ContourKind, PlanarContours
 from segio.dicom.codes import code_from_item
 from segio.dicom.series import dicom_files, read_dataset
-from segio.errors import ReadError, SegioError
+from segio.errors import ReadError, SegioError, reading
 from segio.fileio.inputs import open_input, read_input
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation, unique_id
@@ -110,12 +110,8 @@ def read(
     path = Path(path)
     if path.is_dir():
         path = find_rtstruct(path)
-    try:
+    with reading(path, "RT Structure Set"):  # pydicom raises many types on damaged files
         segmentation, grid = _read(path)
-    except SegioError:
-        raise
-    except Exception as exc:  # pydicom raises many types on damaged files
-        raise ReadError(f"not a readable RT Structure Set: {exc}", path=path) from exc
     if reference is not None:  # any image: a DICOM series, NIfTI, NRRD, a segmentation
         from segio.reference import read_reference
 

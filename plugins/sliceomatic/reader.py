@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.colors import color_for_index
-from segio.errors import GeometryError, ReadError, SegioError
+from segio.errors import GeometryError, ReadError, SegioError, reading
 from segio.fileio.inputs import folder_files, open_input, read_input, referenced_file
 from segio.geometry import Geometry, slice_grid
 from segio.labels.tables import LabelEntry
@@ -132,14 +132,9 @@ def companion(tag: Path) -> Path | None:
 
 def _read_one(tag: Path, series: Any) -> tuple[Path, TagHeader, NDArray[np.integer], Geometry]:
     """One file: header, labels and its best geometry (series, companion, else header)."""
-    try:
+    with reading(tag, "SliceOmatic tag", catch=()):
         header, labels = decode(read_input(tag), tag.name)
-    except SegioError as exc:
-        raise ReadError(exc.reason, path=tag, hint=exc.hint) from exc
-    try:
         own = header.geometry()
-    except SegioError as exc:
-        raise ReadError(exc.reason, path=tag, hint=exc.hint) from exc
     if series is not None:
         return tag, header, labels, own
     image = companion(tag)
