@@ -3,17 +3,30 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segio-installed
+# The demo needs every format, not the test toolchain (peer tools, linters: ~1.5 GB more).
+DEMO   := $(VENV)/.segio-demo-installed
+# The DICOM tests run a second time with the fast paths off (pydicom alone), so that a
+# fast-path bug fails a test instead of only costing time; test_dicom_scale only times them.
+DICOM_TESTS := $(filter-out %/test_dicom_scale.py,$(wildcard tests/plugins/test_dicom_*.py \
+	tests/plugins/test_rtstruct*.py tests/plugins/test_osirix.py \
+	tests/plugins/test_sliceomatic.py tests/test_dicomseries.py))
 
 .PHONY: demo test lint bench fixtures clean tools
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(BIN)/python -m pip install --quiet --no-deps -e examples/segio-plugin-example
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[all]'
+	touch $(DEMO)
+
+demo: $(DEMO)
 	$(BIN)/python fixtures/demo.py
 
 lint: $(STAMP)
@@ -30,6 +43,7 @@ tools:
 
 test: lint tools
 	$(BIN)/pytest -m "not slow" -q
+	SEGIO_DICOM_FAST=0 $(BIN)/pytest -m "not slow" -q $(DICOM_TESTS)
 
 bench: $(STAMP) tools
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
