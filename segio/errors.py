@@ -91,8 +91,6 @@ class ValidationError(SegioError):
     """A segmentation, segment or parameter breaks a rule of the model."""
 
 
-
-
 def located(
     exc: SegioError,
     path: str | os.PathLike[str],
