@@ -9,6 +9,7 @@ counted by wrapping the function the registry resolves for each converter.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pickle
 from collections import Counter
@@ -21,9 +22,10 @@ import pytest
 
 import segio
 from segio.errors import ValidationError
+from segio.hookspecs import ConverterSpec, hookimpl
 from segio.model import Layer, Segment, Segmentation
 from segio.points import PointAnnotation
-from segio.registry import default_registry
+from segio.registry import Registry, default_registry
 from segio.representations import Representation
 from segio.testing.synthetic import small_segmentation
 
@@ -165,3 +167,40 @@ def test_copies_and_pickles_leave_the_cache_behind(calls: Counter) -> None:
     assert calls[BINARY, SURFACE] == 3
     segmentation.representation(SURFACE)
     assert calls[BINARY, SURFACE] == 3, "the original keeps its own"
+
+
+def passed_through(segmentation: Segmentation) -> Segmentation:
+    """A converter that hands the source's arrays on (as an outside one may)."""
+    return Segmentation(
+        [
+            dataclasses.replace(s, layer=n, label_value=1)
+            for n, s in enumerate(segmentation.segments.values())
+        ],
+        [Layer(segmentation.layers[0].array, segmentation.require_geometry(), max_fraction=1)],
+        source_representation=FRACTIONAL,
+    )
+
+
+class _PassThrough:
+    @hookimpl
+    def segio_converters(self) -> list[ConverterSpec]:
+        return [
+            ConverterSpec(
+                name="pass-through",
+                source=BINARY,
+                target=FRACTIONAL,
+                function=f"{__name__}:passed_through",
+            )
+        ]
+
+
+def test_arrays_a_converter_passes_through_stay_the_sources() -> None:
+    registry = Registry(load_entry_points=False)
+    registry.register(_PassThrough())
+    grid = small_segmentation().require_geometry()
+    mask = np.zeros(grid.shape, dtype=np.uint8)
+    mask[1:3, 2:5, 2:5] = 1
+    source = Segmentation([Segment("s1", "lesion")], [Layer(mask, grid)])
+    derived = source.representation(FRACTIONAL, registry=registry)
+    assert derived.layers[0].array is mask
+    assert mask.flags.writeable, "the source's own array is not made read-only"

@@ -84,7 +84,7 @@ def derive(
         if derived is None:
             function = load(spec.function, requires=spec.requires, install=spec.install)
             derived = function(current, grid) if grid is not None else function(current)
-            _freeze(derived)
+            _freeze(derived, owner)
             owner._derived[key] = derived
         current = derived
     return _fresh(current, owner, source)
@@ -96,11 +96,14 @@ def _parameters(segmentation: Segmentation) -> tuple[tuple[str, str], ...]:
     return tuple((p.name, p.value) for p in segmentation.conversion_parameters.values())
 
 
-def _freeze(derived: Segmentation) -> None:
+def _freeze(derived: Segmentation, owner: Segmentation) -> None:
     """Make the shared arrays read-only: an edit would change what the cache hands out
-    (surfaces are read-only already)."""
+    (surfaces are read-only already). An array a converter passed through from the
+    source stays the source's to edit."""
+    own = {id(layer.array) for layer in owner.layers}
     for layer in derived.layers:
-        layer.array.flags.writeable = False
+        if id(layer.array) not in own:
+            layer.array.flags.writeable = False
 
 
 def _fresh(derived: Segmentation, owner: Segmentation, source: Segmentation) -> Segmentation:
