@@ -150,8 +150,11 @@ def conversion_parameters_text(
     return "".join(f"{p.name}|{p.value}|{p.description}&" for p in parameters.values())
 
 
-def parse_representations(text: str, source: PathLike | None) -> list[Representation]:
-    """Representation names separated by ``|``; unknown names are dropped with a warning."""
+def parse_representations(
+    text: str, source: PathLike | None, *, stacklevel: int = 3
+) -> list[Representation]:
+    """Representation names separated by ``|``; unknown names are dropped with a warning
+    (``stacklevel`` counted from this function, as :func:`warnings.warn` counts it)."""
     found = []
     for name in text.split("|"):
         if not name:
@@ -160,7 +163,7 @@ def parse_representations(text: str, source: PathLike | None) -> list[Representa
             found.append(Representation.from_name(name))
         except SegioError:
             where = f"{os.fspath(source)}: " if source is not None else ""
-            warnings.warn(f"{where}unknown representation {name!r} ignored", stacklevel=3)
+            warnings.warn(f"{where}unknown representation {name!r} ignored", stacklevel=stacklevel)
     return found
 
 
