@@ -50,7 +50,7 @@ from segio.contours import Contour, ContourKind, PlanarContours
 from segio.errors import ReadError, SegioError, ValidationError, WriteError, reading
 from segio.fileio.inputs import referenced_file
 from segio.fileio.limits import check_allocation
-from segio.fileio.outputs import OutputFiles
+from segio.fileio.outputs import OutputFiles, made_folder
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation, unique_id
 from segio.points import PointAnnotation, check_count
@@ -431,19 +431,10 @@ def _publish(
     folder = path.with_name(name)
     if folder.exists() and not folder.is_dir():
         raise WriteError(f"the pieces' folder {folder.name!r} is a file", path=path)
-    created = not folder.exists()
-    if created:  # every piece is encoded: only an I/O error can follow
-        folder.mkdir()
-    try:
+    with made_folder(folder):  # every piece is encoded: only an I/O error can follow
         for n, piece in enumerate(pieces):
             files.stage(folder / f"{name}_{n}.vtp").write_bytes(piece)
         files.stage(path).write_bytes(_index(name, len(pieces), encoding))
-    except BaseException:
-        if created:  # only staged temporaries can be in it
-            for leftover in folder.iterdir():
-                leftover.unlink()
-            folder.rmdir()
-        raise
 
 
 def _index(name: str, count: int, encoding: vtkxml.Encoding) -> bytes:

@@ -19,6 +19,7 @@ writes them to a segio-json label table beside, which the reader's ``labels=`` t
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from segio.errors import ValidationError, WriteError
-from segio.fileio.outputs import OutputFiles
+from segio.fileio.outputs import OutputFiles, made_folder
 from segio.geometry import Geometry
 from segio.model import Segmentation
 
@@ -110,10 +111,8 @@ def _write_tags(
         raise WriteError("the reference series has no image file to name a tag after", path=path)
     single = len(images) == 1 and path.name.lower().endswith(".tag") and not path.is_dir()
     folder = path.parent if single else path
-    created = not single and not folder.exists()
-    if created:  # every check is done: only an I/O error can follow
-        folder.mkdir(parents=True)
-    try:
+    # every check is done: only an I/O error can follow
+    with contextlib.nullcontext() if single else made_folder(folder, parents=True):
         for file, k in images:
             target = path if single else folder / f"{file.name}.tag"
             plane = series.geometry.cropped((k, 0, 0), (1, *series.geometry.shape[1:]))
@@ -121,12 +120,6 @@ def _write_tags(
                 plane, (1, *labels.shape[1:]), chksum=image_chksum(file), line_end=ending
             )
             files.stage(target).write_bytes(header + labels[k : k + 1].tobytes())
-    except BaseException:
-        if created:  # only staged temporaries can be in it
-            for leftover in folder.iterdir():
-                leftover.unlink()
-            folder.rmdir()
-        raise
 
 
 def _right_handed(

@@ -50,7 +50,7 @@ import socket
 import stat
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -58,7 +58,7 @@ from types import TracebackType
 from segio.errors import SegioError, WriteError
 from segio.fileio.inputs import open_input
 
-__all__ = ["OutputFiles", "host_name", "recover", "settle"]
+__all__ = ["OutputFiles", "host_name", "made_folder", "recover", "settle"]
 
 PathLike = str | os.PathLike[str]
 
@@ -75,6 +75,24 @@ _JOURNAL = re.compile(
 _NO_HARD_LINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EXDEV}
 _JOURNAL_LIMIT = 1 << 20  # bytes read of a journal (a few hundred per file it lists)
 SETTLE_WAIT = 2.0  # seconds a read waits for a live writer to finish its renames
+
+
+@contextlib.contextmanager
+def made_folder(folder: Path, *, parents: bool = False) -> Iterator[None]:
+    """Make ``folder`` if it is missing, for files staged in it; if the block raises, a
+    folder made here is removed again with what it holds (only staged temporaries can be
+    in it). Enter it once every check is done, so that only an I/O error can follow."""
+    created = not folder.exists()
+    if created:
+        folder.mkdir(parents=parents)
+    try:
+        yield
+    except BaseException:
+        if created:
+            for leftover in folder.iterdir():
+                leftover.unlink()
+            folder.rmdir()
+        raise
 
 
 def host_name() -> str:
