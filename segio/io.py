@@ -9,13 +9,14 @@ at the file the user asked for.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from segio.errors import (
     ReadError,
@@ -30,6 +31,9 @@ from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
 from segio.points import warn_unwritten
 from segio.registry import Registry, default_registry, reader_function, writer_function
+
+if TYPE_CHECKING:
+    from segio.operations import Edits
 
 PathLike = str | os.PathLike[str]
 
@@ -86,40 +90,100 @@ def write(
     when it is one of the inputs: the segmentation's source file and label table, the
     reference, and ``inputs``.
     """
+    return write_many(
+        [(segmentation, path)],
+        format=format,
+        force=force,
+        registry=registry,
+        inputs=inputs,
+        reference=reference,
+        allow_empty=allow_empty,
+        **options,
+    )
+
+
+def write_many(
+    items: Iterable[tuple[Segmentation, PathLike]],
+    *,
+    format: str | None = None,
+    force: bool = False,
+    registry: Registry | None = None,
+    inputs: Iterable[PathLike] = (),
+    reference: Any = None,
+    allow_empty: bool = False,
+    **options: Any,
+) -> list[Path]:
+    """Write each ``(segmentation, path)`` of ``items`` as :func:`write` does, as ONE
+    write: every file of every item appears, or none (``segio convert --split``).
+
+    ``items`` may be a generator: one segmentation is held at a time. The format is the
+    first path's (or ``format``) for all, so a file name made from a segment name
+    (``x.seg`` + ``.nrrd``) cannot pick another writer. The reference is read once. The
+    main files are published after every sidecar.
+    """
     from segio.converters.placement import prepare
     from segio.reference import read_reference, reference_paths
 
+    pending = iter(items)
+    head = next(pending, None)
+    if head is None:
+        raise ValidationError("nothing to write: no segmentation was given")
     registry = registry or default_registry()
-    spec = registry.writer_for(path, format)
+    first = head[1]
+    spec = registry.writer_for(first, format)
     option = _reference_option(spec, spec.write_options)
     if reference is None and option is not None:
         reference = options.get(option)
     if reference is not None and option is None and not takes_grid(spec):
         raise ValidationError(
             f"the {spec.name} format takes no reference image",
-            path=path,
+            path=first,
             hint="a reference gives the grid of labelmap outputs and the series DICOM cites",
         )
-    _check_options(spec, options, spec.write_options, "write", path)
-    sources = [*_input_paths(segmentation), *reference_paths(reference), *inputs]
-    files = OutputFiles(force=force, main=path, inputs=sources)
-    with user_errors(WriteError, path, files), files:
-        segmentation.validate()
-        warn_unwritten(segmentation, spec)  # points a format cannot hold: one warning
-        found = read_reference(reference) if reference is not None else None
-        if option is not None and found is not None:
-            options[option] = found  # the writer reads nothing again
-        segmentation = prepare(
-            segmentation, spec.writes, found, allow_empty=allow_empty, registry=registry
-        )
-        writer_function(spec)(segmentation, Path(path), files, **options)
-        if not files.targets:
-            raise WriteError(f"the {spec.name} writer produced no file", path=path)
+    _check_options(spec, options, spec.write_options, "write", first)
+    sources = [*_input_paths(head[0]), *reference_paths(reference), *inputs]
+    files = _Outputs(force=force, main=first, inputs=sources)
+    found = None
+    with user_errors(WriteError, first, files), files:
+        for number, (segmentation, path) in enumerate(itertools.chain([head], pending)):
+            files.add_main(path, [] if number == 0 else _input_paths(segmentation))
+            with user_errors(WriteError, path, files):
+                segmentation.validate()
+                warn_unwritten(segmentation, spec)  # points a format cannot hold: one warning
+                if number == 0 and reference is not None:
+                    found = read_reference(reference)
+                    if option is not None:
+                        options[option] = found  # the writer reads nothing again
+                segmentation = prepare(
+                    segmentation, spec.writes, found, allow_empty=allow_empty, registry=registry
+                )
+                before = len(files.targets)
+                writer_function(spec)(segmentation, Path(path), files, **options)
+                if len(files.targets) == before:
+                    raise WriteError(f"the {spec.name} writer produced no file", path=path)
     return files.targets
 
 
+class _Outputs(OutputFiles):
+    """:class:`OutputFiles` with several main files (:func:`write_many`): every main file
+    is published after every other file, so whoever sees a new one sees its sidecars."""
+
+    def __init__(self, *, force: bool, main: PathLike, inputs: Iterable[PathLike]) -> None:
+        super().__init__(force=force, main=main, inputs=inputs)
+        self.mains: set[Path] = set()
+
+    def add_main(self, path: PathLike, inputs: Iterable[PathLike]) -> None:
+        self.mains.add(Path(os.path.normpath(Path(path).absolute())))
+        self.inputs += [Path(p).absolute() for p in inputs]
+
+    def _publication_order(self) -> list[tuple[Path, Path]]:
+        pairs = super()._publication_order()
+        last = [pair for pair in pairs if pair[1] in self.mains]
+        return [pair for pair in pairs if pair[1] not in self.mains] + last
+
+
 def convert(
-    source: PathLike,
+    source: PathLike | Sequence[PathLike],
     target: PathLike,
     *,
     read_format: str | None = None,
@@ -133,55 +197,40 @@ def convert(
     registry: Registry | None = None,
     reference: Any = None,
     allow_empty: bool = False,
+    edits: Edits | None = None,
+    split: bool = False,
 ) -> list[Path]:
     """Read ``source`` and write it to ``target``; return the files written.
 
-    ``parameters`` set conversion parameters (Slicer's names, such as ``"Smoothing
-    factor"``) before the writer's representation is derived. ``reference`` goes to the
-    side that takes it (:func:`route_reference`); ``allow_empty`` as for :func:`write`.
+    ``source`` may be several files: their segments are merged into one segmentation
+    (:func:`segio.operations.merge`). ``edits`` are applied between reading and writing
+    (:class:`segio.operations.Edits`, in its documented order); ``segments`` (keys, kept
+    in this order) and ``pack_layers`` are shorthands for two of its fields. With
+    ``split`` one file is written per segment: ``target`` is a name with ``{name}``,
+    ``{id}``, ``{label}``, ``{layer}`` or ``{index}``, or an existing folder; all files
+    appear or none. ``parameters`` set conversion parameters (Slicer's names, such as
+    ``"Smoothing factor"``) before any representation is derived. ``reference`` goes to
+    the side that takes it (:func:`route_reference`); ``allow_empty`` as for :func:`write`.
     """
-    if _same_path(source, target):
-        raise WriteError(
-            f"the output is the input {source}",
-            path=target,
-            hint="write to another name; an input is never overwritten, even with force",
-        )
-    read_options = dict(read_options or {})
-    write_options = dict(write_options or {})
-    given = write_options.pop("reference", None)  # the writer's option: write() takes it
-    to_reader = None
-    if reference is not None:
-        registry = registry or default_registry()
-        to_reader, to_writer = route_reference(
-            registry.reader_for(source, read_format), registry.writer_for(target, write_format)
-        )
-        if to_reader is not None:
-            read_options.setdefault(to_reader, reference)
-        if not to_writer:
-            reference = None
-    reference = reference if reference is not None else given
-    segmentation = read(source, format=read_format, registry=registry, **read_options)
-    if to_reader is not None:
-        _check_not_emptied(
-            segmentation, source, read_format, registry, read_options, to_reader, allow_empty
-        )
-    if segments is not None:
-        segmentation = select_segments(segmentation, segments)
-    if pack_layers:
-        segmentation = segmentation.pack_layers()
-    for name, value in (parameters or {}).items():
-        segmentation.conversion_parameters.set(name, value)
-    return write(
-        segmentation,
+    from segio.conversion import run_conversion
+
+    return run_conversion(
+        source,
         target,
-        format=write_format,
+        read_format=read_format,
+        write_format=write_format,
+        segments=None if segments is None else list(segments),
+        pack_layers=pack_layers,
         force=force,
+        read_options=read_options,
+        write_options=write_options,
+        parameters=parameters,
         registry=registry,
-        inputs=[source],
         reference=reference,
         allow_empty=allow_empty,
-        **write_options,
-    )
+        edits=edits,
+        split=split,
+    ).written
 
 
 def _check_not_emptied(
@@ -236,37 +285,11 @@ def route_reference(reader: FormatSpec, writer: FormatSpec) -> tuple[str | None,
 
 
 def select_segments(segmentation: Segmentation, keys: Iterable[str]) -> Segmentation:
-    """A copy that keeps only the named segments (ids or names), in the order given.
+    """A copy that keeps only the segments ``keys`` name, in that order, and every point
+    annotation: :func:`segio.operations.select` (kept here for existing callers)."""
+    from segio.operations import select
 
-    Voxels of dropped segments are cleared, so a labelmap writer cannot leak them.
-    """
-    result = segmentation.copy()
-    wanted = []
-    for key in keys:
-        if key not in result.segments:
-            names = ", ".join(s.name for s in result.segments.values())
-            raise ValidationError(f"no segment is named {key!r}", hint=f"segments: {names}")
-        wanted.append(result.segments[key])
-    kept = {s.id for s in wanted}
-    for segment in list(result.segments.values()):
-        if segment.id not in kept:
-            if result.layers:
-                layer = result.layers[segment.layer].array
-                layer[layer == segment.label_value] = 0
-            result.segments.remove(segment.id)
-    ordered = Segmentation(
-        wanted,
-        result.layers,
-        source_representation=result.source_representation,
-        contours={k: v for k, v in result.contours.items() if k in kept},
-        surfaces={k: v for k, v in result.surfaces.items() if k in kept},
-        conversion_parameters=result.conversion_parameters,
-        reference_geometry=result.reference_geometry,
-        contained_representations=result.contained_representations,
-        provenance=result.provenance,
-        extras=result.extras,
-    )
-    return ordered
+    return select(segmentation, keys)
 
 
 def _check_options(

@@ -84,13 +84,14 @@ def _print_points_and_rois(console: Console, summary: dict[str, Any]) -> None:
 #: Above this many segments ``info`` prints plain aligned lines: rich measures every cell
 #: in Python, which took 44 s for 65,535 segments; plain lines take well under a second.
 PLAIN_ABOVE = 1000
-_COLUMNS = ("name", "layer", "label", "colour", "terminology", "voxels", "extent i,j,k")
+_COLUMNS = ("id", "name", "layer", "label", "colour", "terminology", "voxels", "extent i,j,k")
 _RIGHT = {"layer", "label", "voxels"}
 
 
 def _segment_cells(segment: dict[str, Any]) -> list[str]:
     extent = segment["extent"]
     cells = [
+        segment["id"],
         segment["name"],
         "" if segment["layer"] is None else str(segment["layer"]),
         "" if segment["label"] is None else str(segment["label"]),

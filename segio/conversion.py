@@ -1,0 +1,271 @@
+"""One conversion from end to end: read one or more files, merge them, apply a plan of
+edits (:class:`segio.operations.Edits`), write one file or one per segment, and, on
+request, read what was written back to report what the conversion cost.
+
+:func:`segio.convert` is this without the bookkeeping; ``segio convert`` uses
+:func:`run_conversion` directly because ``--report`` needs the segmentation as it was
+meant to be written.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from segio.errors import ValidationError, WriteError
+from segio.model import Segment, Segmentation
+from segio.operations import Edits, iter_split, merge
+from segio.operations.segments import keep
+from segio.registry import Registry, default_registry
+
+PathLike = str | os.PathLike[str]
+
+__all__ = ["Conversion", "Output", "report_rows", "run_conversion", "safe_name", "split_paths"]
+
+#: What ``--split`` file names may hold: ``{name}``, ``{id}``, ``{label}``, ``{layer}``,
+#: ``{index}`` (1-based position). Replaced as text, never through ``str.format``.
+PLACEHOLDERS = ("name", "id", "label", "layer", "index")
+_FIELD = re.compile(r"\{([^{}]*)\}")
+#: Characters never put in a file name made from a segment: path separators, what
+#: Windows refuses, and control characters.
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f-\x9f/\\:*?"<>|]')
+_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in range(10))}
+_RESERVED |= {f"LPT{n}" for n in range(10)}
+#: Longest text a placeholder puts in a file name.
+NAME_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class Output:
+    """One written segmentation: its main file, the segmentation before the grid and
+    label edits (``named``: what the report compares with), and for a piece of
+    ``--split`` the id of its segment."""
+
+    path: Path
+    named: Segmentation
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """What :func:`run_conversion` did: every file written, and each output."""
+
+    written: list[Path]
+    outputs: list[Output]
+    reference: Any = None
+    write_format: str | None = None
+
+
+def run_conversion(
+    source: PathLike | Sequence[PathLike],
+    target: PathLike,
+    *,
+    read_format: str | None = None,
+    write_format: str | None = None,
+    segments: Sequence[str] | None = None,
+    pack_layers: bool = False,
+    force: bool = False,
+    read_options: Mapping[str, Any] | None = None,
+    write_options: Mapping[str, Any] | None = None,
+    parameters: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
+    reference: Any = None,
+    allow_empty: bool = False,
+    edits: Edits | None = None,
+    split: bool = False,
+) -> Conversion:
+    """:func:`segio.convert`, returning what the report needs (see its docstring)."""
+    from segio.io import _check_not_emptied, _same_path, read, route_reference, write, write_many
+
+    sources = [source] if isinstance(source, str | os.PathLike) else list(source)
+    if not sources:
+        raise ValidationError("no input was given", hint="name at least one file to convert")
+    for path in sources:
+        if _same_path(path, target):
+            raise WriteError(
+                f"the output is the input {path}",
+                path=target,
+                hint="write to another name; an input is never overwritten, even with force",
+            )
+    registry = registry or default_registry()
+    plan = edits if edits is not None else Edits()
+    if segments is not None:
+        plan = replace(plan, select=[*plan.select, *segments])
+    if pack_layers:
+        plan = replace(plan, pack_layers=True)
+    writer = registry.writer_for(_format_probe(target, split), write_format)
+    write_options = dict(write_options or {})
+    given = write_options.pop("reference", None)  # the writer's option: write() takes it
+    to_writer = False
+    inputs: list[Segmentation] = []
+    for path in sources:
+        options = dict(read_options or {})
+        to_reader = None
+        if reference is not None:
+            to_reader, to_writer = route_reference(registry.reader_for(path, read_format), writer)
+            if to_reader is not None:
+                options.setdefault(to_reader, reference)
+        segmentation = read(path, format=read_format, registry=registry, **options)
+        if to_reader is not None:
+            _check_not_emptied(
+                segmentation, path, read_format, registry, options, to_reader, allow_empty
+            )
+        for name, value in (parameters or {}).items():
+            segmentation.conversion_parameters.set(name, value)
+        inputs.append(segmentation)
+    out_reference = reference if reference is not None and to_writer else given
+    merged = merge(inputs, mode=plan.resample_mode) if len(inputs) > 1 else inputs[0]
+    named, edited = (merged, merged) if plan.is_empty else plan.run(merged)
+    tables = [p for p in (plan.terminology, plan.relabel_table) if p is not None]
+    common: dict[str, Any] = {
+        "format": write_format or writer.name,
+        "force": force,
+        "registry": registry,
+        "inputs": [*sources, *tables],
+        "reference": out_reference,
+        "allow_empty": allow_empty,
+        **write_options,
+    }
+    if not split:
+        written = write(edited, target, **common)
+        outputs = [Output(Path(target), named)]
+    else:
+        suffix = writer.suffixes[0] if writer.suffixes else ""
+        paths = split_paths(target, list(edited.segments.values()), suffix)
+        outputs = [
+            Output(path, named, key) for key, path in zip(edited.segments, paths, strict=True)
+        ]
+        written = write_many(_pieces(edited, paths), **common)
+    return Conversion(written, outputs, out_reference, write_format or writer.name)
+
+
+def _pieces(segmentation: Segmentation, paths: list[Path]) -> Iterator[tuple[Segmentation, Path]]:
+    for (_, piece), path in zip(iter_split(segmentation), paths, strict=True):
+        yield piece, path
+
+
+def _format_probe(target: PathLike, split: bool) -> str:
+    """A name the writer can be chosen by: a split pattern with its fields filled."""
+    return _FIELD.sub("x", os.fspath(target)) if split else os.fspath(target)
+
+
+# -- file names of --split ---------------------------------------------------------------
+
+
+def split_paths(target: PathLike, segments: Sequence[Segment], suffix: str) -> list[Path]:
+    """One file per segment: ``target`` with its placeholders filled, or, for a folder,
+    ``<folder>/<name><suffix>``. Names are made safe (:func:`safe_name`) and unique
+    (``_2``, ``_3``, ... on a clash, ignoring case, for case-insensitive disks)."""
+    if not segments:
+        raise ValidationError("--split: the segmentation has no segment to write")
+    text = os.fspath(target)
+    folder, name = os.path.split(text)
+    if _FIELD.search(folder):
+        raise ValidationError(
+            f"--split: placeholders go in the file name, not the folder: {text!r}",
+            hint="e.g. out/{name}.nii.gz",
+        )
+    if not _FIELD.search(name):
+        if not Path(text).is_dir():
+            raise ValidationError(
+                f"--split needs an existing folder or a file name with a placeholder, got {text!r}",
+                hint="e.g. out/{name}.nii.gz; placeholders: "
+                + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
+            )
+        folder, name = text, "{name}" + suffix
+    unknown = sorted({f for f in _FIELD.findall(name) if f not in PLACEHOLDERS})
+    if unknown:
+        raise ValidationError(
+            f"--split: unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}",
+            hint="use " + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
+        )
+    taken: set[str] = set()
+    paths = []
+    for index, segment in enumerate(segments, start=1):
+        values = {
+            "name": safe_name(segment.name),
+            "id": safe_name(segment.id),
+            "label": str(segment.label_value),
+            "layer": str(segment.layer),
+            "index": str(index),
+        }
+        made = _fill(name, values, 0)
+        clash = 1
+        while made.casefold() in taken:
+            clash += 1
+            made = _fill(name, values, clash)
+        taken.add(made.casefold())
+        paths.append(Path(folder) / made)
+    return paths
+
+
+def _fill(pattern: str, values: Mapping[str, str], clash: int) -> str:
+    """``pattern`` with its fields replaced; on a clash the first field gets ``_N``."""
+    first = _FIELD.search(pattern)
+    assert first is not None
+
+    def value(match: re.Match[str]) -> str:
+        text = values[match.group(1)]
+        return f"{text}_{clash}" if clash and match.start() == first.start() else text
+
+    return _FIELD.sub(value, pattern)
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable as (part of) one file name on any system: no path separator, no
+    ``..``, no control or Windows-reserved character, no leading dot (hidden) and no
+    trailing dot or space, not a reserved device name, at most :data:`NAME_LIMIT`
+    characters; ``segment`` when nothing is left."""
+    safe = _UNSAFE.sub("_", text).replace("..", "_")[:NAME_LIMIT].strip(" .")
+    if not safe:
+        return "segment"
+    if safe.split(".")[0].upper() in _RESERVED:
+        safe = "_" + safe
+    return safe
+
+
+# -- the report ---------------------------------------------------------------------------
+
+
+def report_rows(
+    conversion: Conversion, *, registry: Registry | None = None
+) -> list[dict[str, Any]]:
+    """Per segment of every output: what the file holds compared with the segmentation
+    as selected and named (before resampling, cropping, flattening and the format's own
+    losses), by :func:`segio.analysis.report.conversion_report`. Each output is read
+    back (with the reference when its reader takes one); shapes without voxels (meshes,
+    contours) are rasterised on the grid of the other side."""
+    from segio.analysis.report import conversion_report
+    from segio.io import _reference_option, read
+
+    registry = registry or default_registry()
+    rows: list[dict[str, Any]] = []
+    for output in conversion.outputs:
+        before = output.named
+        if output.segment is not None:
+            before = keep(before, [output.segment])
+        spec = registry.reader_for(output.path, conversion.write_format)
+        option = _reference_option(spec, spec.read_options)
+        options = {option: conversion.reference} if option and conversion.reference else {}
+        after = read(output.path, format=spec.name, registry=registry, **options)
+        before, after = _on_voxels(before, after)
+        for row in conversion_report(before, after):
+            rows.append({**row, "file": str(output.path)} if output.segment else row)
+    return rows
+
+
+def _on_voxels(before: Segmentation, after: Segmentation) -> tuple[Segmentation, Segmentation]:
+    """Both sides with voxels: a side without any is rasterised on the other's grid (the
+    input's first), so the report compares voxels with voxels."""
+    from segio.representations import Representation
+
+    labelmap = Representation.BINARY_LABELMAP
+    if before.geometry is None:
+        before = before.representation(labelmap, geometry=after.geometry)
+    if after.geometry is None:
+        after = after.representation(labelmap, geometry=before.geometry)
+    return before, after
