@@ -502,3 +502,6 @@ def _broken_row(plugin: BrokenPlugin) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="segio")
+
+
+from segio.cli import stats as _stats  # noqa: E402,F401  (registers segio stats)
