@@ -48,11 +48,14 @@ def read(
     """Read a segmentation from any supported file (or folder).
 
     The format comes from ``format`` or else from the file name and content. ``options``
-    go to the format's reader (``segio formats`` lists them).
+    go to the format's reader (``segio formats`` lists them), but for one every format
+    takes: ``terminology=FILE``, a table whose codes are set on the segments it names
+    (:func:`segio.labels.catalogue.apply_table`; ``-I terminology=FILE`` on the command line).
     """
     registry = registry or default_registry()
     with user_errors(ReadError, path):
         spec = registry.reader_for(path, format)
+        table = None if "terminology" in spec.read_options else options.pop("terminology", None)
         _check_options(spec, options, spec.read_options, "read", path)
         reader = reader_function(spec)
         if not Path(path).is_dir():
@@ -62,6 +65,11 @@ def read(
         raise ReadError(f"the {spec.name} reader returned {type(segmentation).__name__}", path=path)
     segmentation.provenance.setdefault("source_path", str(path))
     segmentation.provenance.setdefault("format", spec.name)
+    if table is not None:
+        from segio.labels.catalogue import apply_table
+
+        apply_table(segmentation, table, copy=False)
+        segmentation.provenance["terminology_table"] = str(table)
     return segmentation
 
 

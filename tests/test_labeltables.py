@@ -391,6 +391,7 @@ def test_sniffing_a_large_json_map_from_its_head() -> None:
 def test_all_formats_listed() -> None:
     assert list(label_tables()) == [
         "segio-json",
+        "dcmqi-json",
         "slicer-csv",
         "slicer-ctbl",
         "itksnap",

@@ -11,6 +11,7 @@ the 16-bit rounding.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,8 @@ TRACKING_ID = "DICOM.TrackingIdentifier"
 TRACKING_UID = "DICOM.TrackingUniqueIdentifier"
 #: The Segment Number in the file read (label values may differ, e.g. fractional layers).
 SEGMENT_NUMBER = "DICOM.SegmentNumber"
+#: How many generic segments the warning names before "and N more".
+_NAMED = 20
 
 
 def rgb_to_dicom_lab(rgb: tuple[float, float, float]) -> list[int]:
@@ -104,6 +107,36 @@ def segment_fields(item: Any) -> dict[str, Any]:
         "terminology": terminology_from_item(item),
         "properties": properties,
     }
+
+
+def coded(segments: list[Segment]) -> list[Segment]:
+    """``segments`` with every one that has no terminology coded by its name.
+
+    Codes come from :func:`segio.labels.catalogue.lookup` (``liver``, ``kidney_left``,
+    ``vertebrae_L1`` ...); a segment whose name it does not know is written as generic
+    Tissue, as before, and ONE warning names them all. The segments given are not
+    changed: coded ones are copies.
+    """
+    from dataclasses import replace
+
+    from segio.labels.catalogue import lookup
+
+    out, generic = [], []
+    for segment in segments:
+        found = segment.terminology or lookup(segment.name)
+        if found is None:
+            generic.append(segment.name)
+        out.append(segment if found is segment.terminology else replace(segment, terminology=found))
+    if generic:
+        shown = ", ".join(repr(name) for name in generic[:_NAMED])
+        more = f" and {len(generic) - _NAMED} more" if len(generic) > _NAMED else ""
+        warnings.warn(
+            f"{len(generic)} segment(s) have no code for their name and are written as "
+            f"generic Tissue: {shown}{more}; pass -I terminology=FILE (a table with codes) "
+            "or set their terminology",
+            stacklevel=4,
+        )
+    return out
 
 
 def segment_item(segment: Segment, number: int, *, default_algorithm: str = "MANUAL") -> Any:

@@ -14,7 +14,8 @@ elsewhere is moved onto it: by index when it shares the lattice, else nearest ne
 with a warning); per frame, a reference to its source
 image; patient, study and frame of reference copied from the source (a series without
 its UIDs is refused: :func:`segio.reference.cited_series`); segments numbered
-1..N in segment order with their codes and CIELab colours (:func:`.segments.segment_item`).
+1..N in segment order with their codes and CIELab colours (:func:`.segments.segment_item`;
+a segment without codes is coded by its name, :func:`.segments.coded`).
 LABELMAP pixels are segment numbers; 0 is background, declared as Pixel Padding Value and
 as segment 0 "Background" (DCM 125040), as highdicom and dcmqi write it. Empty frames are
 left out unless asked for. Fields a SEG reader kept in ``extras["dicom-seg"]`` (content
@@ -50,7 +51,7 @@ from segio.reference import cited_series
 from segio.terminology import Code, Terminology
 
 from . import elements, encode
-from .segments import ALGORITHM_NAME, segment_item
+from .segments import ALGORITHM_NAME, coded, segment_item
 
 SEG_TYPES = ("binary", "labelmap", "fractional")
 BINARY_SYNTAXES = ("none", "deflate", "jpeg2000")
@@ -174,7 +175,9 @@ def write(
 
     bits = 1 if kind == "binary" else 8 if fractions or len(segments) < 256 else 16
     max_value = _max_fraction(segmentation) if fractions else 255
-    items = [_segment_item(s, n, algorithm, algorithm_name) for n, s in enumerate(segments, 1)]
+    items = [
+        _segment_item(s, n, algorithm, algorithm_name) for n, s in enumerate(coded(segments), 1)
+    ]
     if kind == "labelmap":
         black = (0.0, 0.0, 0.0)
         background = Segment("Background", "Background", black, Terminology(BACKGROUND, BACKGROUND))

@@ -47,8 +47,8 @@ def segio_formats() -> list[FormatSpec]:
                 "file, else a label table in the NIfTI header extension)",
             },
             write_options={
-                "sidecar": "label table format: segio-json (default), slicer-csv, slicer-ctbl, "
-                "itksnap, freesurfer, nnunet, json-map or none",
+                "sidecar": "label table format: segio-json (default), dcmqi-json, slicer-csv, "
+                "slicer-ctbl, itksnap, freesurfer, nnunet, json-map or none",
                 "layers": "overlapping segments: 4d (one 4D image, default) or split (one file "
                 "per layer)",
             },

@@ -56,8 +56,8 @@ def segio_formats() -> list[FormatSpec]:
             write_options={
                 "encoding": "gzip (default) or raw",
                 "level": "gzip compression level 1-9",
-                "sidecar": "label table format: segio-json (default), slicer-csv, slicer-ctbl, "
-                "itksnap, freesurfer, nnunet, json-map or none",
+                "sidecar": "label table format: segio-json (default), dcmqi-json, slicer-csv, "
+                "slicer-ctbl, itksnap, freesurfer, nnunet, json-map or none",
             },
         ),
     ]

@@ -146,7 +146,8 @@ def render_formats(rows: list[dict[str, Any]]) -> None:
         ]
         table.add_row(*(Text(printable(c)) for c in cells))
     console.print(table)
-    tables = Table(title="label tables (-O sidecar=NAME, -I labels=FILE)", title_justify="left")
+    title = "label tables (-O sidecar=NAME, -I labels=FILE; with codes: -I terminology=FILE)"
+    tables = Table(title=title, title_justify="left")
     for column in ("label table", "sidecar", "write", "description"):
         tables.add_column(column)
     for row in (r for r in rows if r["kind"] == "label-table"):

@@ -3,7 +3,8 @@ outside plugin would declare its own (declarations only: nothing is imported unt
 table is looked for, read or written).
 
 The order is the order sidecars are looked for next to an image: ``<stem>.json`` first
-(segio's own, lossless), then Slicer's ``.labels.csv``, ``.csv``, ``.tsv``, ``.ctbl``,
+(segio's own, lossless; or dcmqi's JSON, told apart by content), then ``.dcmqi.json``,
+Slicer's ``.labels.csv``, ``.csv``, ``.tsv``, ``.ctbl``,
 ITK-SNAP's ``.label``, a ``.txt`` LUT, and last nnU-Net's shared ``dataset.json``.
 """
 
@@ -48,6 +49,13 @@ def segio_label_tables() -> list[LabelTableSpec]:
             sidecar_suffixes=(".json",),
             layers=True,
             complete=True,
+        ),
+        _table(
+            "dcmqi-json",
+            "dcmqi_json",
+            "dcmqi's segmentation metadata JSON (segmentAttributes), with codes and layers",
+            sidecar_suffixes=(".dcmqi.json",),
+            layers=True,
         ),
         _table(
             "slicer-csv",
