@@ -240,22 +240,75 @@ def report_rows(
     back (with the reference when its reader takes one); shapes without voxels (meshes,
     contours) are rasterised on the grid of the other side."""
     from segio.analysis.report import conversion_report
-    from segio.io import _reference_option, read
 
     registry = registry or default_registry()
     rows: list[dict[str, Any]] = []
+    claimed: set[Path] = set()
     for output in conversion.outputs:
         before = output.named
         if output.segment is not None:
             before = keep(before, [output.segment])
-        spec = registry.reader_for(output.path, conversion.write_format)
-        option = _reference_option(spec, spec.read_options)
-        options = {option: conversion.reference} if option and conversion.reference else {}
-        after = read(output.path, format=spec.name, registry=registry, **options)
+        after = _read_back(output, conversion, claimed, registry)
         before, after = _on_voxels(before, after)
         for row in conversion_report(before, after):
             rows.append({**row, "file": str(output.path)} if output.segment else row)
     return rows
+
+
+def _read_back(
+    output: Output, conversion: Conversion, claimed: set[Path], registry: Registry
+) -> Segmentation:
+    """The segmentation an output's files hold: its main file, or, for a writer of one
+    file per segment (STL: ``<stem>_<name>.stl``), the files named after it, merged, their
+    segments named after the ones written (in order: the writer keeps it)."""
+    from segio.io import _reference_option, read
+
+    def load(path: Path) -> Segmentation:
+        spec = registry.reader_for(path, conversion.write_format)
+        option = _reference_option(spec, spec.read_options)
+        options = {option: conversion.reference} if option and conversion.reference else {}
+        return read(path, format=spec.name, registry=registry, **options)
+
+    if output.path.exists():
+        return load(output.path)
+    stem, suffix = _stem(output.path)
+    parts = [
+        p
+        for p in conversion.written
+        if p not in claimed
+        and p.parent == output.path.absolute().parent
+        and p.name.startswith(stem + "_")
+        and p.name.endswith(suffix)
+    ]
+    if output.segment is not None:
+        parts = parts[:1]
+    if not parts:
+        raise ValidationError(
+            "--report: the output was written as other files, which were not found",
+            path=output.path,
+            hint="report on a format that writes one file",
+        )
+    claimed.update(parts)
+    pieces = [load(path) for path in parts]
+    merged = merge(pieces) if len(pieces) > 1 else pieces[0]
+    written = [s for s in output.named.segments.values() if output.segment in (None, s.id)]
+    counts = output.named.voxel_counts() if output.named.layers else {}
+    written = [s for s in written if counts.get(s.id, 1)]  # empty ones are not written
+    if len(written) == len(merged.segments):
+        for mine, theirs in zip(written, list(merged.segments.values()), strict=True):
+            theirs.name = mine.name
+    return merged
+
+
+def _stem(path: Path) -> tuple[str, str]:
+    """A file name without its suffix (``.nii.gz`` and the like count as one)."""
+    name = path.name
+    suffix = (
+        "".join(path.suffixes[-2:])
+        if len(path.suffixes) > 1 and path.suffix == ".gz"
+        else path.suffix
+    )
+    return name[: len(name) - len(suffix)], suffix
 
 
 def _on_voxels(before: Segmentation, after: Segmentation) -> tuple[Segmentation, Segmentation]:

@@ -207,7 +207,7 @@ def test_info_on_65535_labels_answers_in_seconds(tmp_path: Path) -> None:
     assert time.perf_counter() - started < 20
     rows = out.splitlines()
     assert sum(row.startswith("Segment_") for row in rows) == 65535
-    assert rows[-1].split()[:3] == ["Segment_65535", "0", "65535"]
+    assert rows[-1].split()[:4] == ["Segment_65535", "Segment_65535", "0", "65535"]  # id, name
 
 
 def test_convert_refuses_a_reference_that_misses_and_allow_empty_writes_it(
