@@ -179,6 +179,8 @@ def test_shape_measures_match_simpleitk_on_an_oblique_grid() -> None:
         assert np.allclose(np.abs(np.einsum("ij,ij->i", ours, theirs)), 1.0, atol=1e-9)
         assert np.linalg.det(ours) == pytest.approx(1.0)
         assert row["obb_axes_lps"] == row["principal_axes_lps"]
+        assert row["elongation"] == pytest.approx(shape.GetElongation(label), rel=1e-9)
+        assert row["flatness"] == pytest.approx(shape.GetFlatness(label), rel=1e-9)
         assert np.allclose(row["obb_size_mm"], shape.GetOrientedBoundingBoxSize(label), rtol=1e-6)
         # ITK's axis signs may differ from ours: the same box has the same 8 corners.
         vertices = np.array(shape.GetOrientedBoundingBoxVertices(label)).reshape(8, 3)
@@ -292,6 +294,7 @@ def test_empty_segment_gets_zeros_and_nones() -> None:
     assert empty["intensity_voxel_count"] == 0 and empty["mean"] is None
     assert dot["voxel_count"] == 1 and dot["stdev"] is None  # no spread from one value
     assert dot["principal_moments_mm2"] == [0.0, 0.0, 0.0]
+    assert dot["elongation"] is None and dot["flatness"] is None
     # Axes are undetermined for one voxel (ITK's are rounding noise): LPS's, so the
     # oriented box is the voxel's axis-aligned box.
     assert np.allclose(dot["obb_size_mm"], np.abs(geometry.ijk_to_lps[:3, :3]).sum(axis=1))

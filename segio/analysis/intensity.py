@@ -7,21 +7,23 @@ every image voxel whose centre falls in a segment counts once. Voxels of a segme
 the image are not counted (``intensity_voxel_count`` says how many were), nor are image
 values that are not numbers (NaN: the slices missing from a DICOM series).
 
-All segments of a layer are gathered in one pass: the image values under the layer's
-non-zero voxels, sorted by segment with one stable sort; the loop over segments then
-works on each segment's own values.
+The voxels of every segment of a layer are found in one pass, as runs along i
+(:func:`segio.analysis.statistics.layer_runs`); each segment's values are then taken
+from the image through its own runs, so nothing is sorted or indexed image-wide and the
+memory beyond the image follows the largest segment.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from segio.analysis.statistics import Runs, _layer_labels, layer_runs, percentile_key
 from segio.errors import GeometryError
 from segio.fileio.limits import check_allocation
 from segio.model import Segmentation
@@ -37,12 +39,13 @@ def intensity_statistics(
     image: Any,
     *,
     percentiles: Sequence[float],
+    runs: Mapping[int, Runs] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per segment id: count, mean, sample SD, min, max, median and ``percentiles`` of
     the image values inside it. ``labelmap`` has layers (a labelmap segmentation);
-    ``image`` is a path or a ``(values, Geometry)`` pair (:func:`read_image`)."""
+    ``image`` is a path or a ``(values, Geometry)`` pair (:func:`read_image`). ``runs``
+    are the layers' runs when already found (used when no resampling is needed)."""
     from segio.analysis.images import read_image
-    from segio.analysis.statistics import _layer_labels, percentile_key
 
     values, geometry = read_image(image) if isinstance(image, str | os.PathLike) else image
     values = np.asarray(values)
@@ -54,7 +57,7 @@ def intensity_statistics(
     if grid is not None and not grid.is_close(geometry, atol=1e-4):
         from segio.converters.resample import resample
 
-        labelmap = resample(labelmap, geometry)
+        labelmap, runs = resample(labelmap, geometry), None
     keys = [percentile_key(q) for q in percentiles]
     result = {s.id: _row(None, percentiles, keys) for s in labelmap.segments.values()}
     flat_values = values.reshape(-1)
@@ -62,43 +65,41 @@ def intensity_statistics(
         members = labelmap.segments_in_layer(index)
         if not members:
             continue
-        labels = _layer_labels(labelmap, index).reshape(-1)
         fractional = labelmap.layers[index].is_fractional
         label_values = [1] if fractional else [s.label_value for s in members]
-        for segment, found in zip(
-            members, _grouped(labels, flat_values, label_values), strict=True
-        ):
+        found_runs = (
+            runs[index]
+            if runs is not None and index in runs
+            else layer_runs(_layer_labels(labelmap, index), label_values)
+        )
+        for n, segment in enumerate(members):
+            found = _gathered(flat_values, found_runs, n, geometry.shape)
             result[segment.id] = _row(found, percentiles, keys)
     return result
 
 
-def _grouped(
-    labels: NDArray[np.integer], values: NDArray[Any], wanted: Sequence[int]
-) -> list[NDArray[np.float64]]:
-    """The image values (NaN left out) under each of ``wanted`` label values, one array each."""
-    check_allocation(
-        int(np.count_nonzero(labels)) * 32,
-        "the image values inside the segments, with their places",
-    )
-    inside = np.flatnonzero(labels)
-    found = labels[inside].astype(np.int64)
-    table = np.asarray(sorted(set(int(v) for v in wanted)), dtype=np.int64)
-    position = {int(v): n for n, v in enumerate(table)}
-    at = np.searchsorted(table, found)
-    listed = table[np.minimum(at, len(table) - 1)] == found
-    picked = values[inside[listed]].astype(np.float64, copy=False)
-    at = at[listed]
-    numbers = ~np.isnan(picked)
-    if not numbers.all():
-        picked, at = picked[numbers], at[numbers]
-    order = np.argsort(at, kind="stable")
-    ordered = picked[order]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(at, minlength=len(table)))])
-    return [ordered[bounds[position[int(v)]] : bounds[position[int(v)] + 1]] for v in wanted]
+def _gathered(
+    values: NDArray[Any], runs: Runs, n: int, shape: tuple[int, int, int]
+) -> NDArray[Any]:
+    """The image values (NaN left out) under the runs of segment ``n``, in the image's
+    own type: one index per voxel of this segment only, so memory follows the largest
+    segment, not the image."""
+    part = slice(int(runs.bounds[n]), int(runs.bounds[n + 1]))
+    lengths = runs.length[part]
+    count = int(lengths.sum())
+    check_allocation(count * (8 + values.itemsize), "the image values inside a segment")
+    starts = (runs.k[part] * shape[1] + runs.j[part]) * shape[2] + runs.i[part]
+    # index of voxel t of run r = start_r + (t - first position of run r in the list)
+    offsets = np.cumsum(lengths) - lengths
+    index = np.repeat(starts - offsets, lengths) + np.arange(count, dtype=np.int64)
+    found = values[index]
+    if found.dtype.kind == "f":
+        found = found[~np.isnan(found)]
+    return found
 
 
 def _row(
-    found: NDArray[np.float64] | None, percentiles: Sequence[float], keys: Sequence[str]
+    found: NDArray[Any] | None, percentiles: Sequence[float], keys: Sequence[str]
 ) -> dict[str, Any]:
     """The intensity columns of one segment; None where there is no value to describe."""
     row: dict[str, Any] = {"intensity_voxel_count": 0 if found is None else int(found.size)}
@@ -108,9 +109,9 @@ def _row(
         return row
     with np.errstate(invalid="ignore", over="ignore"):  # inf in the image: inf or NaN
         # Sample standard deviation (n - 1), as Slicer's vtkImageAccumulate and ITK give it.
-        stdev = float(found.std(ddof=1)) if found.size > 1 else math.nan
+        stdev = float(found.std(ddof=1, dtype=np.float64)) if found.size > 1 else math.nan
         quantiles = np.percentile(found, [50.0, *percentiles])
-        mean = float(found.mean())
+        mean = float(found.mean(dtype=np.float64))
     row.update(
         mean=_number(mean),
         stdev=_number(stdev),

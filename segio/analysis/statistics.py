@@ -77,8 +77,9 @@ def segment_statistics(
     labelmap = _labelmap_of(segmentation)
     rows = {s.id: _empty_row(s, segmentation) for s in segmentation.segments.values()}
     grid = labelmap.geometry
+    runs = {index: _runs_of(labelmap, index) for index in range(len(labelmap.layers))}
     if grid is not None:
-        for key, shape in _shape_measures(labelmap, grid).items():
+        for key, shape in _shape_measures(labelmap, grid, runs).items():
             rows[key].update(shape)
     if segmentation.source_representation is Representation.CLOSED_SURFACE:
         for key, source in segmentation.surfaces.items():
@@ -97,7 +98,7 @@ def segment_statistics(
     if reference_image is not None:
         from segio.analysis.intensity import intensity_statistics
 
-        found = intensity_statistics(labelmap, reference_image, percentiles=percentiles)
+        found = intensity_statistics(labelmap, reference_image, percentiles=percentiles, runs=runs)
         for key, values in found.items():
             rows[key].update(values)
     return [rows[s.id] for s in segmentation.segments.values()]
@@ -152,6 +153,8 @@ def _empty_row(segment: Segment, segmentation: Segmentation) -> dict[str, Any]:
         "extent": None,
         "principal_moments_mm2": None,
         "principal_axes_lps": None,
+        "elongation": None,
+        "flatness": None,
         "obb_origin_lps": None,
         "obb_axes_lps": None,
         "obb_size_mm": None,
@@ -262,15 +265,24 @@ def _layer_labels(segmentation: Segmentation, index: int) -> NDArray[np.integer]
 # -- shape measures from runs -------------------------------------------------------------
 
 
-def _shape_measures(labelmap: Segmentation, grid: Geometry) -> dict[str, dict[str, Any]]:
+def _runs_of(labelmap: Segmentation, index: int) -> Runs:
+    """The runs of layer ``index``, for its segments in segment order."""
+    members = labelmap.segments_in_layer(index)
+    values = [1] if labelmap.layers[index].is_fractional else [s.label_value for s in members]
+    if not members:
+        values = []
+    return layer_runs(_layer_labels(labelmap, index), values)
+
+
+def _shape_measures(
+    labelmap: Segmentation, grid: Geometry, layers: dict[int, Runs]
+) -> dict[str, dict[str, Any]]:
     """Voxel count, volume, centroid, moments, boxes and extent of every segment."""
     measures: dict[str, dict[str, Any]] = {}
-    for index in range(len(labelmap.layers)):
+    for index, runs in layers.items():
         members = labelmap.segments_in_layer(index)
         if not members:
             continue
-        values = [1] if labelmap.layers[index].is_fractional else [s.label_value for s in members]
-        runs = layer_runs(_layer_labels(labelmap, index), values)
         sums = _run_sums(runs, len(members))
         for n, segment in enumerate(members):
             if sums[n, 0] > 0:
@@ -351,10 +363,18 @@ def _segment_shape(runs: Runs, part: slice, sums: FloatArray, grid: Geometry) ->
         "extent": extent,
         "principal_moments_mm2": moments.tolist(),
         "principal_axes_lps": axes.tolist(),
+        "elongation": _ratio(moments[2], moments[1]),
+        "flatness": _ratio(moments[1], moments[0]),
         "obb_origin_lps": (centroid + axes.T @ low[3:]).tolist(),
         "obb_axes_lps": axes.tolist(),
         "obb_size_mm": (high[3:] - low[3:]).tolist(),
     }
+
+
+def _ratio(larger: float, smaller: float) -> float | None:
+    """ITK's elongation and flatness: ``sqrt(larger / smaller)`` of two principal moments;
+    None where the smaller is 0 (a segment one voxel thick has no flatness; ITK says 0)."""
+    return math.sqrt(larger / smaller) if smaller > 0.0 else None
 
 
 def principal_axes(covariance: FloatArray) -> tuple[FloatArray, FloatArray]:
