@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 import segio
-from segio.cli import FLATTEN_CHOICES, cli
+from segio.cli import cli
+from segio.cli.convert import FLATTEN_CHOICES
 from segio.model import Segmentation
 from segio.operations import FLATTEN_RULES
 from segio.testing.synthetic import small_segmentation
