@@ -55,6 +55,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/surfaces.py --segments 24
 	$(BIN)/python benchmarks/surfaces.py --segments 104
 	$(BIN)/python benchmarks/mesh_io.py
+	$(BIN)/python benchmarks/resample.py
 	$(BIN)/python benchmarks/stats.py
 
 fixtures: $(STAMP)

@@ -50,6 +50,16 @@ class IndexMap(NamedTuple):
     starts: tuple[int, int, int]
 
 
+class AxisScales(NamedTuple):
+    """How another grid's axes run along this grid's (:meth:`Geometry.axis_scales`): for
+    each of the other's axes (i, j, k), this grid's axis (0 = i, 1 = j, 2 = k) it runs along,
+    and ``scale`` and ``offset`` with ``this index = scale * other index + offset`` there."""
+
+    axes: tuple[int, int, int]
+    scales: tuple[float, float, float]
+    offsets: tuple[float, float, float]
+
+
 class Geometry:
     """A regular 3D grid: its ``(k, j, i)`` shape and its IJK -> LPS affine matrix."""
 
@@ -271,6 +281,54 @@ class Geometry:
             (begin[0], begin[1], begin[2]),
         )
 
+    def axis_scales(self, other: Geometry, atol: float = 1e-3) -> AxisScales | None:
+        """How ``other``'s axes run along this grid's when each runs along one of them
+        (another spacing and origin, axes permuted or reversed): None when they lean.
+
+        Grids related this way resample axis by axis (every voxel's overlap with another is
+        a product of three interval overlaps). ``atol`` is in voxels of this grid, at the
+        farthest voxel of ``other``.
+        """
+        transform = self.lps_to_ijk @ other._matrix  # other's (i, j, k) -> this grid's
+        axes = transform[:3, :3]
+        rows = np.argmax(np.abs(axes), axis=0)  # this grid's axis along each of other's
+        if len(set(rows.tolist())) != 3:
+            return None
+        leaning = axes.copy()
+        leaning[rows, np.arange(3)] = 0.0
+        far = np.array(other.size_ijk, dtype=np.float64)
+        if np.any(np.abs(leaning) @ far > atol):
+            return None
+        scales = axes[rows, np.arange(3)]
+        offsets = transform[rows, 3]
+        return AxisScales(
+            (int(rows[0]), int(rows[1]), int(rows[2])),
+            (float(scales[0]), float(scales[1]), float(scales[2])),
+            (float(offsets[0]), float(offsets[1]), float(offsets[2])),
+        )
+
+    def with_spacing(self, spacing: Sequence[float]) -> Geometry:
+        """This grid at another voxel size (mm along i, j, k): same axes, the first voxel's
+        outer corner where it was, and as many voxels as cover the old extent.
+
+        Voxel centres sit half a voxel inside the corner, so the origin (the first centre)
+        moves by half the change of spacing. An extent that is not a whole number of new
+        voxels is rounded up: the new grid covers every old voxel, reaching past the far
+        side by less than one new voxel (a rounding error of 1e-6 voxel is not a voxel).
+        """
+        new = np.asarray(spacing, dtype=np.float64).reshape(-1)
+        if new.shape != (3,) or not np.all(np.isfinite(new)) or not np.all(new > 0):
+            raise GeometryError(f"a spacing is three positive numbers (mm), got {spacing!r}")
+        old = self.spacing
+        with np.errstate(over="ignore"):
+            counts = np.maximum(np.ceil(np.array(self.size_ijk) * old / new - 1e-6), 1.0)
+        check_grid(counts[::-1], 1, f"the grid of {_mm(new)} mm voxels")
+        matrix = self._matrix.copy()
+        matrix[:3, :3] = self._matrix[:3, :3] * (new / old)[np.newaxis, :]
+        corner = self.ijk_to_points([[-0.5, -0.5, -0.5]])[0]
+        matrix[:3, 3] = corner + matrix[:3, :3] @ np.full(3, 0.5)
+        return Geometry(matrix, (int(counts[2]), int(counts[1]), int(counts[0])))
+
     def permutation_to(
         self, other: Geometry, atol: float = 1e-3
     ) -> tuple[tuple[int, int, int], tuple[bool, bool, bool]] | None:
@@ -308,6 +366,61 @@ class Geometry:
         spacing = ", ".join(f"{v:.4g}" for v in self.spacing)
         origin = ", ".join(f"{v:.4g}" for v in self.origin)
         return f"Geometry(shape={self._shape}, spacing=({spacing}), origin=({origin}))"
+
+
+def _mm(values: ArrayLike) -> str:
+    return " x ".join(f"{v:.4g}" for v in np.asarray(values, dtype=np.float64).reshape(-1))
+
+
+def common_grid(geometries: Sequence[Geometry]) -> Geometry:
+    """One grid covering every grid of ``geometries``, in the first one's axes.
+
+    When every grid lies on the first one's lattice (one image, cropped or padded, axes
+    permuted or reversed: :meth:`Geometry.index_map`), the box around them on that lattice,
+    so that their voxels move onto it exactly. Otherwise a new lattice with the first
+    grid's axes and, along each, the finest spacing any grid has along its axis closest
+    to it; its first voxel's outer corner is the first grid's, and it grows by whole voxels
+    until every grid's outer voxel corners are inside.
+    """
+    grids = list(geometries)
+    if not grids:
+        raise GeometryError("no grid to cover", hint="give at least one segmentation")
+    first = grids[0]
+    if all(first.index_map(grid) is not None for grid in grids):
+        ends = []
+        for grid in grids:
+            far = np.array(grid.size_ijk, dtype=np.float64) - 1.0
+            centres = grid.ijk_to_points(np.stack([np.zeros(3), far]))
+            ends.append(np.round(first.points_to_ijk(centres)))
+        low, high = np.min(np.concatenate(ends), axis=0), np.max(np.concatenate(ends), axis=0)
+        shape = (high - low + 1)[::-1]
+        check_grid(shape, 1, "the grid covering every segmentation")
+        start = low[::-1].astype(np.int64)
+        return first.cropped(start.tolist(), shape.astype(np.int64).tolist())
+    axes = first.direction
+    spacing = np.array(
+        [
+            min(float(g.spacing[np.argmax(np.abs(g.direction.T @ axes[:, a]))]) for g in grids)
+            for a in range(3)
+        ]
+    )
+    step = axes * spacing[np.newaxis, :]
+    corner = first.ijk_to_points([[-0.5, -0.5, -0.5]])[0]
+    corners = []
+    for grid in grids:
+        bounds = [(-0.5, n - 0.5) for n in grid.size_ijk]
+        box = np.array(np.meshgrid(*bounds, indexing="ij")).reshape(3, -1).T
+        corners.append(grid.ijk_to_points(box))
+    # Corners in voxels of the new lattice, counted from the first grid's outer corner.
+    units = np.linalg.solve(step, (np.concatenate(corners) - corner).T).T
+    low = np.floor(units.min(axis=0) + 1e-6)
+    high = np.ceil(units.max(axis=0) - 1e-6)
+    counts = np.maximum(high - low, 1.0)
+    check_grid(counts[::-1], 1, "the grid covering every segmentation")
+    matrix = np.eye(4)
+    matrix[:3, :3] = step
+    matrix[:3, 3] = corner + step @ (low + 0.5)
+    return Geometry(matrix, (int(counts[2]), int(counts[1]), int(counts[0])))
 
 
 #: Relative tolerance on slice positions, as a fraction of the slice step.
