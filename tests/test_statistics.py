@@ -317,12 +317,12 @@ def test_contour_source_uses_its_derived_labelmap() -> None:
         [Segment("s1", "s1")],
         source_representation=Representation.PLANAR_CONTOURS,
         contours=contours.contours,
-        reference_geometry=geometry,
     )
     (row,) = segment_statistics(segmentation)
     derived = segmentation.representation(Representation.BINARY_LABELMAP)
     assert row["voxel_count"] == derived.voxel_counts()["s1"]
-    assert row["voxel_count"] == pytest.approx(int(mask.sum()), rel=0.02)
+    volume = float(mask.sum()) * geometry.voxel_volume  # on a grid of the contours' own
+    assert row["volume_mm3"] == pytest.approx(volume, rel=0.02)
     assert row["surface_area_mm2"] > 0 and row["layer"] is None
 
 

@@ -27,7 +27,7 @@ import copy
 import math
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +115,8 @@ def _labelmap_of(segmentation: Segmentation) -> Segmentation:
         Representation.FRACTIONAL_LABELMAP,
     ):
         return segmentation
+    if segmentation.source_representation is not Representation.CLOSED_SURFACE:
+        return segmentation.representation(Representation.BINARY_LABELMAP)
     open_meshes = {key for key, mesh in segmentation.surfaces.items() if not mesh.is_closed}
     if segmentation.reference_geometry is None and all(
         mesh.is_empty or key in open_meshes for key, mesh in segmentation.surfaces.items()
@@ -215,39 +217,62 @@ def layer_runs(labels: NDArray[np.integer], values: Sequence[int]) -> Runs:
     """
     depth, height, width = labels.shape
     rows = labels.reshape(depth * height, width)
-    table = np.asarray(sorted(set(int(v) for v in values)), dtype=np.int64)
-    order = {v: n for n, v in enumerate(int(v) for v in values)}
-    member = np.array([order[int(v)] for v in table], dtype=np.int64)
+    lookup = _member_lookup(labels.dtype, values)
     step = max(1, _SLAB // max(width, 1))
-    parts: list[tuple[IntArray, IntArray, IntArray, IntArray]] = []
+    parts: list[tuple[IntArray, IntArray, IntArray]] = []
+    buffer = np.empty((min(step, rows.shape[0]), width), dtype=bool)  # reused: no page faults
+    buffer[:, 0] = True
     for first in range(0, rows.shape[0], step):
         block = rows[first : first + step]
-        change = np.empty(block.shape, dtype=bool)
-        change[:, 0] = True
+        change = buffer[: len(block)]
         np.not_equal(block[:, 1:], block[:, :-1], out=change[:, 1:])
         starts = np.flatnonzero(change)
-        lengths = np.diff(np.append(starts, block.size))
-        found = block.reshape(-1)[starts].astype(np.int64)
-        at = np.searchsorted(table, found)
-        listed = table[np.minimum(at, len(table) - 1)] == found if len(table) else found < 0
-        starts, lengths, at = starts[listed], lengths[listed], at[listed]
-        row, column = np.divmod(starts, width)
-        parts.append((member[at], row + first, column, lengths))
+        lengths = np.diff(starts, append=block.size)
+        member = lookup(block.reshape(-1)[starts])
+        listed = member >= 0
+        parts.append((member[listed], starts[listed] + first * width, lengths[listed]))
     segment = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
-    row = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
-    column = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
-    length = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.int64)
-    by_segment = np.argsort(segment, kind="stable")
-    k, j = np.divmod(row[by_segment], height)
+    start = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+    length = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
+    # A stable sort of small integers is a radix sort in numpy.
+    narrow = segment.astype(np.int16) if len(values) < 1 << 15 else segment
+    by_segment = np.argsort(narrow, kind="stable")
+    row, column = np.divmod(start[by_segment], width)
+    k, j = np.divmod(row, height)
     counts = np.bincount(segment, minlength=len(values))
     return Runs(
-        segment[by_segment],
+        segment[by_segment].astype(np.int64),
         k,
         j,
-        column[by_segment],
+        column,
         length[by_segment],
         np.concatenate([[0], np.cumsum(counts)]),
     )
+
+
+def _member_lookup(
+    dtype: np.dtype[Any], values: Sequence[int]
+) -> Callable[[NDArray[np.integer]], IntArray]:
+    """A function from label values to the index of the member with that value (-1 for
+    none): a table lookup for labels of up to 16 bits, a sorted search above."""
+    order = {int(v): n for n, v in enumerate(values)}
+    if dtype.itemsize <= 2 and dtype.kind == "u":
+        table = np.full(1 << (8 * dtype.itemsize), -1, dtype=np.int64)
+        for value, n in order.items():
+            if 0 <= value < len(table):
+                table[value] = n
+        return lambda found: table[found]
+    keys = np.array(sorted(order), dtype=np.int64)
+    members = np.array([order[int(v)] for v in keys], dtype=np.int64)
+
+    def search(found: NDArray[np.integer]) -> IntArray:
+        wide = found.astype(np.int64)
+        if not len(keys):
+            return np.full(len(wide), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, wide), len(keys) - 1)
+        return np.where(keys[at] == wide, members[at], -1)
+
+    return search
 
 
 def _layer_labels(segmentation: Segmentation, index: int) -> NDArray[np.integer]:
