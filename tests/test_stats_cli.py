@@ -169,3 +169,19 @@ def test_csv_and_json_exclude_each_other(sample: Path) -> None:
 def test_percentiles_are_checked(sample: Path) -> None:
     code, _, err = _run(str(sample), "--percentiles", "5,abc")
     assert code == 1 and "--percentiles" in err
+
+
+def test_read_options_reach_the_reader(tmp_path: Path) -> None:
+    """``-I labels=TABLE``: a NIfTI whose label table is not beside it gets its names."""
+    segmentation = small_segmentation(kind="oblique", n_segments=2)
+    segio.write(segmentation, tmp_path / "s.nii.gz")
+    (tmp_path / "s.json").rename(tmp_path / "names.json")
+    names = [s.name for s in segmentation.segments.values()]
+    code, out, err = _run(str(tmp_path / "s.nii.gz"), "--json", "--no-surface")
+    assert code == 0, err
+    assert [row["name"] for row in json.loads(out)["rows"]] != names
+    code, out, err = _run(
+        str(tmp_path / "s.nii.gz"), "-I", f"labels={tmp_path / 'names.json'}", "--json"
+    )
+    assert code == 0, err
+    assert [row["name"] for row in json.loads(out)["rows"]] == names
