@@ -35,6 +35,7 @@ from segio.operations import (
     set_terminology,
     split,
 )
+from segio.operations.merge import packed
 from segio.points import PointAnnotation
 from segio.representations import Representation
 from segio.surfaces import Surface
@@ -330,6 +331,25 @@ def test_merge_of_grids_off_each_other_s_lattice_resamples_with_a_warning() -> N
         ijk = source.require_geometry().points_to_ijk(centres)
         k, j, i = np.round(ijk[:, ::-1]).astype(int).T
         assert source.mask("Segment_1")[k, j, i].all()
+
+
+def test_packing_after_a_merge_is_the_model_s_first_fit() -> None:
+    one = small_segmentation(kind="oblique", overlapping=True, n_segments=8)
+    two = small_segmentation(kind="oblique", n_segments=6, seed=4)
+    layers = [Layer(layer.array.copy(), layer.geometry) for layer in (*one.layers, *two.layers)]
+    later = [
+        Segment(f"{s.id}_b", s.name, layer=s.layer + len(one.layers), label_value=s.label_value)
+        for s in two.segments.values()
+    ]
+    twice = Segmentation([*one.segments.values(), *later], layers)
+    expected = twice.pack_layers()
+    got = packed(twice.copy())
+    assert len(got.layers) == len(expected.layers) < len(layers)
+    for mine, theirs in zip(got.layers, expected.layers, strict=True):
+        np.testing.assert_array_equal(mine.array, theirs.array)
+    assert [(s.layer, s.label_value) for s in got.segments.values()] == [
+        (s.layer, s.label_value) for s in expected.segments.values()
+    ]
 
 
 def test_merge_of_surfaces_stays_surfaces() -> None:

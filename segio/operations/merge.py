@@ -18,11 +18,12 @@ from collections.abc import Sequence
 
 from segio.errors import ValidationError
 from segio.geometry import Geometry
+from segio.labels.packing import FirstFitPacker
 from segio.model import Layer, Segment, Segmentation, unique_id
 from segio.operations.layers import copied_segment, needs_voxels, rebuilt
 from segio.representations import Representation
 
-__all__ = ["merge"]
+__all__ = ["merge", "packed"]
 
 _SHAPES = (Representation.CLOSED_SURFACE, Representation.PLANAR_CONTOURS)
 
@@ -66,7 +67,35 @@ def merge(segmentations: Sequence[Segmentation], *, mode: str = "nearest") -> Se
             for layer in placed.layers
         ]
     merged = rebuilt(inputs[0], segments, layers, **_shared_fields(inputs))
-    return merged if fractional else merged.pack_layers()
+    return merged if fractional else packed(merged)
+
+
+def packed(segmentation: Segmentation) -> Segmentation:
+    """:meth:`Segmentation.pack_layers` (the same layers and values, Slicer's first fit)
+    in place on a segmentation this module made, a segment's mask taken inside its
+    bounding box only: merging two 104-segment CT labelmaps took 9 s comparing every
+    segment over the whole grid."""
+    if len(segmentation.layers) <= 1:
+        return segmentation
+    grid = segmentation.require_geometry()
+    members = segmentation._members_by_layer()
+    boxes = segmentation.extents()
+    packer = FirstFitPacker(grid.shape)
+    first = segmentation.layers[0].array
+    labels = [s.label_value for s in members.get(0, [])]
+    packer.keep(first, max(int(first.max(initial=0)), max(labels, default=0)))
+    for index, layer in enumerate(segmentation.layers[1:], start=1):
+        for segment in members.get(index, []):
+            box = boxes[segment.id]
+            regions = []
+            if box is not None:
+                where = tuple(slice(low, high + 1) for low, high in box)
+                regions = [(where, layer.array[where] == segment.label_value)]
+            segment.layer, segment.label_value = packer.place(regions)
+    segmentation.layers = [Layer(array, grid) for array in packer.layers]
+    segmentation.modified()
+    segmentation.validate()
+    return segmentation
 
 
 def _merge_shapes(inputs: list[Segmentation]) -> Segmentation:

@@ -34,6 +34,7 @@ from segio.operations.labels import (
     relabel,
     relabel_from_table,
 )
+from segio.operations.merge import packed
 from segio.operations.segments import ColorLike, keep, recolor, rename, set_terminology
 
 __all__ = ["RESAMPLE_MODES", "EditResult", "Edits"]
@@ -167,7 +168,7 @@ class Edits:
         if self.flatten is not None:
             result = flatten(result, self.flatten)
         if self.pack_layers:
-            result = result.pack_layers()
+            result = packed(result if result is not segmentation else result.copy())
         if self.relabel_table is not None:
             result = relabel_from_table(result, self.relabel_table)
         if ids.labels:
