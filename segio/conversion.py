@@ -97,6 +97,12 @@ def run_conversion(
         plan = replace(plan, select=[*plan.select, *segments])
     if pack_layers:
         plan = replace(plan, pack_layers=True)
+    if split and write_format is None and Path(target).is_dir():
+        raise ValidationError(
+            "--split into a folder needs the output format",
+            path=target,
+            hint=f"pass --to FORMAT, or name the files: {Path(target) / '{name}.nii.gz'}",
+        )
     writer = registry.writer_for(_format_probe(target, split), write_format)
     write_options = dict(write_options or {})
     given = write_options.pop("reference", None)  # the writer's option: write() takes it

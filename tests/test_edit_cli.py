@@ -169,6 +169,8 @@ def test_split_names_files_safely_and_uniquely(tmp_path: Path) -> None:
 def test_split_into_a_folder_by_id_and_label(sample: Path, tmp_path: Path) -> None:
     folder = tmp_path / "pieces"
     folder.mkdir()
+    code, _, err = _run("convert", sample, folder, "--split")
+    assert code == 1 and "needs the output format" in err and "--to" in err
     code, _, err = _run("convert", sample, folder, "--split", "--to", "nifti")
     assert code == 0, err
     assert (folder / "liver.nii.gz").is_file() and (folder / "a=b.nii.gz").is_file()
