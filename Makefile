@@ -57,6 +57,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/mesh_io.py
 	$(BIN)/python benchmarks/resample.py
 	$(BIN)/python benchmarks/stats.py
+	$(BIN)/python benchmarks/comparison.py --segments 104
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py
