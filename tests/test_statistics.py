@@ -361,6 +361,12 @@ def test_large_label_values_and_stray_labels() -> None:
     (row,) = segment_statistics(segmentation, surface=False)
     assert row["voxel_count"] == 2 * 3 * 6
     assert row["extent"] == {"i": [3, 8], "j": [2, 4], "k": [1, 2]}
+    top = np.iinfo(np.uint64).max  # beyond int64: compared in the labels' own type
+    wide = Segmentation(
+        [Segment("top", "top", label_value=int(top))], [Layer(array.astype(np.uint64), geometry)]
+    )
+    wide.layers[0].array[array == 4_000_000_000] = top
+    assert segment_statistics(wide, surface=False)[0]["voxel_count"] == 2 * 3 * 6
 
 
 def test_runs_cover_every_voxel_once() -> None:

@@ -262,15 +262,15 @@ def _member_lookup(
             if 0 <= value < len(table):
                 table[value] = n
         return lambda found: table[found]
-    keys = np.array(sorted(order), dtype=np.int64)
+    info = np.iinfo(dtype)  # keys in the labels' own type: uint64 labels stay exact
+    keys = np.array(sorted(v for v in order if info.min <= v <= info.max), dtype=dtype)
     members = np.array([order[int(v)] for v in keys], dtype=np.int64)
 
     def search(found: NDArray[np.integer]) -> IntArray:
-        wide = found.astype(np.int64)
         if not len(keys):
-            return np.full(len(wide), -1, dtype=np.int64)
-        at = np.minimum(np.searchsorted(keys, wide), len(keys) - 1)
-        return np.where(keys[at] == wide, members[at], -1)
+            return np.full(len(found), -1, dtype=np.int64)
+        at = np.minimum(np.searchsorted(keys, found), len(keys) - 1)
+        return np.where(keys[at] == found, members[at], -1)
 
     return search
 
