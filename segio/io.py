@@ -387,12 +387,14 @@ def _reference_option(spec: FormatSpec, options: Mapping[str, str]) -> str | Non
 
 
 def _input_paths(segmentation: Segmentation) -> list[Path]:
-    """The files a write must not replace: where the segmentation came from and its label
-    table (the reference is added by the caller)."""
+    """The files a write must not replace: where the segmentation came from, its label
+    table and the terminology table it was read with (the reference is added by the
+    caller)."""
     found: list[Path] = []
     for value in (
         segmentation.provenance.get("source_path"),
         segmentation.provenance.get("label_table"),
+        segmentation.provenance.get("terminology_table"),
     ):
         items = value if isinstance(value, list | tuple) else [value]
         found += [Path(item) for item in items if isinstance(item, str | os.PathLike) and item]

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 import segio
 from segio.cli import cli
-from segio.errors import ReadError
+from segio.errors import ReadError, WriteError
 from segio.labels.catalogue import (
     CATEGORIES,
     LEFT,
@@ -458,3 +458,20 @@ def test_terminology_read_option_for_every_format_and_the_cli(tmp_path: Path) ->
         ("SCT", "78961009"),
         ("SCT", "15825003"),
     ]
+
+
+def test_a_write_never_replaces_the_terminology_table_it_was_read_with(tmp_path: Path) -> None:
+    """The table given as -I terminology=FILE is an input: even with force, a write
+    naming it is refused and the table is left as it was."""
+    table = tmp_path / "codes.labels.csv"
+    table.write_text(
+        "\n".join([_CSV_HEAD, _csv_row(1, "organ", "SCT,78961009,Spleen")]) + "\n",
+        encoding="utf-8",
+    )
+    before = table.read_bytes()
+    source = tmp_path / "in.seg.nrrd"
+    segio.write(_labelmap(["organ"]), source)
+    read = segio.read(source, terminology=table)
+    with pytest.raises(WriteError, match="input"):
+        segio.write(read, table, format="nrrd", force=True)
+    assert table.read_bytes() == before
