@@ -16,8 +16,11 @@ and peak memory of the whole process, interpreter start, imports and reading inc
 * SimpleITK as its user gets per-label numbers: read both images,
   ``LabelOverlapMeasuresImageFilter`` once (Dice and Jaccard of every label) and
   ``HausdorffDistanceImageFilter`` once per label on the label's binary images (the
-  filter takes two binary images). SimpleITK has no filter for HD95 or the mean surface
-  distance, so it computes less than segio does.
+  filter takes two binary images), each cropped to the joint bounding box of the label
+  on both sides (``LabelShapeStatisticsImageFilter``): the fastest way SimpleITK offers,
+  about 100 times faster than the filter on whole images (982 s for 104 labels).
+  SimpleITK has no filter for HD95 or the mean surface distance, so it computes less
+  than segio does.
 
 The Dice and Hausdorff distances of both are compared afterwards (target: Dice within
 1e-6, Hausdorff within 0.01 mm).
@@ -52,16 +55,32 @@ a = sitk.ReadImage(str(work / "a.nii.gz"))
 b = sitk.ReadImage(str(work / "b.nii.gz"))
 overlap = sitk.LabelOverlapMeasuresImageFilter()
 overlap.Execute(a, b)
+# Each label's Hausdorff on the joint bounding box of both sides only: the distance
+# map is Euclidean, so cropping to a box that holds both masks changes no distance,
+# and it is 100x faster than the filter on whole images (SimpleITK's fastest way).
+boxes_a, boxes_b = sitk.LabelShapeStatisticsImageFilter(), sitk.LabelShapeStatisticsImageFilter()
+boxes_a.ComputePerimeterOff()
+boxes_b.ComputePerimeterOff()
+boxes_a.Execute(a)
+boxes_b.Execute(b)
+def box(shapes, label):
+    x, y, z, sx, sy, sz = shapes.GetBoundingBox(label)
+    return (x, y, z), (x + sx, y + sy, z + sz)
 rows = {}
 for label in json.loads((work / "labels.json").read_text()):
     row = {"dice": overlap.GetDiceCoefficient(label),
            "jaccard": overlap.GetJaccardCoefficient(label)}
-    hausdorff = sitk.HausdorffDistanceImageFilter()
-    try:
-        hausdorff.Execute(a == label, b == label)
+    row["hausdorff"] = None  # a label empty on one side
+    if boxes_a.HasLabel(label) and boxes_b.HasLabel(label):
+        (low_a, high_a), (low_b, high_b) = box(boxes_a, label), box(boxes_b, label)
+        low = [min(p, q) for p, q in zip(low_a, low_b)]
+        size = [max(p, q) - l for p, q, l in zip(high_a, high_b, low)]
+        hausdorff = sitk.HausdorffDistanceImageFilter()
+        hausdorff.Execute(
+            sitk.RegionOfInterest(a, size, low) == label,
+            sitk.RegionOfInterest(b, size, low) == label,
+        )
         row["hausdorff"] = hausdorff.GetHausdorffDistance()
-    except RuntimeError:  # a label empty on one side
-        row["hausdorff"] = None
     rows[label] = row
 (work / "simpleitk.json").write_text(json.dumps(rows))
 """
