@@ -150,7 +150,7 @@ def write_many(
         )
     _check_options(spec, options, spec.write_options, "write", first)
     sources = [*_input_paths(head[0]), *reference_paths(reference), *inputs]
-    files = _Outputs(force=force, main=first, inputs=sources)
+    files = OutputFiles(force=force, main=first, inputs=sources)
     found = None
     with user_errors(WriteError, first, files), files:
         for number, (segmentation, path) in enumerate(itertools.chain([head], pending)):
@@ -170,24 +170,6 @@ def write_many(
                 if len(files.targets) == before:
                     raise WriteError(f"the {spec.name} writer produced no file", path=path)
     return files.targets
-
-
-class _Outputs(OutputFiles):
-    """:class:`OutputFiles` with several main files (:func:`write_many`): every main file
-    is published after every other file, so whoever sees a new one sees its sidecars."""
-
-    def __init__(self, *, force: bool, main: PathLike, inputs: Iterable[PathLike]) -> None:
-        super().__init__(force=force, main=main, inputs=inputs)
-        self.mains: set[Path] = set()
-
-    def add_main(self, path: PathLike, inputs: Iterable[PathLike]) -> None:
-        self.mains.add(Path(os.path.normpath(Path(path).absolute())))
-        self.inputs += [Path(p).absolute() for p in inputs]
-
-    def _publication_order(self) -> list[tuple[Path, Path]]:
-        pairs = super()._publication_order()
-        last = [pair for pair in pairs if pair[1] in self.mains]
-        return [pair for pair in pairs if pair[1] not in self.mains] + last
 
 
 def convert(

@@ -104,8 +104,9 @@ def host_name() -> str:
 class OutputFiles:
     """Stage temporary files and publish them together (a context manager).
 
-    ``main`` is the user's target (published last); ``inputs`` are the files and folders
-    the segmentation was read from, which no output may replace.
+    ``main`` is the user's target (published last; :meth:`add_main` adds more for a write
+    of several outputs); ``inputs`` are the files and folders the segmentation was read
+    from, which no output may replace.
     """
 
     def __init__(
@@ -116,10 +117,17 @@ class OutputFiles:
         inputs: Iterable[PathLike] = (),
     ) -> None:
         self.force = force
-        self.main = _absolute(main) if main is not None else None
+        self.mains: set[Path] = {_absolute(main)} if main is not None else set()
         self.inputs = [Path(p).absolute() for p in inputs]
         self._staged: dict[Path, Path] = {}
         self._recovered: set[Path] = set()
+
+    def add_main(self, target: PathLike, inputs: Iterable[PathLike] = ()) -> None:
+        """Another user's target of this write (``segio convert --split`` writes one per
+        segment): published after every sidecar, as ``main`` is, so whoever sees a new
+        main file sees its sidecars. ``inputs`` join the files no output may replace."""
+        self.mains.add(_absolute(target))
+        self.inputs += [Path(p).absolute() for p in inputs]
 
     def stage(self, target: PathLike) -> Path:
         """A temporary path whose content will become ``target`` on success."""
@@ -212,9 +220,9 @@ class OutputFiles:
             )
 
     def _publication_order(self) -> list[tuple[Path, Path]]:
-        """(temporary, target) pairs: staging order, the main target last."""
-        pairs = [(t, f) for f, t in self._staged.items() if f != self.main]
-        pairs += [(t, f) for f, t in self._staged.items() if f == self.main]
+        """(temporary, target) pairs: staging order, the main targets last."""
+        pairs = [(t, f) for f, t in self._staged.items() if f not in self.mains]
+        pairs += [(t, f) for f, t in self._staged.items() if f in self.mains]
         return pairs
 
     def __enter__(self) -> OutputFiles:
