@@ -16,7 +16,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from segio.errors import ValidationError, WriteError
+from segio import progress
+from segio.errors import ReadError, ValidationError, WriteError
+from segio.hookspecs import FormatSpec
 from segio.model import Segment, Segmentation
 from segio.operations import Edits, iter_split, merge
 from segio.operations.segments import keep
@@ -78,8 +80,15 @@ def run_conversion(
     edits: Edits | None = None,
     split: bool = False,
 ) -> Conversion:
-    """:func:`segio.convert`, returning what the report needs (see its docstring)."""
-    from segio.io import _check_not_emptied, _same_path, read, route_reference, write, write_many
+    """:func:`segio.convert`, returning what the report needs (see its docstring).
+
+    Everything that can be refused without reading the inputs is refused first, so a
+    mistake costs no work (:func:`_check_before_work`): the formats and their options,
+    the conversion parameters, a reference the writer needs, the output's folder and an
+    output already there. Reading, editing and writing are reported as progress tasks
+    (:mod:`segio.progress`).
+    """
+    from segio.io import _check_not_emptied, _same_path, read, write, write_many
 
     sources = [source] if isinstance(source, str | os.PathLike) else list(source)
     if not sources:
@@ -106,26 +115,35 @@ def run_conversion(
     writer = registry.writer_for(_format_probe(target, split), write_format)
     write_options = dict(write_options or {})
     given = write_options.pop("reference", None)  # the writer's option: write() takes it
-    to_writer = False
+    if split:
+        _split_pattern(target, "")  # its folder is checked next, by _check_before_work
+    readers, to_writer = _readers(sources, read_format, read_options, reference, writer, registry)
+    own = writer.reference_option
+    has_reference = reference is not None or given is not None
+    _check_before_work(
+        target,
+        writer,
+        write_options,
+        parameters,
+        has_reference or (own is not None and write_options.get(own) is not None),
+    )
+    if not split and not force:
+        _check_not_there(target)
     inputs: list[Segmentation] = []
-    for path in sources:
-        options = dict(read_options or {})
-        to_reader = None
-        if reference is not None:
-            to_reader, to_writer = route_reference(registry.reader_for(path, read_format), writer)
+    for path, (spec, options, to_reader) in zip(sources, readers, strict=True):
+        with progress.task(f"reading {Path(path).name}"):
+            segmentation = read(path, format=spec.name, registry=registry, **options)
             if to_reader is not None:
-                options.setdefault(to_reader, reference)
-        segmentation = read(path, format=read_format, registry=registry, **options)
-        if to_reader is not None:
-            _check_not_emptied(
-                segmentation, path, read_format, registry, options, to_reader, allow_empty
-            )
+                _check_not_emptied(
+                    segmentation, path, spec.name, registry, options, to_reader, allow_empty
+                )
         for name, value in (parameters or {}).items():
             segmentation.conversion_parameters.set(name, value)
         inputs.append(segmentation)
     out_reference = reference if reference is not None and to_writer else given
-    merged = merge(inputs, mode=plan.resample_mode) if len(inputs) > 1 else inputs[0]
-    named, edited = (merged, merged) if plan.is_empty else plan.run(merged)
+    with progress.task("editing"):
+        merged = merge(inputs, mode=plan.resample_mode) if len(inputs) > 1 else inputs[0]
+        named, edited = (merged, merged) if plan.is_empty else plan.run(merged)
     tables = [p for p in (plan.terminology, plan.relabel_table) if p is not None]
     common: dict[str, Any] = {
         "format": write_format or writer.name,
@@ -136,17 +154,93 @@ def run_conversion(
         "allow_empty": allow_empty,
         **write_options,
     }
-    if not split:
-        written = write(edited, target, **common)
-        outputs = [Output(Path(target), named)]
-    else:
-        suffix = writer.suffixes[0] if writer.suffixes else ""
-        paths = split_paths(target, list(edited.segments.values()), suffix)
-        outputs = [
-            Output(path, named, key) for key, path in zip(edited.segments, paths, strict=True)
-        ]
-        written = write_many(_pieces(edited, paths), **common)
+    with progress.task(f"writing {Path(target).name}"):
+        if not split:
+            written = write(edited, target, **common)
+            outputs = [Output(Path(target), named)]
+        else:
+            suffix = writer.suffixes[0] if writer.suffixes else ""
+            paths = split_paths(target, list(edited.segments.values()), suffix)
+            outputs = [
+                Output(path, named, key) for key, path in zip(edited.segments, paths, strict=True)
+            ]
+            written = write_many(_pieces(edited, paths), **common)
     return Conversion(written, outputs, out_reference, write_format or writer.name)
+
+
+def _readers(
+    sources: Sequence[PathLike],
+    read_format: str | None,
+    read_options: Mapping[str, Any] | None,
+    reference: Any,
+    writer: FormatSpec,
+    registry: Registry,
+) -> tuple[list[tuple[FormatSpec, dict[str, Any], str | None]], bool]:
+    """Per source its reader, its options (the reference added when it goes to the
+    reader) and the reference option's name; and whether the writer gets the reference.
+    The options are checked here, before any file is read (a file's first bytes are, to
+    know its format)."""
+    from segio.io import _check_options, route_reference, user_errors
+
+    readers = []
+    to_writer = False
+    for path in sources:
+        with user_errors(ReadError, path):
+            spec = registry.reader_for(path, read_format)
+        options = dict(read_options or {})
+        to_reader = None
+        if reference is not None:
+            to_reader, to_writer = route_reference(spec, writer)
+            if to_reader is not None:
+                options.setdefault(to_reader, reference)
+        checked = {k: v for k, v in options.items() if k != "terminology"}  # every reader's
+        if "terminology" in spec.read_options:
+            checked = options
+        _check_options(spec, checked, spec.read_options, "read", path)
+        readers.append((spec, options, to_reader))
+    return readers, to_writer
+
+
+def _check_before_work(
+    target: PathLike,
+    writer: FormatSpec,
+    write_options: Mapping[str, Any],
+    parameters: Mapping[str, str] | None,
+    has_reference: bool,
+) -> None:
+    """What a conversion can be refused for before it reads a file: unknown writer
+    options, unknown conversion parameters (with the close matches) or values out of
+    range, a reference the writer needs, and an output folder that does not exist."""
+    from segio.io import _check_options
+    from segio.representations import ConversionParameters
+
+    _check_options(writer, dict(write_options), writer.write_options, "write", target)
+    trial = ConversionParameters()
+    for name, value in (parameters or {}).items():
+        trial.set(name, value)
+    if writer.reference_required and not has_reference:
+        raise ValidationError(
+            f"the {writer.name} format needs the image series the segmentation was drawn on",
+            path=target,
+            hint="pass --reference SERIES_FOLDER (reference= in Python)",
+        )
+    folder = Path(target) if Path(target).is_dir() else Path(target).parent
+    if not folder.is_dir():
+        raise WriteError(
+            f"the output folder {folder} does not exist", path=target, hint="create it first"
+        )
+
+
+def _check_not_there(target: PathLike) -> None:
+    """An output file already there is refused before the work, as the write would
+    refuse it after; a folder is left to the writer (some write into one)."""
+    path = Path(target)
+    if os.path.lexists(path) and not path.is_dir():
+        raise WriteError(
+            "the output exists already",
+            path=target,
+            hint="choose another name, or pass --force to replace it (force=True in Python)",
+        )
 
 
 def _pieces(segmentation: Segmentation, paths: list[Path]) -> Iterator[tuple[Segmentation, Path]]:
@@ -168,6 +262,30 @@ def split_paths(target: PathLike, segments: Sequence[Segment], suffix: str) -> l
     (``_2``, ``_3``, ... on a clash, ignoring case, for case-insensitive disks)."""
     if not segments:
         raise ValidationError("--split: the segmentation has no segment to write")
+    folder, name = _split_pattern(target, suffix)
+    taken: set[str] = set()
+    paths = []
+    for index, segment in enumerate(segments, start=1):
+        values = {
+            "name": safe_name(segment.name),
+            "id": safe_name(segment.id),
+            "label": str(segment.label_value),
+            "layer": str(segment.layer),
+            "index": str(index),
+        }
+        made = _fill(name, values, 0)
+        clash = 1
+        while made.casefold() in taken:
+            clash += 1
+            made = _fill(name, values, clash)
+        taken.add(made.casefold())
+        paths.append(Path(folder) / made)
+    return paths
+
+
+def _split_pattern(target: PathLike, suffix: str) -> tuple[str, str]:
+    """The folder and the file-name pattern of ``--split``'s target; checked before any
+    file is read."""
     text = os.fspath(target)
     folder, name = os.path.split(text)
     if _FIELD.search(folder):
@@ -189,24 +307,7 @@ def split_paths(target: PathLike, segments: Sequence[Segment], suffix: str) -> l
             f"--split: unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}",
             hint="use " + ", ".join("{" + p + "}" for p in PLACEHOLDERS),
         )
-    taken: set[str] = set()
-    paths = []
-    for index, segment in enumerate(segments, start=1):
-        values = {
-            "name": safe_name(segment.name),
-            "id": safe_name(segment.id),
-            "label": str(segment.label_value),
-            "layer": str(segment.layer),
-            "index": str(index),
-        }
-        made = _fill(name, values, 0)
-        clash = 1
-        while made.casefold() in taken:
-            clash += 1
-            made = _fill(name, values, clash)
-        taken.add(made.casefold())
-        paths.append(Path(folder) / made)
-    return paths
+    return folder, name
 
 
 def _fill(pattern: str, values: Mapping[str, str], clash: int) -> str:

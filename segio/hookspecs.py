@@ -69,6 +69,10 @@ class FormatSpec:
         (:mod:`segio.reference`). ``--reference`` goes to it; on the writer's side segio
         reads the image once, puts the segmentation on its grid (contours and surfaces
         rasterised there directly) and passes the writer the ``Reference`` read.
+    reference_required:
+        The writer cannot write without a reference image (DICOM SEG and RTSTRUCT cite
+        the series they were drawn on): a conversion without one is refused before any
+        file is read, rather than after the work.
     """
 
     name: str
@@ -86,6 +90,7 @@ class FormatSpec:
     directory: bool = False
     points: bool = False
     reference_option: str | None = "reference"
+    reference_required: bool = False
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from segio.errors import GeometryError, MissingDependencyError, ReadError
 from segio.fileio.deflate import RAW, inflate
 from segio.fileio.limits import check_grid
 from segio.geometry import Geometry, slice_grid
+from segio.progress import track
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
 _HINT = "the file is truncated or not a valid DICOM SEG"
@@ -164,7 +165,8 @@ def _deflated_frames(ds: Any, shape: tuple[int, int, int], bits: int, path: Path
     frame_shape = (1, shape[1], shape[2])
     size = (shape[1] * shape[2] * bits + 7) // 8
     decoded = []
-    for number, fragment in enumerate(encapsulated_frames(ds.PixelData, shape[0], path), 1):
+    fragments = encapsulated_frames(ds.PixelData, shape[0], path)
+    for number, fragment in enumerate(track(fragments, "decoding SEG frames"), 1):
         # One inflate per frame (the codec's unit, not a voxel loop), never past the frame.
         raw = inflate(
             fragment, size + 1, wbits=RAW, exact=False, what=f"deflated frame {number}", path=path

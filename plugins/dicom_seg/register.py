@@ -30,6 +30,7 @@ def segio_formats() -> list[FormatSpec]:
             requires=("pydicom",),
             extra="dicom",
             directory=True,
+            reference_required=True,
             read_options={
                 "reference": "the source image series (folder or files): place the segments "
                 "on its full grid",

@@ -38,6 +38,7 @@ def segio_formats() -> list[FormatSpec]:
             extra="dicom",
             directory=True,
             points=True,
+            reference_required=True,
             read_options={
                 "reference": "the referenced image series (folder or files): rasterise the "
                 "contours onto its grid",

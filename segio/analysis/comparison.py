@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from segio import progress
 from segio.analysis.distances import SurfaceDistances
 from segio.analysis.matching import Match, match_segments
 from segio.analysis.pairs import GridPairs, LatticePairs, measure
@@ -108,7 +109,7 @@ def compare(
     pairs, how, resampled = _pairs(a_vox, b_vox)
     rows = []
     surfaces = {}
-    for match in matches:
+    for match in progress.track(matches, "comparing segments"):
         row, surface = _row(match, a, b, pairs)
         rows.append(row)
         if surface is not None and match.a is not None and match.b is not None:

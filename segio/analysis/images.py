@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import progress
 from segio.errors import ReadError, one_line, reading
 from segio.fileio.inputs import open_input
 from segio.fileio.limits import check_allocation, check_payload
@@ -204,7 +205,7 @@ def _dicom(path: Path) -> tuple[NDArray[Any], Geometry]:
     for k, frame in enumerate(series.frames):
         if frame is not None and frame.file is not None:
             by_file.setdefault(frame.file, []).append((k, frame.frame_number))
-    for file, slices in by_file.items():
+    for file, slices in progress.track(by_file.items(), "reading DICOM images"):
         pixels, dataset = _pixels(file, geometry.shape[1:])
         for k, number in slices:
             index = 0 if number is None else number - 1

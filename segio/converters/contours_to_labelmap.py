@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import progress
 from segio.contours import PlanarContours, all_points
 from segio.converters.polygons_to_mask import rasterize_many
 from segio.errors import GeometryError, ValidationError
@@ -186,7 +187,7 @@ def to_labelmap(segmentation: Segmentation, geometry: Geometry | None = None) ->
     packer = FirstFitPacker(grid.shape)
     segments = []
     snapped = dropped = 0
-    for segment in segmentation.segments.values():
+    for segment in progress.track(segmentation.segments.values(), "rasterising contours"):
         # Room for one more layer, should this segment overlap every layer so far.
         check_grid(grid.shape, len(packer.layers) + 1, "the labelmap layers of the contours")
         planes, s, d = slice_polygons(segmentation.contours[segment.id], grid)

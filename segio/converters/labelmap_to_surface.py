@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import progress
 from segio.converters import vtkbridge
 from segio.converters.surface_to_labelmap import contained
 from segio.errors import ValidationError
@@ -400,6 +401,7 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
     grid = segmentation.geometry
     jobs: list[Callable[[], dict[str, Surface]]] = []
     sizes: list[int] = []
+    counts: list[int] = []  # segments per job, for the progress
     if grid is not None:
         extents = segmentation.extents()
         for index, layer in enumerate(segmentation.layers):
@@ -415,14 +417,17 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
                 build = _surface_nets if settings.method == SURFACE_NETS else _joint_flying_edges
                 jobs.append(partial(build, labels, members, grid, settings))
                 sizes.append(_volume(_union([e for _, e in members])))
+                counts.append(len(members))
                 continue
             for segment, extent in members:
                 jobs.append(partial(_segment_surface, labels, segment, extent, grid, settings))
                 sizes.append(_volume(extent))
+                counts.append(1)
     # Largest first, so that a big segment does not start last and run alone.
     order = sorted(range(len(jobs)), key=lambda n: -sizes[n])
-    for built in vtkbridge.run([jobs[n] for n in order], threads):
-        surfaces.update(built)
+    with progress.task("closed surfaces", total=sum(counts)) as step:
+        for built in vtkbridge.run([step.counting(jobs[n], counts[n]) for n in order], threads):
+            surfaces.update(built)
     return Segmentation(
         [dataclasses.replace(s, layer=0, label_value=1) for s in segmentation.segments.values()],
         source_representation=Representation.CLOSED_SURFACE,

@@ -19,6 +19,7 @@ from functools import partial
 import numpy as np
 from numpy.typing import NDArray
 
+from segio import progress
 from segio.converters import vtkbridge
 from segio.errors import GeometryError, LimitError, ValidationError
 from segio.fileio.limits import check_allocation, check_grid
@@ -319,7 +320,8 @@ def to_labelmap(
         start, counts = _sampled_counts(surface, grid, factor)
         return start, np.asarray(counts >= (factor**3 + 1) // 2)  # at least half
 
-    masks = vtkbridge.run([partial(job, s) for s in order], threads)
+    with progress.task("rasterising surfaces", total=len(order)) as step:
+        masks = vtkbridge.run([step.counting(partial(job, s)) for s in order], threads)
     packer = FirstFitPacker(grid.shape)
     segments = []
     lost = []
@@ -368,13 +370,16 @@ def to_fractional(
     factor = _factor(segmentation.conversion_parameters, FRACTIONAL_OVERSAMPLING)
     order = list(segmentation.segments.values())
     grid = refined(_output_grid(segmentation, geometry, len(order), factor), factor)
-    counted = vtkbridge.run(
-        [
-            partial(_sampled_counts, segmentation.surfaces[s.id], grid, FRACTION_SAMPLES)
-            for s in order
-        ],
-        threads,
-    )
+    with progress.task("rasterising surfaces (fractions)", total=len(order)) as step:
+        counted = vtkbridge.run(
+            [
+                step.counting(
+                    partial(_sampled_counts, segmentation.surfaces[s.id], grid, FRACTION_SAMPLES)
+                )
+                for s in order
+            ],
+            threads,
+        )
     layers = []
     for start, counts in counted:
         array = np.zeros(grid.shape, dtype=np.uint8)

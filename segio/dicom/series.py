@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from segio import progress
 from segio.dicom import walker as dicomfast
 from segio.errors import GeometryError, ReadError, one_line
 from segio.fileio.inputs import check_regular, folder_files, open_input, read_input
@@ -226,7 +227,7 @@ def _image_headers(files: list[Path]) -> tuple[dict[str, list[Any]], list[ReadEr
     """The image headers by Series Instance UID, and the errors of unreadable files."""
     images: dict[str, list[Any]] = {}
     skipped: list[ReadError] = []
-    for file in files:
+    for file in progress.track(files, "reading DICOM headers"):
         try:
             dataset = _header(file)
         except ReadError as exc:  # one broken file is skipped, as a non-DICOM one is
