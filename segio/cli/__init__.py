@@ -294,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="segio")
 
 
+from segio.cli import batch as _batch  # noqa: E402,F401  (registers segio batch)
 from segio.cli import compare as _compare  # noqa: E402,F401  (registers segio compare)
 from segio.cli import convert as _convert  # noqa: E402,F401  (registers segio convert)
 from segio.cli import stats as _stats  # noqa: E402,F401  (registers segio stats)
