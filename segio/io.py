@@ -285,10 +285,15 @@ def select_segments(segmentation: Segmentation, keys: Iterable[str]) -> Segmenta
 def _check_options(
     spec: FormatSpec, given: dict[str, Any], known: dict[str, str] | Any, verb: str, path: PathLike
 ) -> None:
+    import difflib
+
     unknown = sorted(set(given) - set(known))
     if unknown:
+        close = {m for name in unknown for m in difflib.get_close_matches(name, list(known))}
+        meant = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
         raise ValidationError(
-            f"the {spec.name} format does not take the {verb} option(s) {', '.join(unknown)}",
+            f"the {spec.name} format does not take the {verb} option(s) "
+            f"{', '.join(unknown)}{meant}",
             path=path,
             hint=("it takes: " + ", ".join(sorted(known))) if known else "it takes none",
         )

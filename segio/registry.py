@@ -198,7 +198,8 @@ class Registry:
             raise UnknownFormatError(
                 f"the name says {by_suffix[0].name} but the content is not",
                 path=path,
-                hint="the file may be truncated or mislabelled; pass format= to force one",
+                hint="the file may be truncated or mislabelled; pass --from FORMAT to force one "
+                "(format= in Python)",
             )
         raise UnknownFormatError(
             f"no installed format recognises this file (tried: {tried})",
@@ -232,7 +233,9 @@ class Registry:
             raise UnknownFormatError(
                 "cannot tell the output format from the file name",
                 path=path,
-                hint="use one of the suffixes " + " ".join(suffixes) + " or pass format=",
+                hint="use one of the suffixes "
+                + " ".join(suffixes)
+                + ", or pass --to FORMAT (format= in Python)",
             )
         return matches[0]
 

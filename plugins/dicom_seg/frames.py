@@ -323,7 +323,7 @@ def reference_placement(
     series = read_image_series(reference)
     grid = series.geometry
     own_for, ref_for = ds.get("FrameOfReferenceUID"), series.frame_of_reference_uid
-    hint = "read without reference= to use the SEG's own grid"
+    hint = "read without --reference (reference= in Python) to use the SEG's own grid"
     if own_for and ref_for and str(own_for) != ref_for:
         raise GeometryError("the SEG and the reference have different Frames of Reference")
     axes = np.column_stack([iop[:3] * spacing[1], iop[3:] * spacing[0]])

@@ -53,7 +53,7 @@ def place(roi: Roi, series: Any, path: Path, slices: dict[str, int | None]) -> N
             "these ROIs hold pixel coordinates only; they can be placed only on the image "
             "they were drawn on",
             path=path,
-            hint="pass reference=<the image series> (-O reference=series/)",
+            hint="pass --reference SERIES_FOLDER (reference= in Python)",
         )
     geometry: Geometry = series.geometry
     if roi.image_uid is not None:
@@ -80,7 +80,8 @@ def place(roi: Roi, series: Any, path: Path, slices: dict[str, int | None]) -> N
             "this export names no image for its pixel coordinates (the viewer's slice "
             "number depends on its sort order, so segio does not use it)",
             path=path,
-            hint="pass reference=<the one image file the ROI was drawn on>",
+            hint="pass --reference with the one image file the ROI was drawn on (reference= in "
+            "Python)",
         )
     px = roi.points_px
     ijk = np.column_stack([px[:, 0] - 0.5, px[:, 1] - 0.5, np.full(len(px), float(k))])

@@ -125,7 +125,7 @@ def write(
         raise WriteError(
             "an RTSTRUCT must reference the image series it was drawn on",
             path=path,
-            hint="pass reference=<series folder> (-O reference=...)",
+            hint="pass --reference SERIES_FOLDER (reference= in Python)",
         )
     if contour_mode not in MODES:
         raise ValidationError(

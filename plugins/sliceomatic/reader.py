@@ -86,7 +86,8 @@ def label_names(
             raise ReadError(
                 f"unknown label preset {preset!r}",
                 path=path,
-                hint=f"use one of {', '.join(sorted(PRESETS))} or labels=<table file>",
+                hint=f"use one of {', '.join(sorted(PRESETS))}, or -I labels=FILE "
+                "(labels= in Python)",
             )
         result.update(
             (value, LabelEntry(value, name, color, terminology=terminology))

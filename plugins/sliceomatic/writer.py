@@ -141,7 +141,8 @@ def _right_handed(
             "the slice axis is not perpendicular to the image plane (a sheared grid); a "
             "tag header can only hold slices stacked along the plane's normal",
             path=path,
-            hint="resample the segmentation onto an unsheared grid, or pass reference=",
+            hint="resample the segmentation onto an unsheared grid, or pass --reference IMAGE "
+            "(reference= in Python)",
         )
     if along > 0:
         return labels, grid

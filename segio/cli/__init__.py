@@ -10,7 +10,18 @@ Warnings, and the log lines of libraries (nibabel prints its own), are printed a
 kind (a kind is a message with its numbers and quoted names masked); one line per kind
 at the end says how many more there were. Only the command does this: library users keep
 Python's warnings and logging as they are. rich is imported only by the commands that
-draw tables.
+draw tables, and by the progress bars once one is shown.
+
+Global options, before or after the command's name (``segio -q convert ...`` or
+``segio convert ... -q``):
+
+- ``-q``/``--quiet``: no progress and no informational lines (``wrote FILE``); results
+  (tables, JSON), warnings and errors are still printed.
+- ``-v``/``--verbose``: every warning in full (none folded into a count), the time of
+  each long step, and segio's log at INFO (``-vv``: DEBUG).
+
+Long steps (:mod:`segio.progress`) draw bars on stderr when it is a terminal and the
+step lasts over a second (:mod:`segio.cli.progress_bar`).
 """
 
 from __future__ import annotations
@@ -46,8 +57,13 @@ _LIBRARY_LOGGERS = ("nibabel.global",)
 class _Group(click.Group):
     """Turns errors into one-line messages, unless --debug, and summarises warnings."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoisted(self, ctx, args))
+
     def invoke(self, ctx: click.Context) -> Any:
-        with _summarised_warnings():
+        quiet, verbose = bool(ctx.params.get("quiet")), int(ctx.params.get("verbose") or 0)
+        shown = None if verbose else WARNINGS_SHOWN
+        with _summarised_warnings(shown), _verbose_log(verbose), _progress_shown(quiet, verbose):
             try:
                 return super().invoke(ctx)
             except SegioError as exc:
@@ -59,6 +75,56 @@ class _Group(click.Group):
                     raise
                 reason = one_line(exc) or "no reason was given"
                 _fail(ctx, f"{reason} ({type(exc).__name__}; --debug shows where)")
+
+
+#: Global options also accepted after the command's name (moved before it).
+_GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "--verbose", "-vv"})
+
+
+def _hoisted(group: click.Group, ctx: click.Context, args: list[str]) -> list[str]:
+    """``args`` with ``-q``/``-v`` given after the command moved before it; a value of
+    one of the command's options (``--rename -v=x``) and what follows ``--`` stay."""
+    names = [n for n, arg in enumerate(args) if not arg.startswith("-")]
+    if not names or group.get_command(ctx, args[names[0]]) is None:
+        return args
+    at = names[0]
+    command = group.get_command(ctx, args[at])
+    assert command is not None
+    takes_value = {
+        opt
+        for param in command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in param.opts + param.secondary_opts
+    }
+    moved, kept = [], args[: at + 1]
+    rest = args[at + 1 :]
+    for n, arg in enumerate(rest):
+        if arg == "--":
+            kept += rest[n:]
+            break
+        if arg in _GLOBAL_FLAGS and not (n and rest[n - 1] in takes_value):
+            moved.append(arg)
+        else:
+            kept.append(arg)
+    return args[:at] + moved + kept[at:]
+
+
+def quiet() -> bool:
+    """True when the running command was given ``-q``: no informational lines."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.find_root().params.get("quiet"))
+
+
+def verbosity() -> int:
+    """How many ``-v`` the running command was given (0: none)."""
+    ctx = click.get_current_context(silent=True)
+    return int(ctx.find_root().params.get("verbose") or 0) if ctx is not None else 0
+
+
+def say(text: str) -> None:
+    """An informational line on stdout (``wrote FILE``), left out with ``-q``."""
+    if not quiet():
+        click.echo(text)
 
 
 def _fail(ctx: click.Context, message: str) -> None:
@@ -78,16 +144,19 @@ def printable(text: str) -> str:
 class _WarningSummary:
     """Prints the first warnings of each kind and counts the others."""
 
-    def __init__(self) -> None:
+    def __init__(self, shown: int | None = WARNINGS_SHOWN) -> None:
+        self.shown = shown
+        self.texts: list[str] = []  # every warning, for --json
         self.counts: Counter[str] = Counter()
         self.examples: dict[str, str] = {}
 
     def show(self, message: object) -> None:
         text = one_line(message) or "(a warning without text)"
         kind = _warning_kind(text)
+        self.texts.append(text)
         self.counts[kind] += 1
         self.examples.setdefault(kind, text)
-        if self.counts[kind] <= WARNINGS_SHOWN:
+        if self.shown is None or self.counts[kind] <= self.shown:
             click.echo(f"segio: warning: {printable(text)}", err=True)
 
     def showwarning(
@@ -103,14 +172,23 @@ class _WarningSummary:
 
     def report(self) -> None:
         for kind, count in self.counts.items():
-            if count > WARNINGS_SHOWN:
+            if self.shown is not None and count > self.shown:
                 example = self.examples[kind]
                 example = example if len(example) <= 100 else example[:97] + "..."
                 click.echo(
-                    f"segio: warning: {count - WARNINGS_SHOWN} more warning(s) like "
-                    f"{printable(repr(example))} not shown",
+                    f"segio: warning: {count - self.shown} more warning(s) like "
+                    f"{printable(repr(example))} not shown (-v shows all)",
                     err=True,
                 )
+
+
+#: The warning summaries of the commands running (one, but for tests nesting commands).
+_SUMMARIES: list[_WarningSummary] = []
+
+
+def warnings_seen() -> list[str]:
+    """Every warning the running command has emitted so far, in full (``--json``)."""
+    return list(_SUMMARIES[-1].texts) if _SUMMARIES else []
 
 
 def _warning_kind(text: str) -> str:
@@ -138,8 +216,9 @@ class _FoldedLogs(logging.Handler):
 
 
 @contextmanager
-def _summarised_warnings() -> Iterator[None]:
-    summary = _WarningSummary()
+def _summarised_warnings(shown: int | None = WARNINGS_SHOWN) -> Iterator[None]:
+    summary = _WarningSummary(shown)
+    _SUMMARIES.append(summary)
     folded = _FoldedLogs(summary)
     root, libraries = logging.getLogger(), [logging.getLogger(n) for n in _LIBRARY_LOGGERS]
     with warnings.catch_warnings():
@@ -153,14 +232,69 @@ def _summarised_warnings() -> Iterator[None]:
             for logger in libraries:
                 logger.removeFilter(folded.fold)
             root.removeHandler(folded)
+            _SUMMARIES.remove(summary)
             summary.report()
+
+
+class _Info(logging.Handler):
+    """segio's own log lines (``-v``: INFO, ``-vv``: DEBUG) as ``segio: info: ...``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"segio: {record.levelname.lower()}: {printable(record.getMessage())}", err=True)
+
+
+@contextmanager
+def _verbose_log(verbose: int) -> Iterator[None]:
+    if not verbose:
+        yield
+        return
+    logger, handler = logging.getLogger("segio"), _Info(logging.DEBUG)
+    level = logger.level
+    logger.setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@contextmanager
+def _progress_shown(quiet: bool, verbose: int) -> Iterator[None]:
+    """Install the command's progress reporter: bars on a terminal unless ``-q``, the
+    time of each step with ``-v``; none at all otherwise (library calls cost nothing)."""
+    from segio import progress
+
+    bars = not quiet and sys.stderr.isatty()
+    if not bars and not verbose:
+        yield
+        return
+    from segio.cli.progress_bar import CommandReporter
+
+    reporter = CommandReporter(bars=bars, timings=verbose > 0)
+    try:
+        with progress.reporting(reporter):
+            yield
+    finally:
+        reporter.close()
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(segio.__version__, prog_name="segio")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-def cli(debug: bool) -> None:
-    """Convert medical image segmentations between formats, losslessly."""
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars and no 'wrote FILE' lines.")
+@click.option(
+    "--verbose",
+    "-v",
+    count=True,
+    help="Every warning in full, the time of each long step, segio's log (-vv: debug).",
+)
+def cli(debug: bool, quiet: bool, verbose: int) -> None:
+    """Convert medical image segmentations between formats, losslessly.
+
+    -q and -v may also follow the command's name. Progress bars appear on a terminal
+    for steps longer than a second (stderr only).
+    """
 
 
 def _options(pairs: Sequence[str]) -> dict[str, Any]:

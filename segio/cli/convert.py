@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from segio.cli import _options, cli, printable
+from segio.cli import _options, cli, printable, say, warnings_seen
 from segio.errors import ValidationError
 
 if TYPE_CHECKING:
+    from segio.conversion import Conversion
     from segio.operations import Edits
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,13 +152,14 @@ def convert(paths: Sequence[Path], report: bool, as_json: bool, **params: Any) -
     conversion = run_conversion(sources, target, edits=edits, **arguments)
     written = [str(path) for path in conversion.written]
     if as_json:
-        document: dict[str, Any] = {"written": written}
+        document = _document(conversion, written)
         if report:
             document["report"] = report_rows(conversion)
+        document["warnings"] = warnings_seen()
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
         return
     for path in written:
-        click.echo(f"wrote {printable(path)}")
+        say(f"wrote {printable(path)}")
     if report:
         from segio.analysis.report import REPORT_COLUMNS
         from segio.cli.tables import emit
@@ -233,3 +235,15 @@ def _voxels(text: str) -> int | tuple[int, int, int]:
         numbers = [int(part) for part in parts]
         return numbers[0] if len(numbers) == 1 else (numbers[0], numbers[1], numbers[2])
     raise ValidationError(f"--pad {text!r} is not N or I,J,K (whole voxels)")
+
+
+def _document(conversion: Conversion, written: list[str]) -> dict[str, Any]:
+    """``--json``: every file written, and per output its main file and the names of
+    the segments it holds (one per file with ``--split``)."""
+    outputs = []
+    for output in conversion.outputs:
+        segments = output.named.segments
+        keys = [output.segment] if output.segment is not None else list(segments)
+        names = [segments[key].name if key in segments else key for key in keys]
+        outputs.append({"path": str(output.path.absolute()), "segments": names})
+    return {"written": written, "format": conversion.write_format, "outputs": outputs}

@@ -85,7 +85,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[Column], title: 
     from rich.text import Text
 
     console = Console() if sys.stdout.isatty() else Console(width=250)
-    table = Table(title=printable(title) or None, title_justify="left")
+    table = Table(title=Text(printable(title)) if title else None, title_justify="left")
     for column in columns:
         table.add_column(column.header, justify="right" if column.right else "left")
     for row in rows:

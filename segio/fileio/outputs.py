@@ -208,7 +208,7 @@ class OutputFiles:
             raise WriteError(
                 "the output appeared meanwhile" if appeared else "the output exists already",
                 path=final,
-                hint="choose another name or pass force=True (--force)",
+                hint="choose another name or pass --force (force=True in Python)",
             )
         if final.is_dir():
             raise WriteError("a folder has this name", path=final)
@@ -277,7 +277,7 @@ def _publish(pairs: list[tuple[Path, Path]], force: bool) -> None:
             raise WriteError(
                 "the output appeared meanwhile (another program wrote it)",
                 path=_target_of(exc, pairs),
-                hint="choose another name or pass force=True (--force)",
+                hint="choose another name or pass --force (force=True in Python)",
             ) from exc
         raise WriteError(
             f"cannot move the output into place: {exc.strerror}", path=_target_of(exc, pairs)
