@@ -141,9 +141,12 @@ def run_conversion(
             segmentation.conversion_parameters.set(name, value)
         inputs.append(segmentation)
     out_reference = reference if reference is not None and to_writer else given
-    with progress.task("editing"):
-        merged = merge(inputs, mode=plan.resample_mode) if len(inputs) > 1 else inputs[0]
-        named, edited = (merged, merged) if plan.is_empty else plan.run(merged)
+    if len(inputs) == 1 and plan.is_empty:
+        named = edited = inputs[0]
+    else:
+        with progress.task("merging and editing" if len(inputs) > 1 else "editing"):
+            merged = merge(inputs, mode=plan.resample_mode) if len(inputs) > 1 else inputs[0]
+            named, edited = (merged, merged) if plan.is_empty else plan.run(merged)
     tables = [p for p in (plan.terminology, plan.relabel_table) if p is not None]
     common: dict[str, Any] = {
         "format": write_format or writer.name,
