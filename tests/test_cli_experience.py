@@ -111,6 +111,9 @@ def test_verbose_times_each_step_and_shows_every_warning(sample: Path) -> None:
     assert "segio: closed surfaces: " in piped.stderr
     assert f" s, {SEGMENTS} of {SEGMENTS}" in piped.stderr
     assert "segio: reading many.nii.gz: " in piped.stderr
+    stats = _in_pipe(["stats", str(sample), "-v", "--csv"])  # the analysis commands too
+    assert stats.returncode == 0 and "segio: closed surfaces: " in stats.stderr
+    assert "closed surfaces" not in stats.stdout
     for shown, lines in ((3, 4), (None, 5)):  # folded into a count, or every one with -v
         with warnings.catch_warnings():
             warnings.simplefilter("always")
