@@ -82,8 +82,10 @@ def _in_pipe(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_progress_bar_on_a_terminal(sample: Path) -> None:
-    code, terminal, out = _in_terminal(["convert", str(sample), str(sample.parent / "t.glb")])
+    target = sample.parent / "t[old].glb"  # a file name in a bar is text, not rich markup
+    code, terminal, out = _in_terminal(["convert", str(sample), str(target)])
     assert code == 0, terminal
+    assert "writing t[old].glb" in terminal
     assert "closed surfaces" in terminal and f"/{SEGMENTS}" in terminal
     assert "/s" in terminal  # the rate
     assert "closed surfaces" not in out and out.startswith("wrote ")  # bars on stderr only

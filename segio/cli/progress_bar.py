@@ -22,6 +22,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from segio.cli import printable
 from segio.progress import Step
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class _Task(Step):
 
     def __init__(self, reporter: CommandReporter, description: str, total: int | None) -> None:
         self.reporter = reporter
-        self.description = description
+        self.description = printable(description)  # a file name: no escape sequences
         self.total = total
         self.done = 0
         self.closed = False
@@ -132,7 +133,7 @@ def _progress() -> Progress:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # file names are not markup
         BarColumn(),
         MofNCompleteColumn(),
         _timing_column(),
