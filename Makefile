@@ -58,6 +58,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/resample.py
 	$(BIN)/python benchmarks/stats.py
 	$(BIN)/python benchmarks/comparison.py --segments 104
+	$(BIN)/python benchmarks/batch.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

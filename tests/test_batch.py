@@ -243,3 +243,43 @@ def test_a_rows_options_override_single_options_and_add_to_repeated_ones(
     bad = Item("x", ("x",), options=("--jobs", "3"), where="m.csv line 2")
     with pytest.raises(ValidationError, match=r"m.csv line 2: options: No such option .--jobs."):
         _row_params(base, bad)
+
+
+def test_batch_help_and_the_batch_package_import_neither_dask_nor_heavy_libraries() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import contextlib, io, json, sys\nimport segio.batch\nfrom segio.cli import cli\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    cli.main(['batch', '--help'], standalone_mode=False)\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    heavy = ("dask", "distributed", "pydicom", "nibabel", "vtk", "scipy", "rich")
+    assert not [m for m in loaded if m.split(".")[0] in heavy]
+
+
+def test_a_file_added_to_the_reference_series_makes_its_items_stale(tmp_path: Path) -> None:
+    from segio.batch.ledger import reference_print
+
+    touch(tmp_path / "CT" / "1.dcm")
+    before = reference_print(str(tmp_path / "CT"))
+    assert before == reference_print(str(tmp_path / "CT"))
+    assert reference_print(str(tmp_path / "nowhere")) is None
+    touch(tmp_path / "CT" / "2.dcm")
+    after = reference_print(str(tmp_path / "CT"))
+    assert after is not None and before is not None and after["entries"] == 2
+    written = str(touch(tmp_path / "out.dcm"))
+    entry = {
+        "state": "ok",
+        "options": "d",
+        "sources": [],
+        "reference": before,
+        "written": [written],
+    }
+    assert decide(entry, [], "d", before, False).action == "skip"
+    assert decide(entry, [], "d", after, False).reason == "reference changed"

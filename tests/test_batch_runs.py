@@ -220,3 +220,20 @@ def test_a_batch_killed_halfway_is_completed_by_the_rerun_without_repeats(
     expected = content(segio.read(cases / "c00" / "seg.nii.gz"))
     for index in range(count):
         assert content(segio.read(tmp_path / "out" / f"c{index:02d}.dcm")) == expected
+
+
+def test_split_outputs_are_one_file_per_segment_and_a_missing_one_redoes_its_item(
+    tmp_path: Path,
+) -> None:
+    cases = make_cases(tmp_path, 2)
+    args = ("batch", "--tree", cases, "--input-pattern", "seg.nii.gz", "--split", "-j", "1")
+    args = (*args, "-o", "out/{case}/{name}.nii.gz")
+    assert run_segio(*args, cwd=tmp_path).returncode == 0
+    pieces = sorted(p.name for p in (tmp_path / "out" / "c01").glob("*.nii.gz"))
+    names = [s.name for s in segio.read(cases / "c01" / "seg.nii.gz").segments.values()]
+    assert pieces == sorted(f"{name}.nii.gz" for name in names)
+    (tmp_path / "out" / "c01" / pieces[0]).unlink()
+    again = run_segio(*args, cwd=tmp_path)
+    lines = report_lines(tmp_path / "out" / "segio-batch-report.jsonl")
+    assert (lines["c00"]["status"], lines["c01"]["reason"]) == ("skipped", "output missing")
+    assert (tmp_path / "out" / "c01" / pieces[0]).exists(), again.stderr

@@ -11,10 +11,10 @@ nothing the kernel has; only a crash of the machine can lose the last second.
 
 An item is **done** when its last entry is ``ok`` with the same options digest, the
 same sources (size and time equal, or, when only the time changed, the same checksum:
-a copied or touched dataset is not redone), the same reference, and every file it wrote
-still there. An item whose last entry is ``failed`` under the same conditions failed
-for a reason a rerun would meet again (a corrupt input): it is retried only with
-``--retry-failed``, or once its source, reference or options change.
+a copied or touched dataset is not redone), the same reference (:func:`reference_print`),
+and every file it wrote still there. An item whose last entry is ``failed`` under the
+same conditions failed for a reason a rerun would meet again (a corrupt input): it is
+retried only with ``--retry-failed``, or once its source, reference or options change.
 """
 
 from __future__ import annotations
@@ -124,11 +124,24 @@ def key(output: str) -> str:
 
 
 def reference_print(reference: str | None) -> dict[str, Any] | None:
-    """The reference's path, size and time (no checksum: one series is often shared by
-    every item, and read whole by each)."""
-    if reference is None or not Path(reference).exists():
+    """What identifies the reference, cheaply: a file's size and time; a folder's time
+    and number of entries (a file added, removed or renamed in a series changes them),
+    without a look at each file: 100,000 series of 300 files would be 30 million stats
+    on a shared filesystem. A file rewritten in place inside the series is not seen."""
+    if reference is None:
         return None
-    return fingerprint(reference, checksum=False)
+    path = Path(reference)
+    try:
+        stat = path.stat()
+        entries = sum(1 for _ in os.scandir(path)) if path.is_dir() else None
+    except OSError:
+        return None
+    found: dict[str, Any] = {"path": absolute(reference), "mtime_ns": stat.st_mtime_ns}
+    if entries is None:
+        found["size"] = stat.st_size
+    else:
+        found["entries"] = entries
+    return found
 
 
 def decide(

@@ -40,6 +40,13 @@ WORKER_BASE = 256 * MIB
 INPUT_FACTOR = 40
 
 Result = dict[str, Any]
+#: Dask settings of the local cluster ``--dask`` starts: no statistical profiler
+#: sampling every worker thread each 10 ms, no GIL monitor: CPU the items need on a
+#: small machine, for a dashboard nobody looks at (there is none).
+QUIET_WORKERS = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+}
 
 
 class Window:
@@ -166,13 +173,15 @@ def _dask(
         ) from None
     cluster = None
     if scheduler is None:
-        cluster = distributed.LocalCluster(
-            n_workers=max(1, jobs),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            silence_logs=logging.ERROR,
-        )
+        dask: Any = importlib.import_module("dask")
+        with dask.config.set(QUIET_WORKERS):  # the nannies hand it to their workers
+            cluster = distributed.LocalCluster(
+                n_workers=max(1, jobs),
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.ERROR,
+            )
     try:
         client = distributed.Client(cluster if cluster is not None else scheduler, timeout="30s")
     except OSError as exc:
