@@ -283,3 +283,17 @@ def test_a_file_added_to_the_reference_series_makes_its_items_stale(tmp_path: Pa
     }
     assert decide(entry, [], "d", before, False).action == "skip"
     assert decide(entry, [], "d", after, False).reason == "reference changed"
+
+
+def test_a_worker_reads_a_reference_series_once_while_it_is_unchanged(tmp_path: Path) -> None:
+    from segio.batch import work
+    from segio.testing.series import reference_series
+    from segio.testing.synthetic import grid
+
+    folder = reference_series(grid("oblique", shape=(3, 5, 4)), tmp_path / "CT")
+    first = work._reference(folder)
+    assert work._reference(str(folder)) is first  # read once
+    assert first.geometry.shape == (3, 5, 4)
+    (folder / "note.txt").write_text("a file more: the series may have changed")
+    assert work._reference(folder) is not first
+    assert work._reference(tmp_path / "nowhere") == tmp_path / "nowhere"  # left to convert
