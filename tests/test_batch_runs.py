@@ -237,3 +237,63 @@ def test_split_outputs_are_one_file_per_segment_and_a_missing_one_redoes_its_ite
     lines = report_lines(tmp_path / "out" / "segio-batch-report.jsonl")
     assert (lines["c00"]["status"], lines["c01"]["reason"]) == ("skipped", "output missing")
     assert (tmp_path / "out" / "c01" / pieces[0]).exists(), again.stderr
+
+
+def test_a_worker_that_dies_fails_its_items_and_a_new_pool_runs_the_rest(
+    tmp_path: Path,
+) -> None:
+    from batch_cases import DiesWhenUnpickled
+
+    from segio.batch.items import Item
+    from segio.batch.runner import execute
+    from segio.batch.work import Task
+    from segio.operations import Edits
+
+    cases = make_cases(tmp_path, 1)
+    source = str(cases / "c00" / "seg.nii.gz")
+
+    def task(name: str, edits: object) -> Task:
+        return Task(Item(name, (source,), output=str(tmp_path / f"{name}.nrrd")), edits)
+
+    tasks = [task("dies", DiesWhenUnpickled()), *(task(f"ok{i}", Edits()) for i in range(4))]
+    results = {t.item.case: r for t, r in execute(tasks, jobs=1)}
+    assert results["dies"]["status"] == "failed"
+    assert "its worker process died" in results["dies"]["error"]
+    assert [results[f"ok{i}"]["status"] for i in (2, 3)] == ["ok", "ok"]  # after the break
+    assert segio.read(tmp_path / "ok3.nrrd").segments
+
+
+def test_a_progress_bar_on_a_terminal_and_none_in_a_pipe(tmp_path: Path) -> None:
+    import pty
+    import select
+
+    cases = make_cases(tmp_path, 4, copies=True)
+    args = ["batch", "--tree", str(cases), *TREE, "-j", "2"]
+    command = [sys.executable, "-c", "from segio.cli import main; main()", *args]
+    env = {**os.environ, "SEGIO_PROGRESS_DELAY": "0", "COLUMNS": "120", "TERM": "xterm"}
+    master, slave = pty.openpty()
+    process = subprocess.Popen(
+        [*command, "-o", "tty/{case}.dcm"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+        stderr=slave, env=env,
+    )  # fmt: skip
+    os.close(slave)
+    seen = b""
+    while process.poll() is None or select.select([master], [], [], 0.1)[0]:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    os.close(master)
+    assert process.wait(timeout=60) == 0
+    assert "batch of 4 items" in seen.decode(errors="replace")
+    assert "/4" in seen.decode(errors="replace") and "ETA" in seen.decode(errors="replace")
+    piped = subprocess.run(
+        [*command, "-o", "pipe/{case}.dcm"], cwd=tmp_path, capture_output=True, text=True,
+        env=env, check=False,
+    )  # fmt: skip
+    assert piped.returncode == 0
+    assert "batch of" not in piped.stderr and "4 converted" in piped.stdout
