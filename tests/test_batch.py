@@ -297,3 +297,22 @@ def test_a_worker_reads_a_reference_series_once_while_it_is_unchanged(tmp_path: 
     (folder / "note.txt").write_text("a file more: the series may have changed")
     assert work._reference(folder) is not first
     assert work._reference(tmp_path / "nowhere") == tmp_path / "nowhere"  # left to convert
+
+
+def test_dask_tasks_carry_groups_of_small_items_and_end_together() -> None:
+    from segio.batch.runner import GROUP_MAX, TASK_SECONDS, Grouping
+
+    grouping = Grouping()
+    assert grouping.size(1000, 2) == 1  # nothing timed yet
+    for _ in range(5):
+        grouping.measure({"seconds": 0.02})
+    grouping.measure({"seconds": None})  # a lost item has no time
+    assert grouping.size(1000, 2) == int(TASK_SECONDS / 0.02)
+    assert grouping.size(20, 2) == 2  # the end of the batch: four tasks per slot
+    assert grouping.size(3, 2) == 1
+    instant = Grouping()
+    instant.measure({"seconds": 0.0})
+    assert instant.size(10**6, 1) == GROUP_MAX
+    big = Grouping()
+    big.measure({"seconds": 5.0})
+    assert big.size(1000, 2) == 1  # slow items go one by one

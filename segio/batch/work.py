@@ -25,7 +25,7 @@ from segio import progress
 from segio.batch.items import Item, absolute
 from segio.errors import ReadError, SegioError, WriteError, one_line
 
-__all__ = ["Task", "fingerprint", "run_item"]
+__all__ = ["Task", "fingerprint", "run_item", "run_items"]
 
 #: Warnings of one item kept in its result (the rest are counted).
 WARNINGS_KEPT = 20
@@ -82,6 +82,12 @@ def run_item(task: Task) -> dict[str, Any]:
     result["started"] = round(started, 3)
     result["finished"] = round(time.time(), 3)
     return result
+
+
+def run_items(tasks: list[Task]) -> list[dict[str, Any]]:
+    """:func:`run_item` for each of a group of tasks, in order (one Dask task carries a
+    group of small items: :class:`segio.batch.runner.Grouping`)."""
+    return [run_item(task) for task in tasks]
 
 
 def _fingerprints(item: Item) -> list[dict[str, Any]]:

@@ -161,7 +161,7 @@ def batch(
             plans,
             ledger=ledger or root / ".segio-batch.jsonl",
             report=results or root / "segio-batch-report.jsonl",
-            jobs=jobs or os.cpu_count() or 1,
+            jobs=jobs or cores(),
             budget=budget,
             scheduler=scheduler,
             local_dask=local_dask,
@@ -178,6 +178,14 @@ def batch(
         click.echo(f"report: {printable(str(report_path))}")
     if summary.failed:
         ctx.exit(1)
+
+
+def cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _plan(params: Mapping[str, Any]) -> Plan:
