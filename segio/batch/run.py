@@ -117,6 +117,8 @@ def run_batch(
             meta[id(task)] = (decision.reason, ref_print, plan.digest)
             tasks.append(task)
 
+        entries.clear()  # ~2.4 kB an item in memory: 240 MB for 100,000 items
+
         def started(task: Task) -> None:
             book.append({"output": key(task.item.output), "state": "started", "time": time.time()})
 
