@@ -297,3 +297,15 @@ def test_a_progress_bar_on_a_terminal_and_none_in_a_pipe(tmp_path: Path) -> None
     )  # fmt: skip
     assert piped.returncode == 0
     assert "batch of" not in piped.stderr and "4 converted" in piped.stdout
+
+
+def test_a_dicom_output_without_any_reference_is_refused_before_any_item_runs(
+    tmp_path: Path,
+) -> None:
+    cases = make_cases(tmp_path, 2)
+    args = ("batch", "--tree", cases, "--input-pattern", "seg.nii.gz", "-o", "out/{case}.dcm")
+    result = run_segio(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "needs the image series" in result.stderr and "--reference-pattern" in result.stderr
+    assert not (tmp_path / "out").exists()  # no ledger, no report, no folder

@@ -138,10 +138,10 @@ def batch(
     if tree is not None and not input_pattern:
         raise click.UsageError("--tree needs --input-pattern (the input's name in a case folder)")
     budget = parse_size(memory) if memory is not None else None
-    plans: dict[tuple[str, ...], Plan] = {
-        (): _plan(params)
-    }  # refuses a malformed option before anything is listed
-    suffixes = sorted({s for f in default_registry().formats.values() for s in f.suffixes})
+    # a malformed option is refused before anything is listed
+    plans: dict[tuple[str, ...], Plan] = {(): _plan(params)}
+    registry = default_registry()
+    suffixes = sorted({s for f in registry.formats.values() for s in f.suffixes})
     if tree is not None:
         found = from_tree(str(tree), input_pattern or "", suffixes)
     elif manifest is not None:
@@ -154,6 +154,8 @@ def batch(
     for item in items:
         if item.options not in plans:
             plans[item.options] = _plan(_row_params(params, item))
+    if params["reference"] is None and all(item.reference is None for item in items):
+        _check_no_reference_needed(items[0].output, params["write_format"], registry)
     root = default_root(items)
     with progress.task(f"batch of {len(items)} items", total=len(items)) as step:
         summary = run_batch(
@@ -178,6 +180,20 @@ def batch(
         click.echo(f"report: {printable(str(report_path))}")
     if summary.failed:
         ctx.exit(1)
+
+
+def _check_no_reference_needed(output: str, write_format: str | None, registry: Any) -> None:
+    """A format that must cite a series (DICOM SEG, RTSTRUCT), and no item has one: one
+    error now rather than the same failure for every item."""
+    probe = re.sub(r"\{[^{}]*\}", "x", output)  # --split fields filled
+    spec = registry.writer_for(probe, write_format)
+    if spec.reference_required:
+        raise ValidationError(
+            f"the {spec.name} format needs the image series each segmentation was drawn on",
+            path=output,
+            hint="pass --reference SERIES_FOLDER, or --reference-pattern '{dir}/CT' (one per "
+            "case), or a reference column in the manifest",
+        )
 
 
 def cores() -> int:
