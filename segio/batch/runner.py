@@ -1,9 +1,10 @@
 """Where the items run: local worker processes, or a Dask cluster; results stream back as
 they finish, whatever the order they were handed out in.
 
-Both engines run :func:`segio.batch.work.run_item` and keep a bounded number of items in
-flight (:class:`Window`): twice the number of worker slots, so that a slot never waits for
-the parent to hand it the next item, and no more than the memory budget allows. A
+Both engines run :func:`segio.batch.work.run_item` and keep a bounded number of items (on
+Dask, of groups of small items: :class:`Grouping`) in flight (:class:`Window`): twice
+the number of worker slots, so that a slot never waits for the parent to hand it the
+next item, and no more than the memory budget allows. A
 bounded window also keeps the scheduler's load and the client's memory flat however
 many items the batch has: 100,000 items are never all submitted at once.
 
@@ -34,7 +35,8 @@ __all__ = ["MIB", "Window", "execute", "first_estimate"]
 
 MIB = 2**20
 #: What a worker needs before its item: the interpreter, numpy, segio and a format's
-#: library (measured: 120-200 MiB); an item's own need is added to it.
+#: libraries (measured: 80-115 MiB with small items, benchmarks/batch.py), with room to
+#: spare; an item's own need is added to it.
 WORKER_BASE = 256 * MIB
 #: Bytes of memory per byte of input, before any item has been measured (a compressed
 #: labelmap grows ~20-50x when read; the measured peaks take over after one item).
