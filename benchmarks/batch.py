@@ -8,8 +8,12 @@ process timed whole under ``/usr/bin/time`` (start-up, the pool or the cluster, 
 item, the report): items/s is 200 over that wall time. The report's own times give the
 steady rate as well: the items started after every worker had finished its first item
 (which imports the format libraries), over the time from then to the last item's end;
-it leaves out starting the workers or the cluster. A plain loop of
-``segio.convert`` in one process is the baseline without any batch machinery.
+it leaves out starting the workers or the cluster. *Span* is the time from the first
+item's start to the last item's end: the throughput of the engine once it runs. A plain
+loop of ``segio.convert`` in one process is the baseline without any batch machinery.
+``--scheduler`` runs on a cluster started beforehand (the same two workers ``--dask``
+starts, in a process of its own), as a cluster is used in practice: its start-up is not
+the command's.
 
     python benchmarks/batch.py [--cases 200] [--repeat 1]
 """
@@ -19,8 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,9 +68,34 @@ def prepare(work: Path, count: int) -> None:
                 shutil.copy2(file, case / file.name)
 
 
+CLUSTER = """
+import sys, time
+from segio.batch.runner import local_cluster
+cluster = local_cluster(2)
+print(cluster.scheduler_address, flush=True)
+sys.stdin.read()  # until the benchmark closes it
+cluster.close()
+"""
+
+
+@contextmanager
+def existing_cluster() -> Iterator[str]:
+    """A local Dask cluster of two workers in a process of its own: its address."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", CLUSTER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        yield process.stdout.readline().strip()
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+
+
 def batch(work: Path, name: str, *options: str) -> tuple[Result, float]:
-    """One ``segio batch`` run: its wall time, the steady rate, and as ``peak_mb`` the
-    highest peak of one item's worker (the batch process itself stays small)."""
+    """One ``segio batch`` run: its wall time, the steady rate, as ``span`` the time from
+    the first item's start to the last one's end, and as ``peak_mb`` the highest peak of
+    one item's worker (the batch process itself stays small)."""
     out = work / name
     argv = [
         sys.executable, "-c", "from segio.cli import main; main()", "batch",
@@ -83,6 +115,7 @@ def batch(work: Path, name: str, *options: str) -> tuple[Result, float]:
     later = [x for x in lines if x["started"] >= start]
     span = max(x["finished"] for x in later) - start
     result["peak_mb"] = max(x["peak_memory_mb"] for x in lines)
+    result["span"] = max(x["finished"] for x in lines) - min(x["started"] for x in lines)
     shutil.rmtree(out)
     return result, len(later) / span
 
@@ -99,35 +132,44 @@ def main() -> None:
         loop = run_python(LOOP_JOB, work)
         shutil.rmtree(work / "loop")
         runs: dict[str, tuple[Result, float]] = {}
-        jobs = {
+        jobs: dict[str, tuple[str, ...]] = {
             "--jobs 1": ("-j", "1"),
             "--jobs 2": ("-j", "2"),
             "--dask (2)": ("--dask", "-j", "2"),
         }
-        for label, options in jobs.items():
-            best: tuple[Result, float] | None = None
-            for _ in range(args.repeat):
-                run = batch(work, "out", *options)
-                best = run if best is None or run[0]["seconds"] < best[0]["seconds"] else best
-            assert best is not None
-            runs[label] = best
+        with existing_cluster() as address:
+            jobs["--scheduler (2)"] = ("--scheduler", address)
+            for label, options in jobs.items():
+                best: tuple[Result, float] | None = None
+                for _ in range(args.repeat):
+                    run = batch(work, "out", *options)
+                    best = run if best is None or run[0]["seconds"] < best[0]["seconds"] else best
+                assert best is not None
+                runs[label] = best
     count = args.cases
-    print(f"\n{'job':<22}{'wall s':>8}{'items/s':>9}{'steady/s':>10}{'worker MB':>11}")
+    head = f"{'job':<22}{'wall s':>8}{'items/s':>9}{'span s':>8}{'steady/s':>10}{'worker MB':>11}"
+    print("\n" + head)
     print(f"{'loop of convert':<22}{loop['seconds']:>8.2f}{count / loop['seconds']:>9.1f}"
-          f"{'':>10}{loop['peak_mb']:>11.0f}")  # fmt: skip
+          f"{'':>18}{loop['peak_mb']:>11.0f}")  # fmt: skip
     for label, (result, steady) in runs.items():
         print(
             f"{label:<22}{result['seconds']:>8.2f}{count / result['seconds']:>9.1f}"
-            f"{steady:>10.1f}{result['peak_mb']:>11.0f}"
+            f"{result['span']:>8.2f}{steady:>10.1f}{result['peak_mb']:>11.0f}"
         )
-    one, two, dask = (runs[k] for k in jobs)
-    wall = one[0]["seconds"] / two[0]["seconds"]
-    print(f"\nspeed-up, 2 workers vs 1: wall {wall:.2f}x, steady {two[1] / one[1]:.2f}x")
-    overhead = dask[0]["seconds"] / two[0]["seconds"] - 1
+    one, two, dask, existing = (runs[k] for k in jobs)
+
+    def ratio(a: tuple[Result, float], b: tuple[Result, float], key: str) -> float:
+        return a[0][key] / b[0][key]
+
     print(
-        f"Dask overhead vs 2 local workers: wall {overhead:+.1%}, "
-        f"steady {two[1] / dask[1] - 1:+.1%}"
+        f"\nspeed-up, 2 workers vs 1: wall {ratio(one, two, 'seconds'):.2f}x, "
+        f"span {ratio(one, two, 'span'):.2f}x, steady {two[1] / one[1]:.2f}x"
     )
+    for label, run in (("--dask", dask), ("--scheduler", existing)):
+        print(
+            f"{label} overhead vs 2 local workers: wall {ratio(run, two, 'seconds') - 1:+.1%}, "
+            f"span {ratio(run, two, 'span') - 1:+.1%}, steady {two[1] / run[1] - 1:+.1%}"
+        )
 
 
 if __name__ == "__main__":

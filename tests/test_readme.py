@@ -28,9 +28,9 @@ def _use_blocks() -> list[tuple[str, str]]:
 def test_the_use_section_has_what_it_promises() -> None:
     blocks = _use_blocks()
     script = "\n".join(code for kind, code in blocks if kind == "sh")
-    for command in ("convert", "info", "stats", "compare", "--split", "--report", "--json"):
+    for command in ("convert", "batch", "info", "stats", "compare", "--split", "--report"):
         assert command in script
-    assert " -q " in script and " -v" in script
+    assert " -q " in script and " -v" in script and "--json" in script
     assert [kind for kind, _ in blocks].count("python") == 1
 
 

@@ -177,24 +177,7 @@ def _dask(
             "running on Dask needs the distributed package",
             hint="pip install 'segio[dask]'",
         ) from None
-    cluster = None
-    if scheduler is None:
-        dask: Any = importlib.import_module("dask")
-        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-        # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off
-        # glibc's adaptive thresholds: every array over 128 KiB is then mapped and
-        # unmapped afresh, page faults included. An item took 40% longer on a Dask
-        # worker than on a local one (31 vs 22 ms, benchmarks/batch.py); not here.
-        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-        settings = {**QUIET_WORKERS, "distributed.nanny.pre-spawn-environ": environ}
-        with dask.config.set(settings):  # the nannies hand it to their workers
-            cluster = distributed.LocalCluster(
-                n_workers=max(1, jobs),
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
+    cluster = local_cluster(jobs) if scheduler is None else None
     try:
         client = distributed.Client(cluster if cluster is not None else scheduler, timeout="30s")
     except OSError as exc:
@@ -239,6 +222,29 @@ def _dask(
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+def local_cluster(jobs: int) -> Any:
+    """A Dask ``LocalCluster`` of ``jobs`` worker processes of one thread each, as
+    ``--dask`` starts it (``benchmarks/batch.py`` starts the same one as an existing
+    cluster for ``--scheduler``)."""
+    distributed: Any = importlib.import_module("distributed")
+    dask: Any = importlib.import_module("dask")
+    environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+    # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off
+    # glibc's adaptive thresholds: every array over 128 KiB is then mapped and
+    # unmapped afresh, page faults included. An item took 40% longer on a Dask
+    # worker than on a local one (31 vs 22 ms, benchmarks/batch.py); not here.
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    settings = {**QUIET_WORKERS, "distributed.nanny.pre-spawn-environ": environ}
+    with dask.config.set(settings):  # the nannies hand it to their workers
+        return distributed.LocalCluster(
+            n_workers=max(1, jobs),
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
 
 
 class Grouping:
