@@ -98,6 +98,10 @@ class TestMarkups(FormatConformance):
     format = "markups"  # write only: point annotations, tested in tests/plugins/test_markups.py
 
 
+class TestHtml(FormatConformance):
+    format = "html"  # write only: the viewer page, tested in tests/plugins/test_html.py
+
+
 class TestSegVtm(FormatConformance):
     format = "seg-vtm"
 
