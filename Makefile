@@ -59,6 +59,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/stats.py
 	$(BIN)/python benchmarks/comparison.py --segments 104
 	$(BIN)/python benchmarks/batch.py
+	$(BIN)/python benchmarks/snapshot.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

@@ -431,4 +431,5 @@ def main(argv: Sequence[str] | None = None) -> None:
 from segio.cli import batch as _batch  # noqa: E402,F401  (registers segio batch)
 from segio.cli import compare as _compare  # noqa: E402,F401  (registers segio compare)
 from segio.cli import convert as _convert  # noqa: E402,F401  (registers segio convert)
+from segio.cli import snapshot as _snapshot  # noqa: E402,F401  (registers segio snapshot)
 from segio.cli import stats as _stats  # noqa: E402,F401  (registers segio stats)
