@@ -4,6 +4,9 @@
   unticking one segment's box (``#hide=ID``) loses exactly that colour.
 * No request leaves the page: Chromium's own net log (browser-initiated update checks
   excepted) has no request from the page, and the page fetched nothing but data:/blob:.
+* The controls work as a user drives them (Chrome DevTools Protocol over a pipe): a folder's
+  box, the opacity slider and "Show all" change exactly the colours they should, and the
+  pointer over a surface shows that segment's terminology.
 * Names cannot break out of the page; folders follow the terminology; the embedded
   meshes decode to the segments' surfaces (oblique grid, through the converters) and are
   much smaller than the GLB.
@@ -14,12 +17,15 @@ Chromium and three.js come from ``make tools``; without them these tests fail, n
 from __future__ import annotations
 
 import base64
+import fcntl
 import gzip
 import html
 import json
+import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -154,6 +160,168 @@ def test_the_request_check_sees_a_page_that_fetches(tmp_path: Path) -> None:
     )
     _, _, requests = open_page(page)
     assert set(requests) == {"http://example.invalid/x.png", "https://example.invalid/y"}
+
+
+class Browser:
+    """Headless Chromium driven through the DevTools protocol on fds 3 and 4
+    (``--remote-debugging-pipe``: no port, nothing listening), one page attached."""
+
+    def __init__(self, size: tuple[int, int] = (640, 480)) -> None:
+        def high(fd: int) -> int:  # above 3 and 4, so that the child's dup2 cannot clash
+            new = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+            os.close(fd)
+            return new
+
+        to_browser, ours_out = map(high, os.pipe())
+        ours_in, from_browser = map(high, os.pipe())
+
+        def child() -> None:
+            os.dup2(to_browser, 3)
+            os.dup2(from_browser, 4)
+
+        self.process = subprocess.Popen(
+            [
+                _chromium(),
+                "--headless",
+                "--no-sandbox",
+                "--enable-unsafe-swiftshader",
+                "--remote-debugging-pipe",
+                f"--window-size={size[0]},{size[1]}",
+                *_OFFLINE,
+                "about:blank",
+            ],
+            pass_fds=(3, 4),
+            preexec_fn=child,  # the test process runs no other thread
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_browser)
+        os.close(from_browser)
+        self.output = os.fdopen(ours_out, "wb", buffering=0)
+        self.input = os.fdopen(ours_in, "rb", buffering=0)
+        self.pending = b""
+        self.count = 0
+        self.events: list[dict[str, Any]] = []
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        self.send("Network.enable", page=True)
+
+    def send(self, method: str, page: bool = False, **params: Any) -> dict[str, Any]:
+        self.count += 1
+        message: dict[str, Any] = {"id": self.count, "method": method, "params": params}
+        if page:
+            message["sessionId"] = self.session
+        self.output.write(json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self.pending:
+                chunk = self.input.read(1 << 16)
+                assert chunk, "chromium closed the DevTools pipe"
+                self.pending += chunk
+            text, _, self.pending = self.pending.partition(b"\0")
+            answer = json.loads(text)
+            if answer.get("id") == self.count:
+                assert "error" not in answer, (method, answer["error"])
+                result: dict[str, Any] = answer["result"]
+                return result
+            self.events.append(answer)
+
+    def evaluate(self, expression: str) -> Any:
+        found = self.send("Runtime.evaluate", page=True, expression=expression, returnByValue=True)
+        return found["result"].get("value")
+
+    def wait_for(self, expression: str, seconds: float = 60.0) -> Any:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            value = self.evaluate(expression)
+            if value:
+                return value
+            time.sleep(0.1)
+        raise AssertionError(f"waited {seconds} s for {expression}")
+
+    def screenshot(self) -> NDArray[np.int64]:
+        import io
+
+        from PIL import Image
+
+        self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        data = base64.b64decode(self.send("Page.captureScreenshot", page=True)["data"])
+        with Image.open(io.BytesIO(data)) as image:
+            return np.asarray(image.convert("RGB")).astype(np.int64)
+
+    def requested(self) -> list[str]:
+        return [
+            event["params"]["request"]["url"]
+            for event in self.events
+            if event.get("method") == "Network.requestWillBeSent"
+        ]
+
+    def close(self) -> None:
+        self.output.write(json.dumps({"id": 0, "method": "Browser.close"}).encode() + b"\0")
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.output.close()
+        self.input.close()
+
+
+def test_the_controls_change_exactly_what_they_should(tmp_path: Path) -> None:
+    scene = _opaque(surface_segmentation(5))
+    segments = list(scene.segments.values())
+    page = tmp_path / "controls.html"
+    segio.write(scene, page)
+    browser = Browser()
+    try:
+        browser.send("Page.navigate", page=True, url=page.as_uri() + "#flat")
+        browser.wait_for("document.documentElement.dataset.segioState === 'ready'")
+        pixels = browser.screenshot()
+        before = [_hits(pixels, s.color) for s in segments]
+        assert min(before) > 30, before
+
+        # the pointer over segment 1 shows its name and terminology
+        expected = np.array([round(255 * c) for c in segments[0].color])
+        rows, columns = np.nonzero(np.all(np.abs(pixels - expected) <= 2, axis=2))
+        pick = np.argmin((rows - rows.mean()) ** 2 + (columns - columns.mean()) ** 2)
+        for kind in ("mouseMoved", "mouseMoved"):  # the second after a frame has passed
+            browser.send(
+                "Input.dispatchMouseEvent",
+                page=True,
+                type=kind,
+                x=int(columns[pick]),
+                y=int(rows[pick]),
+            )
+        tip = browser.wait_for("!document.getElementById('tip').hidden && tip.textContent")
+        assert segments[0].terminology is not None
+        assert tip.startswith(segments[0].name + "\n")
+        assert f"type: {segments[0].terminology.type.meaning} (SCT" in tip
+        browser.send("Input.dispatchMouseEvent", page=True, type="mouseMoved", x=1, y=1)
+        browser.wait_for("document.getElementById('tip').hidden")  # it covered the view
+
+        # segment 2's opacity slider to 0; the folder box of segment 4's category
+        browser.evaluate(
+            "const slider = document.querySelector('[data-segment=\"Segment_2\"]')"
+            ".closest('.row').querySelector('input[type=range]');"
+            "slider.value = '0'; slider.dispatchEvent(new Event('input'));"
+            "for (const s of document.querySelectorAll('summary'))"
+            "  if (s.textContent.includes('Morphologically')) s.querySelector('input').click();"
+        )
+        pixels = browser.screenshot()
+        after = [_hits(pixels, s.color) for s in segments]
+        assert after[1] == 0 and after[3] == 0, after
+        for n in (0, 2, 4):
+            assert after[n] >= 0.9 * before[n], (n, after, before)
+
+        browser.evaluate("document.getElementById('show-all').click()")
+        again = [_hits(browser.screenshot(), s.color) for s in segments]
+        assert again[3] >= 0.9 * before[3] and again[1] == 0, again  # opacity stays 0
+        requested = browser.requested()
+    finally:
+        browser.close()
+    assert requested[0] == page.as_uri() + "#flat" or requested[0] == page.as_uri()
+    assert all(url.startswith(("blob:", "data:")) for url in requested[1:]), requested
 
 
 HOSTILE = [
