@@ -67,7 +67,7 @@ def write(
 ) -> None:
     """One HTML file holding the viewer, three.js and every segment's mesh."""
     parts = parts_of(segmentation)
-    name = path.name.split(".")[0] if title is None else str(title)
+    name = path.stem if title is None else str(title)
     payload = page(parts, name, folders=flag(folders, "folders"))
     files.stage(path).write_bytes(payload.encode("utf-8"))
 

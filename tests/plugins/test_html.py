@@ -470,6 +470,8 @@ def test_same_segmentation_same_page(tmp_path: Path) -> None:
         (tmp_path / folder).mkdir()
         segio.write(scene, tmp_path / folder / "atlas.html")
     assert (tmp_path / "a" / "atlas.html").read_bytes() == (tmp_path / "b/atlas.html").read_bytes()
+    segio.write(scene, tmp_path / "atlas.v2.html")  # the default title: the name less .html
+    assert "<title>atlas.v2</title>" in (tmp_path / "atlas.v2.html").read_text(encoding="utf-8")
 
 
 def test_bad_option_is_one_clear_error(tmp_path: Path) -> None:
