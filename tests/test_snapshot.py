@@ -323,3 +323,48 @@ def test_missing_pillow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(MissingDependencyError, match=r"segio\[preview\]"):
         snapshot(small_segmentation("axial"), tmp_path / "s.png")
     assert not (tmp_path / "s.png").exists()
+
+
+def test_fractional_layer_is_outlined_where_half_inside() -> None:
+    """A fractional segment shows where at least half of a voxel is inside (Slicer's
+    threshold): the outline covers the 200-valued box, not the 100-valued rim."""
+    from segio.representations import Representation
+
+    geometry = grid("axial", (20, 30, 40))
+    fractions = np.zeros(geometry.shape, dtype=np.uint8)
+    fractions[2:18, 4:26, 5:35] = 100
+    fractions[5:15, 10:20, 10:30] = 200
+    segment = Segment(id="f", name="fractional", color=RED)
+    segmentation = Segmentation(
+        [segment],
+        [Layer(fractions, geometry, max_fraction=255)],
+        source_representation=Representation.FRACTIONAL_LABELMAP,
+    )
+    axial = _view(_pixels(snapshot_image(segmentation, size=SIZE)), "axial")
+    rows, columns = np.nonzero(_where(axial, RED))
+    # 20 x 10 mm of a 40 x 30 mm image fitted into SIZE pixels: 4.8 pixels per mm.
+    scale = SIZE / 40
+    assert abs((np.ptp(columns) + 1) - 20 * scale) <= 2
+    assert abs((np.ptp(rows) + 1) - 10 * scale) <= 2
+
+
+def test_only_empty_segments_still_draw() -> None:
+    segmentation = small_segmentation("axial", empty_segment=True)
+    empty = [k for k, n in segmentation.voxel_counts().items() if n == 0]
+    pixels = _pixels(snapshot_image(segmentation, segments=empty, size=96))
+    assert not np.any(_view(pixels, "3d", 96)[24:])  # below its title: black, nothing to render
+    assert pixels.shape[0] == 2 * 96 + 3 * _GAP
+
+
+def test_culling_the_back_faces_changes_no_pixel(many: Segmentation) -> None:
+    """Closed surfaces wound outwards: skipping the faces turned away from the eye gives
+    the same picture (with the wrong sign, the far sides would be lit instead)."""
+    from segio.representations import Representation
+
+    surfaces = many.representation(Representation.CLOSED_SURFACE).surfaces
+    meshes = [surfaces[key] for key in many.segments]
+    colors = [rgb8(s.color) for s in many.segments.values()]
+    whole = render_surfaces(meshes, colors, 160)
+    culled = render_surfaces(meshes, colors, 160, cull=True)
+    assert np.any(whole)
+    assert np.count_nonzero(np.any(whole != culled, axis=2)) <= 2  # ties at shared edges

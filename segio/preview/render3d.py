@@ -50,8 +50,14 @@ def render_surfaces(
     colors: Sequence[tuple[int, int, int]],
     size: int,
     background: tuple[int, int, int] = (0, 0, 0),
+    *,
+    cull: bool = False,
 ) -> NDArray[np.uint8]:
-    """A ``size`` x ``size`` RGB image of ``surfaces`` in their 8-bit ``colors``."""
+    """A ``size`` x ``size`` RGB image of ``surfaces`` in their 8-bit ``colors``.
+
+    ``cull``: skip the faces turned away from the eye, half the work; only for closed
+    surfaces wound outwards (the derived ones), else a badly wound file would show holes.
+    """
     image = np.empty((size, size, 3), dtype=np.uint8)
     image[:] = background
     meshes = [(s, c) for s, c in zip(surfaces, colors, strict=True) if not s.is_empty]
@@ -73,7 +79,7 @@ def render_surfaces(
     scale = 0.92 * size / max(float(np.max(high - low)), 1e-9)
     centre = (low + high) / 2
     xy = (vertices[:, :2] - centre) * scale + size / 2
-    owner_of, light = _rasterise(xy, vertices[:, 2], shade, faces, owner, size)
+    owner_of, light = _rasterise(xy, vertices[:, 2], shade, faces, owner, size, cull)
     palette = np.array([background] + [c for _, c in meshes], dtype=np.float64)
     drawn = owner_of > 0
     image[drawn] = np.rint(palette[owner_of[drawn]] * light[drawn, np.newaxis]).astype(np.uint8)
@@ -91,20 +97,34 @@ def _rasterise(
     faces: NDArray[np.int64],
     owner: NDArray[np.int64],
     size: int,
+    cull: bool,
 ) -> tuple[NDArray[np.int32], NDArray[np.float64]]:
     """Owner (0: none) and light of the nearest triangle at every pixel centre."""
     zbuffer = np.full(size * size, np.inf)
     owners = np.zeros(size * size, dtype=np.int32)
     light = np.zeros(size * size)
     tri = xy[faces]  # (F, 3, 2)
-    x0 = np.clip(np.ceil(tri[:, :, 0].min(axis=1) - 0.5), 0, size).astype(np.int64)
-    x1 = np.clip(np.floor(tri[:, :, 0].max(axis=1) - 0.5), -1, size - 1).astype(np.int64)
-    y0 = np.clip(np.ceil(tri[:, :, 1].min(axis=1) - 0.5), 0, size).astype(np.int64)
-    y1 = np.clip(np.floor(tri[:, :, 1].max(axis=1) - 0.5), -1, size - 1).astype(np.int64)
+    # Pairwise minimum/maximum: a reduction over an axis of 3 is several times slower.
+    xs, ys = (np.ascontiguousarray(tri[:, :, axis].T) for axis in (0, 1))
+    low_x, high_x = (
+        np.minimum(np.minimum(xs[0], xs[1]), xs[2]),
+        np.maximum(np.maximum(xs[0], xs[1]), xs[2]),
+    )
+    low_y, high_y = (
+        np.minimum(np.minimum(ys[0], ys[1]), ys[2]),
+        np.maximum(np.maximum(ys[0], ys[1]), ys[2]),
+    )
+    x0 = np.clip(np.ceil(low_x - 0.5), 0, size).astype(np.int64)
+    x1 = np.clip(np.floor(high_x - 0.5), -1, size - 1).astype(np.int64)
+    y0 = np.clip(np.ceil(low_y - 0.5), 0, size).astype(np.int64)
+    y1 = np.clip(np.floor(high_y - 0.5), -1, size - 1).astype(np.int64)
     nx, ny = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
     edge1, edge2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
     area = edge1[:, 0] * edge2[:, 1] - edge1[:, 1] * edge2[:, 0]
-    count = np.where(np.abs(area) > 1e-12, nx * ny, 0)
+    # Outward faces turned away from the eye (area > 0 in these right-handed screen
+    # axes) are hidden by the front of a closed surface: skipped when ``cull``.
+    facing = area < -1e-12 if cull else np.abs(area) > 1e-12
+    count = np.where(facing, nx * ny, 0)
     keep = np.flatnonzero(count)
     ends = np.cumsum(count[keep])
     start = 0

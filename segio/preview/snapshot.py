@@ -145,7 +145,9 @@ def snapshot_image(
     from segio.preview.render3d import render_surfaces
 
     surfaces = _surfaces(segmentation, labelmap, chosen)
-    view3d = render_surfaces(surfaces, [rgb8(s.color) for s in chosen], size, (0, 0, 0))
+    derived = segmentation.source_representation is not Representation.CLOSED_SURFACE
+    colors = [rgb8(s.color) for s in chosen]
+    view3d = render_surfaces(surfaces, colors, size, (0, 0, 0), cull=derived)
 
     font = _font(pil_font, max(10, size // 26))
     legend = _legend(pil_image, pil_draw, font, chosen, 2 * size + _GAP)
