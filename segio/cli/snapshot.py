@@ -16,7 +16,7 @@ from segio.errors import ReadError, ValidationError
 
 
 @cli.command()
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), metavar="FILE")
 @click.option(
     "--output",
     "-o",

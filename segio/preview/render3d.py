@@ -31,6 +31,8 @@ AZIMUTH = 30.0
 ELEVATION = 20.0
 #: Candidate pixels examined at once (memory: about 100 bytes each).
 _CHUNK = 1 << 20
+#: Triangles prepared at once (bounding boxes, edges).
+_BLOCK = 1 << 18
 AMBIENT = 0.3
 
 
@@ -103,6 +105,25 @@ def _rasterise(
     zbuffer = np.full(size * size, np.inf)
     owners = np.zeros(size * size, dtype=np.int32)
     light = np.zeros(size * size)
+    for start in range(0, len(faces), _BLOCK):  # bounded memory: ~200 bytes a triangle
+        block = slice(start, start + _BLOCK)
+        buffers = (zbuffer, owners, light)
+        _rasterise_block(xy, depth, shade, faces[block], owner[block], size, cull, buffers)
+    return owners.reshape(size, size), light.reshape(size, size)
+
+
+def _rasterise_block(
+    xy: NDArray[np.float64],
+    depth: NDArray[np.float64],
+    shade: NDArray[np.float64],
+    faces: NDArray[np.int64],
+    owner: NDArray[np.int64],
+    size: int,
+    cull: bool,
+    buffers: tuple[NDArray[np.float64], NDArray[np.int32], NDArray[np.float64]],
+) -> None:
+    """Draw the triangles ``faces`` into the flat ``buffers`` (depth, owner, light)."""
+    zbuffer, owners, light = buffers
     tri = xy[faces]  # (F, 3, 2)
     # Pairwise minimum/maximum: a reduction over an axis of 3 is several times slower.
     xs, ys = (np.ascontiguousarray(tri[:, :, axis].T) for axis in (0, 1))
@@ -160,4 +181,3 @@ def _rasterise(
         zbuffer[pixel] = z
         owners[pixel] = owner[which]
         light[pixel] = np.einsum("ij,ij->i", weights, shade[faces[which]])
-    return owners.reshape(size, size), light.reshape(size, size)
