@@ -5,13 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.segio-installed
 # The demo needs every format, not the test toolchain (peer tools, linters: ~1.5 GB more).
 DEMO   := $(VENV)/.segio-demo-installed
+# The documentation site's tools (MkDocs, mkdocstrings), beside whatever else is installed.
+DOCS   := $(VENV)/.segio-docs-installed
 # The DICOM tests run a second time with the fast paths off (pydicom alone), so that a
 # fast-path bug fails a test instead of only costing time; test_dicom_scale only times them.
 DICOM_TESTS := $(filter-out %/test_dicom_scale.py,$(wildcard tests/plugins/test_dicom_*.py \
 	tests/plugins/test_rtstruct*.py tests/plugins/test_osirix.py \
 	tests/plugins/test_sliceomatic.py tests/test_dicomseries.py))
 
-.PHONY: demo test lint bench fixtures clean tools
+.PHONY: demo test lint bench fixtures clean tools docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +31,15 @@ $(DEMO): pyproject.toml | $(BIN)/python
 demo: $(DEMO)
 	$(BIN)/python fixtures/demo.py
 
+$(DOCS): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS)
+
+# The site (docs/*.md, the format matrix generated from the formats' declarations, the API
+# reference from the docstrings) into build/site; any warning is an error.
+docs: $(DOCS)
+	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs/mkdocs.yml
+
 lint: $(STAMP)
 	$(BIN)/ruff check segio plugins tests fixtures benchmarks examples
 	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks examples
@@ -41,7 +52,7 @@ tools:
 	test -d .tools/node_modules/gltf-validator -a -d .tools/node_modules/three \
 		|| npm install --prefix .tools --no-save --silent gltf-validator@2.0.0-dev.3.10 three@0.187.0
 
-test: lint tools
+test: lint tools docs
 	$(BIN)/pytest -m "not slow" -q
 	SEGIO_DICOM_FAST=0 $(BIN)/pytest -m "not slow" -q $(DICOM_TESTS)
 

@@ -213,6 +213,10 @@ class SegmentMap(Mapping[str, Segment]):
 class Segmentation:
     """Segments, the layers that hold their voxels, and what is needed to write them back.
 
+    Other representations are derived and cached (:meth:`representation`); changing the
+    source drops them. Replacing an array, a shape or a segment's label is noticed; after
+    an edit *inside* a numpy array, call :meth:`modified` (Slicer's rule).
+
     Parameters
     ----------
     segments:
@@ -231,10 +235,6 @@ class Segmentation:
     points:
         Point annotations (:class:`segio.points.PointAnnotation`), in order: not segments,
         kept with any source representation and carried through conversions.
-
-    Other representations are derived and cached (:meth:`representation`); changing the
-    source drops them. Replacing an array, a shape or a segment's label is noticed; after
-    an edit *inside* a numpy array, call :meth:`modified` (Slicer's rule).
     """
 
     def __init__(

@@ -1,0 +1,126 @@
+"""MkDocs build hook: the format matrix, written from the registered ``FormatSpec``s.
+
+The matrix page (``formats/matrix.md``) is generated at every build and never committed,
+so it cannot go stale: a format, suffix or option added to a plugin's declaration appears
+in the next build. Only segio's own formats are listed (the entry points named in
+``pyproject.toml``), not whatever outside plugin happens to be installed where the site is
+built. ``tests/test_docs.py`` imports :func:`matrix` to check what the page says.
+
+Pages written by other parts of the project that may not exist yet in a checkout
+(``OPTIONAL_PAGES``) are added to the navigation when they are present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+MATRIX = "formats/matrix.md"
+
+#: Optional page -> its title, placed after the commands page when the file exists.
+OPTIONAL_PAGES = {"snapshot.md": "Snapshots", "html-viewer.md": "HTML viewer"}
+
+#: Format name -> the page that describes it (relative to docs/formats/).
+PAGES = {
+    "seg-nrrd": "seg-nrrd.md",
+    "nrrd": "labelmaps.md",
+    "nifti": "labelmaps.md",
+    "dicom-seg": "dicom-seg.md",
+    "rtstruct": "rtstruct.md",
+    "osirix": "osirix.md",
+    "sliceomatic": "sliceomatic.md",
+    "markups": "points.md",
+    "stl": "meshes.md",
+    "obj": "meshes.md",
+    "ply": "meshes.md",
+    "vtk": "meshes.md",
+    "seg-vtm": "meshes.md",
+    "gltf": "meshes.md",
+    "3mf": "meshes.md",
+    "html": "../html-viewer.md",
+}
+
+
+def builtin_formats() -> dict[str, Any]:
+    """segio's own formats, from the entry points in ``pyproject.toml`` (not from what is
+    installed), by name."""
+    from segio.registry import Registry
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    registry = Registry(load_entry_points=False)
+    for name, target in project["project"]["entry-points"]["segio"].items():
+        registry.register(importlib.import_module(target), name)
+    return dict(sorted(registry.formats.items()))
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def matrix() -> str:
+    """The Markdown of the format matrix page."""
+    formats = builtin_formats()
+    lines = [
+        "# Format matrix",
+        "",
+        "Generated from the `FormatSpec` each built-in format plugin declares (the same",
+        "declarations `segio formats` lists), at every build of this site. Read and write",
+        "options are passed as `-I name=value` and `-O name=value` on the command line, as",
+        "keyword arguments in Python. *Reference* says whether writing needs the source",
+        "image series (`--reference`); *folder* whether the reader also takes a folder.",
+        "",
+        "| format | suffixes | read | write | writes | folder | reference | points | install |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, spec in formats.items():
+        page = PAGES.get(name)
+        title = f"[`{name}`]({page})" if page else f"`{name}`"
+        install = f"`segio[{spec.extra}]`" if spec.requires and spec.extra else "core"
+        writes = ", ".join(sorted(r.value.lower() for r in spec.writes)) if spec.writer else ""
+        row = [
+            title,
+            " ".join(f"`{s}`" for s in spec.suffixes),
+            "yes" if spec.reader else "",
+            "yes" if spec.writer else "",
+            writes,
+            "yes" if spec.directory else "",
+            "required" if spec.reference_required else "",
+            "yes" if spec.points else "",
+            install,
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "## Options", ""]
+    for name, spec in formats.items():
+        lines += [f"### `{name}`", "", _cell(spec.description), ""]
+        rows = [("read", k, v) for k, v in spec.read_options.items()]
+        rows += [("write", k, v) for k, v in spec.write_options.items()]
+        if not rows:
+            lines += ["No options.", ""]
+            continue
+        lines += ["| side | option | meaning |", "|---|---|---|"]
+        lines += [f"| {side} | `{key}` | {_cell(text)} |" for side, key, text in rows]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def on_config(config: Any) -> Any:
+    """Add the optional pages that exist to the navigation, after the commands page."""
+    docs = Path(config["docs_dir"])
+    nav = config["nav"]
+    at = next(i for i, item in enumerate(nav) if "Commands" in item) + 1
+    for page, title in OPTIONAL_PAGES.items():
+        if (docs / page).is_file() and not any(page in item.values() for item in nav):
+            nav.insert(at, {title: page})
+            at += 1
+    return config
+
+
+def on_files(files: Any, config: Any) -> Any:
+    """Add the generated format matrix to the site's files."""
+    from mkdocs.structure.files import File
+
+    files.append(File.generated(config, MATRIX, content=matrix()))
+    return files
