@@ -178,12 +178,25 @@ def test_the_examples_of_a_page_run_in_order(
     assert "segio: error" not in done.stderr
 
 
-def _hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "mkdocs" / "hooks.py")
+def _load(name: str) -> ModuleType:
+    """A module of docs/mkdocs/ (not a package: MkDocs loads its hook by path too)."""
+    path = DOCS / "mkdocs" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"docs_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _hooks() -> ModuleType:
+    return _load("hooks")
+
+
+def test_the_coordinates_picture_is_what_its_script_draws() -> None:
+    """docs/images/coordinates.svg is committed; ``python docs/mkdocs/figures.py`` redraws it."""
+    figures = _load("figures")
+    assert figures.OUT.read_text(encoding="utf-8") == figures.coordinates_svg()
+    assert "(images/coordinates.svg)" in (DOCS / "coordinates.md").read_text(encoding="utf-8")
 
 
 def test_the_matrix_lists_every_built_in_format_with_its_options() -> None:
