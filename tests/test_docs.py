@@ -228,3 +228,12 @@ def test_the_optional_pages_join_the_navigation_when_present(tmp_path: Path) -> 
     config = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav})
     assert config["nav"][2] == {"Snapshots": "snapshot.md"}
     assert all("html-viewer.md" not in item.values() for item in config["nav"])
+
+
+def test_sphinx_roles_in_docstrings_become_references() -> None:
+    hooks = _hooks()
+    html = "see :class:<code>~segio.model.Segment</code> and :func:<code>segio.read</code>()"
+    assert hooks.on_page_content(html, None, None, None) == (
+        'see <autoref identifier="segio.model.Segment" optional><code>Segment</code></autoref>'
+        ' and <autoref identifier="segio.read" optional><code>segio.read</code></autoref>()'
+    )

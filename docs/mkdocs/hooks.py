@@ -13,12 +13,17 @@ Pages written by other parts of the project that may not exist yet in a checkout
 from __future__ import annotations
 
 import importlib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MATRIX = "formats/matrix.md"
+#: A Sphinx role in a docstring as Markdown renders it (``:class:`~segio.model.Segment```).
+_ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):<code>(~?)([\w.]+)(\(\))?</code>"
+)
 
 #: Optional page -> its title, placed after the commands page when the file exists.
 OPTIONAL_PAGES = {"snapshot.md": "Snapshots", "html-viewer.md": "HTML viewer"}
@@ -124,3 +129,15 @@ def on_files(files: Any, config: Any) -> Any:
 
     files.append(File.generated(config, MATRIX, content=matrix()))
     return files
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
+    """The docstrings' Sphinx roles as links to the API reference where it documents the
+    target (mkdocs-autorefs resolves them once every page is built), else as code."""
+
+    def link(match: re.Match[str]) -> str:
+        target = match.group(2)
+        shown = target.rsplit(".", 1)[-1] if match.group(1) else target
+        return f'<autoref identifier="{target}" optional><code>{shown}</code></autoref>'
+
+    return _ROLE.sub(link, html)
