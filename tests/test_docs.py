@@ -219,6 +219,10 @@ def test_the_matrix_lists_every_built_in_format_with_its_options() -> None:
         for option in [*spec.read_options, *spec.write_options]:
             assert f"| `{option}` |" in section, (name, option)
         assert hooks.PAGES.get(name), f"{name}: no page says what it keeps"
+        if spec.extra and spec.requires:
+            assert f"`segio[{spec.extra}]`" in cells[8], name
+    gltf = next(line for line in text.splitlines() if line.startswith("| [`gltf`]"))
+    assert gltf.endswith("core; labelmaps: `segio[mesh]` |")  # VTK builds the surfaces
 
 
 def test_the_optional_pages_join_the_navigation_when_present(tmp_path: Path) -> None:

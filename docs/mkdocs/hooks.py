@@ -49,16 +49,36 @@ PAGES = {
 }
 
 
-def builtin_formats() -> dict[str, Any]:
-    """segio's own formats, from the entry points in ``pyproject.toml`` (not from what is
-    installed), by name."""
+def builtin_registry() -> Any:
+    """A registry of segio's own plugins, from the entry points in ``pyproject.toml`` (not
+    from what is installed)."""
     from segio.registry import Registry
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     registry = Registry(load_entry_points=False)
     for name, target in project["project"]["entry-points"]["segio"].items():
         registry.register(importlib.import_module(target), name)
-    return dict(sorted(registry.formats.items()))
+    return registry
+
+
+def builtin_formats() -> dict[str, Any]:
+    """segio's own formats by name."""
+    return dict(sorted(builtin_registry().formats.items()))
+
+
+def install(spec: Any, converters: list[Any]) -> str:
+    """What to install for a format: its own extra, and for a format that holds no
+    labelmap, the extra of the converters between it and labelmaps (VTK for meshes)."""
+    from segio.representations import Representation
+
+    cell = f"`segio[{spec.extra}]`" if spec.requires and spec.extra else "core"
+    if Representation.BINARY_LABELMAP not in spec.writes:
+        extras = sorted(
+            {c.extra for c in converters if c.extra and {c.source, c.target} & spec.writes}
+        )
+        if extras:
+            cell += "; labelmaps: " + ", ".join(f"`segio[{e}]`" for e in extras)
+    return cell
 
 
 def _cell(text: str) -> str:
@@ -67,7 +87,9 @@ def _cell(text: str) -> str:
 
 def matrix() -> str:
     """The Markdown of the format matrix page."""
-    formats = builtin_formats()
+    registry = builtin_registry()
+    formats = dict(sorted(registry.formats.items()))
+    converters = registry.converters
     lines = [
         "# Format matrix",
         "",
@@ -75,15 +97,17 @@ def matrix() -> str:
         "declarations `segio formats` lists), at every build of this site. Read and write",
         "options are passed as `-I name=value` and `-O name=value` on the command line, as",
         "keyword arguments in Python. *Reference* says whether writing needs the source",
-        "image series (`--reference`); *folder* whether the reader also takes a folder.",
+        "image series (`--reference`); *folder* whether the reader also takes a folder;",
+        "*writer takes* the representations the writer is given (others are converted first);",
+        "*install* what `pip install` needs beyond segio's core.",
         "",
-        "| format | suffixes | read | write | writes | folder | reference | points | install |",
+        "| format | suffixes | read | write | writer takes | folder | reference | points "
+        "| install |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, spec in formats.items():
         page = PAGES.get(name)
         title = f"[`{name}`]({page})" if page else f"`{name}`"
-        install = f"`segio[{spec.extra}]`" if spec.requires and spec.extra else "core"
         writes = ", ".join(sorted(r.value.lower() for r in spec.writes)) if spec.writer else ""
         row = [
             title,
@@ -94,7 +118,7 @@ def matrix() -> str:
             "yes" if spec.directory else "",
             "required" if spec.reference_required else "",
             "yes" if spec.points else "",
-            install,
+            install(spec, converters),
         ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "## Options", ""]
