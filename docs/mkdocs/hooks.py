@@ -136,15 +136,23 @@ def matrix() -> str:
 
 
 def on_config(config: Any) -> Any:
-    """Add the optional pages that exist to the navigation, after the commands page."""
+    """Add the optional pages that exist to the navigation, after the commands page (in
+    the section that holds it)."""
     docs = Path(config["docs_dir"])
     nav = config["nav"]
-    at = next(i for i, item in enumerate(nav) if "Commands" in item) + 1
+    section = next(
+        (s for item in nav for s in item.values() if isinstance(s, list) and _holds(s)), nav
+    )
+    at = next(i for i, item in enumerate(section) if "user-guide.md" in item.values()) + 1
     for page, title in OPTIONAL_PAGES.items():
-        if (docs / page).is_file() and not any(page in item.values() for item in nav):
-            nav.insert(at, {title: page})
+        if (docs / page).is_file() and not any(page in item.values() for item in section):
+            section.insert(at, {title: page})
             at += 1
     return config
+
+
+def _holds(section: list[Any]) -> bool:
+    return any("user-guide.md" in item.values() for item in section if isinstance(item, dict))
 
 
 def on_files(files: Any, config: Any) -> Any:
