@@ -165,11 +165,12 @@ def on_files(files: Any, config: Any) -> Any:
 
 def on_page_content(html: str, page: Any, config: Any, files: Any) -> str:
     """The docstrings' Sphinx roles as links to the API reference where it documents the
-    target (mkdocs-autorefs resolves them once every page is built), else as code."""
+    target (mkdocs-autorefs resolves them once every page is built), else as code; the
+    ``::`` that opens a reST literal block as one colon."""
 
     def link(match: re.Match[str]) -> str:
         target = match.group(2)
         shown = target.rsplit(".", 1)[-1] if match.group(1) else target
         return f'<autoref identifier="{target}" optional><code>{shown}</code></autoref>'
 
-    return _ROLE.sub(link, html)
+    return _ROLE.sub(link, html).replace("::</p>", ":</p>")  # reST's literal-block marker
