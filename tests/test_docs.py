@@ -225,16 +225,6 @@ def test_the_matrix_lists_every_built_in_format_with_its_options() -> None:
     assert gltf.endswith("core; labelmaps: `segio[mesh]` |")  # VTK builds the surfaces
 
 
-def test_the_optional_pages_join_the_navigation_when_present(tmp_path: Path) -> None:
-    hooks = _hooks()
-    (tmp_path / "snapshot.md").write_text("# Snapshots\n", encoding="utf-8")
-    guide = [{"Commands": "user-guide.md"}, {"Editing": "editing.md"}]
-    nav = [{"Quick start": "index.md"}, {"User guide": guide}, {"Recipes": "r.md"}]
-    config = hooks.on_config({"docs_dir": str(tmp_path), "nav": nav})
-    assert config["nav"][1]["User guide"][1] == {"Snapshots": "snapshot.md"}
-    assert all("html-viewer.md" not in item.values() for item in guide)
-
-
 def test_sphinx_roles_in_docstrings_become_references() -> None:
     hooks = _hooks()
     html = "see :class:<code>~segio.model.Segment</code> and :func:<code>segio.read</code>()"

@@ -6,8 +6,8 @@ in the next build. Only segio's own formats are listed (the entry points named i
 ``pyproject.toml``), not whatever outside plugin happens to be installed where the site is
 built. ``tests/test_docs.py`` imports :func:`matrix` to check what the page says.
 
-Pages written by other parts of the project that may not exist yet in a checkout
-(``OPTIONAL_PAGES``) are added to the navigation when they are present.
+Docstrings are written for Sphinx-style readers; :func:`on_page_content` turns their roles
+into links of the API reference.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ MATRIX = "formats/matrix.md"
 _ROLE = re.compile(
     r":(?:py:)?(?:class|func|meth|mod|data|attr|exc|obj|const):<code>(~?)([\w.]+)(\(\))?</code>"
 )
-
-#: Optional page -> its title, placed after the commands page when the file exists.
-OPTIONAL_PAGES = {"snapshot.md": "Snapshots", "html-viewer.md": "HTML viewer"}
 
 #: Format name -> the page that describes it (relative to docs/formats/).
 PAGES = {
@@ -133,26 +130,6 @@ def matrix() -> str:
         lines += [f"| {side} | `{key}` | {_cell(text)} |" for side, key, text in rows]
         lines.append("")
     return "\n".join(lines)
-
-
-def on_config(config: Any) -> Any:
-    """Add the optional pages that exist to the navigation, after the commands page (in
-    the section that holds it)."""
-    docs = Path(config["docs_dir"])
-    nav = config["nav"]
-    section = next(
-        (s for item in nav for s in item.values() if isinstance(s, list) and _holds(s)), nav
-    )
-    at = next(i for i, item in enumerate(section) if "user-guide.md" in item.values()) + 1
-    for page, title in OPTIONAL_PAGES.items():
-        if (docs / page).is_file() and not any(page in item.values() for item in section):
-            section.insert(at, {title: page})
-            at += 1
-    return config
-
-
-def _holds(section: list[Any]) -> bool:
-    return any("user-guide.md" in item.values() for item in section if isinstance(item, dict))
 
 
 def on_files(files: Any, config: Any) -> Any:
