@@ -161,7 +161,8 @@ def page_runs(
         and item.originalname == "test_the_examples_of_a_page_run_in_order"
     }
     pages = sorted(selected, key=lambda p: -sum(len(b.code) for b in _runnable(p)))
-    with ThreadPoolExecutor(max_workers=len(os.sched_getaffinity(0))) as pool:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    with ThreadPoolExecutor(max_workers=cores or 1) as pool:
         yield {
             page: pool.submit(_run_page, page, tmp_path_factory.mktemp(page.stem)) for page in pages
         }
