@@ -41,8 +41,8 @@ docs: $(DOCS)
 	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs/mkdocs.yml
 
 lint: $(STAMP)
-	$(BIN)/ruff check segio plugins tests fixtures benchmarks examples
-	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks examples
+	$(BIN)/ruff check segio plugins tests fixtures benchmarks examples docs/mkdocs
+	$(BIN)/ruff format --check segio plugins tests fixtures benchmarks examples docs/mkdocs
 	$(BIN)/mypy
 
 # External tools the interop tests and benchmarks run (the tests fail, not skip, without them).
@@ -71,9 +71,10 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/comparison.py --segments 104
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/snapshot.py
+	$(BIN)/python benchmarks/html_viewer.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache .tools
+	rm -rf $(VENV) demo-output build .pytest_cache .mypy_cache .ruff_cache .tools
