@@ -22,6 +22,10 @@ _EXPORTS: dict[str, str] = {
     "to_simpleitk": "simpleitk_images",
     "from_monai": "monai_dicts",
     "to_monai": "monai_dicts",
+    "from_trimesh": "trimesh_meshes",
+    "to_trimesh": "trimesh_meshes",
+    "from_pyvista": "pyvista_meshes",
+    "to_pyvista": "pyvista_meshes",
 }
 
 __all__ = sorted(_EXPORTS)
