@@ -12,11 +12,12 @@ from __future__ import annotations
 import itertools
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from segio.errors import (
     ReadError,
@@ -27,6 +28,7 @@ from segio.errors import (
     one_line,
 )
 from segio.fileio.outputs import OutputFiles, settle
+from segio.fileio.streams import Readable
 from segio.hookspecs import FormatSpec
 from segio.model import Segmentation
 from segio.points import warn_unwritten
@@ -39,19 +41,27 @@ PathLike = str | os.PathLike[str]
 
 
 def read(
-    path: PathLike,
+    path: PathLike | bytes | bytearray | memoryview | Readable,
     *,
     format: str | None = None,
     registry: Registry | None = None,
+    name: str | None = None,
     **options: Any,
 ) -> Segmentation:
-    """Read a segmentation from any supported file (or folder).
+    """Read a segmentation from any supported file (or folder), bytes or binary file object.
 
     The format comes from ``format`` or else from the file name and content. ``options``
     go to the format's reader (``segio formats`` lists them), but for one every format
     takes: ``terminology=FILE``, a table whose codes are set on the segments it names
     (:func:`segio.labels.catalogue.apply_table`; ``-I terminology=FILE`` on the command line).
+
+    ``path`` may also be ``bytes`` or a binary file object (a download, an upload): it
+    reads exactly as the same bytes from a file (:mod:`segio.fileio.streams`); ``name``,
+    a file name the stream would have, lets its suffix pick the format when the content
+    alone does not. A stream is one file: formats that need other files refuse it.
     """
+    if not isinstance(path, str | os.PathLike):
+        return _read_stream(path, format=format, registry=registry, name=name, **options)
     registry = registry or default_registry()
     with user_errors(ReadError, path):
         spec = registry.reader_for(path, format)
@@ -73,9 +83,52 @@ def read(
     return segmentation
 
 
+def _read_stream(
+    source: Any, *, format: str | None, registry: Registry | None, name: str | None, **options: Any
+) -> Segmentation:
+    """:func:`read` of bytes or a file object: spooled to a private file, read from there."""
+    from segio.fileio import streams
+
+    label = name or streams.stream_label(source)
+    name = streams.name_of(source, name)
+    registry = registry or default_registry()
+    data = streams.stream_bytes(source, label=label)
+    guess = "stream" + (_name_suffix(name) if name else "")
+    said: list[warnings.WarningMessage] = []
+    spooled = Path(guess)
+    try:
+        with streams.spooled(data, guess) as spooled, warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                with user_errors(ReadError, spooled):
+                    spec = registry.reader_for(spooled, format)
+                final = spooled.with_name(
+                    streams.spooled_name(data[:4096], spec.suffixes, name, spec.name)
+                )
+                spooled.rename(final)
+                segmentation = read(final, format=spec.name, registry=registry, **options)
+            except SegioError as exc:
+                moved = streams.renamed(exc, spooled, label)
+                if moved is None:
+                    raise
+                raise moved from exc
+            streams.scrub_provenance(segmentation.provenance, final, label)
+    finally:  # the warnings again, naming the stream rather than the temporary file
+        for warning in said:
+            text = streams.relabelled(str(warning.message), spooled, label)
+            warnings.warn(text, warning.category, stacklevel=3)
+    return segmentation
+
+
+def _name_suffix(name: str) -> str:
+    """Everything from the first dot of a file name's last part (``x.seg.nrrd``: ``.seg.nrrd``)."""
+    base = Path(name).name
+    return base[base.index(".") :] if "." in base else ""
+
+
 def write(
     segmentation: Segmentation,
-    path: PathLike,
+    path: PathLike | BinaryIO,
     *,
     format: str | None = None,
     force: bool = False,
@@ -83,9 +136,15 @@ def write(
     inputs: Iterable[PathLike] = (),
     reference: Any = None,
     allow_empty: bool = False,
+    name: str | None = None,
     **options: Any,
 ) -> list[Path]:
     """Write ``segmentation`` to ``path``; return every file written (sidecars included).
+
+    ``path`` may also be a binary stream (``io.BytesIO``, a file opened ``"wb"``): the
+    format is then ``format`` or the suffix of ``name``, the one file is written to it and
+    ``[]`` is returned; a writer that makes several files (a sidecar) is refused.
+    :func:`write_bytes` returns the bytes instead.
 
     ``reference`` (a DICOM series, an image or a segmentation; also accepted as the
     format's own reference option) is the grid of the output: contours and surfaces are
@@ -98,6 +157,20 @@ def write(
     when it is one of the inputs: the segmentation's source file and label table, the
     reference, and ``inputs``.
     """
+    if not isinstance(path, str | os.PathLike):
+        data = write_bytes(
+            segmentation,
+            format=format,
+            registry=registry,
+            reference=reference,
+            allow_empty=allow_empty,
+            name=name,
+            **options,
+        )
+        from segio.fileio.streams import STREAM, write_target
+
+        write_target(path, data, name or STREAM)
+        return []
     return write_many(
         [(segmentation, path)],
         format=format,
@@ -108,6 +181,48 @@ def write(
         allow_empty=allow_empty,
         **options,
     )
+
+
+def write_bytes(
+    segmentation: Segmentation,
+    *,
+    format: str | None = None,
+    registry: Registry | None = None,
+    reference: Any = None,
+    allow_empty: bool = False,
+    name: str | None = None,
+    **options: Any,
+) -> bytes:
+    """The one file :func:`write` would write, as bytes (for an upload or a DICOMweb STOW).
+
+    The format is ``format`` or the suffix of ``name`` (``"x.nii"``: uncompressed NIfTI).
+    It is written through the format's own writer into a private temporary folder, so the
+    bytes equal a file written to a path.
+    """
+    from segio.fileio import streams
+
+    label = name or streams.STREAM
+    registry = registry or default_registry()
+    spec = registry.writer_for(name or label, format)
+    target = streams.write_name(spec.suffixes, name, spec.name)
+    with streams.spooled(None, target) as spooled:
+        try:
+            files = write_many(
+                [(segmentation, spooled)],
+                format=spec.name,
+                registry=registry,
+                reference=reference,
+                allow_empty=allow_empty,
+                **options,
+            )
+            if len(files) != 1:
+                raise streams.refuse_many(files, spec.name, spec.write_options, label)
+            return streams.read_from(files[0])
+        except SegioError as exc:
+            moved = streams.renamed(exc, spooled, label)
+            if moved is None:
+                raise
+            raise moved from exc
 
 
 def write_many(

@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from segio.colors import color_for_index
 from segio.errors import GeometryError, ReadError, SegioError, reading
 from segio.fileio.inputs import folder_files, open_input, read_input, referenced_file
+from segio.fileio.streams import is_spooled
 from segio.geometry import Geometry, slice_grid
 from segio.labels.tables import LabelEntry
 from segio.model import Layer, Segment, Segmentation
@@ -113,6 +114,13 @@ def companion(tag: Path) -> Path | None:
     a regular file in the tag's folder (a link out of it, a FIFO) is not taken, with a
     warning.
     """
+    if is_spooled(tag):
+        warnings.warn(
+            "a SliceOmatic tag read from a stream or bytes has no companion DICOM image beside "
+            "it; the tag's own geometry is used (pass reference= with the image to place it)",
+            stacklevel=3,
+        )
+        return None
     name = tag.name
     candidates = []
     if name.lower().endswith(".tag"):

@@ -24,6 +24,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from segio.errors import ReadError
+from segio.fileio.streams import is_spooled
 
 __all__ = ["check_regular", "folder_files", "open_input", "read_input", "referenced_file"]
 
@@ -138,15 +139,18 @@ def referenced_file(
     folder (``container`` None: read from a stream or from bytes).
     """
 
-    def refuse(why: str) -> ReadError:
+    def refuse(why: str, hint: str | None = None) -> ReadError:
         return ReadError(
             f"refused to read {what} {reference!r}: {why}",
             path=container,
-            hint="a file may only name files in its own folder or below it",
+            hint=hint or "a file may only name files in its own folder or below it",
         )
 
-    if container is None:
-        raise refuse("a file read from a stream has no folder to name files in")
+    if container is None or is_spooled(container):
+        raise refuse(
+            "a file read from a stream has no folder to take the files it names from",
+            "read it from a path, with the files it names beside it",
+        )
     name = reference
     if url:
         parts = urlsplit(reference)

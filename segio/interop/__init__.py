@@ -26,6 +26,10 @@ _EXPORTS: dict[str, str] = {
     "to_trimesh": "trimesh_meshes",
     "from_pyvista": "pyvista_meshes",
     "to_pyvista": "pyvista_meshes",
+    "from_dicom": "dicom_objects",
+    "to_dicom": "dicom_objects",
+    "from_highdicom": "dicom_objects",
+    "to_highdicom": "dicom_objects",
 }
 
 __all__ = sorted(_EXPORTS)
