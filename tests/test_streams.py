@@ -150,7 +150,8 @@ def test_files_naming_other_files_are_refused(tmp_path: Path) -> None:
         b"space directions: (1,0,0) (0,1,0) (0,0,1)\nspace origin: (0,0,0)\nencoding: raw\n"
         b"data file: a.raw\n\n"
     )
-    for data, fmt in ((gltf, None), (header, "nrrd")):
+    vtm = (FIXTURES / "seg-vtm" / "surfaces.seg.vtm").read_bytes()  # pieces in a folder
+    for data, fmt in ((gltf, None), (header, "nrrd"), (vtm, None)):
         with pytest.raises(segio.ReadError) as caught:
             segio.read(data, format=fmt)
         message = str(caught.value)
