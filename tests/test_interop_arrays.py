@@ -31,7 +31,9 @@ from segio.interop import (
     to_numpy,
     to_simpleitk,
 )
-from segio.model import Layer, Segmentation
+from segio.io import select_segments
+from segio.model import Layer, Segment, Segmentation
+from segio.representations import Representation
 from segio.testing.synthetic import grid, small_segmentation
 
 
@@ -317,3 +319,25 @@ def test_geometry_is_the_named_one() -> None:
                      space="LPS")  # fmt: skip
     assert not lps.require_geometry().is_close(geometry, atol=1e-3)
     assert isinstance(lps.require_geometry(), Geometry)
+
+
+def test_fractional_segments_are_thresholded_at_one_half() -> None:
+    """Fractions give the voxels at least half inside (Slicer's rule), in either order."""
+    geometry = grid("oblique")
+    fractions = np.random.default_rng(1).integers(0, 256, geometry.shape).astype(np.uint8)
+    seg = Segmentation(
+        [Segment(id="soft", name="soft"), Segment(id="core", name="core", layer=1)],
+        [
+            Layer(fractions, geometry, max_fraction=255),
+            Layer(np.where(fractions > 200, 255, 0).astype(np.uint8), geometry, max_fraction=255),
+        ],
+        source_representation=Representation.FRACTIONAL_LABELMAP,
+    )
+    half = fractions >= 128
+    for axes in ("kji", "ijk"):
+        out = to_numpy(seg, axes=axes, space="LPS", masks=True)  # type: ignore[arg-type]
+        soft, core = out.array if axes == "kji" else (m.T for m in out.array)
+        np.testing.assert_array_equal(soft, half)
+        np.testing.assert_array_equal(core, fractions > 200)
+    single = to_numpy(select_segments(seg, ["soft"]), axes="kji", space="LPS")
+    np.testing.assert_array_equal(single.array == 1, half)

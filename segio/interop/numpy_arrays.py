@@ -148,7 +148,7 @@ def from_numpy(
         data = np.moveaxis(data, (-3, -2, -1), (-1, -2, -3))
     geometry = _geometry(affine, space, data.shape[-3:])
     if masks:
-        return _from_masks(np.ascontiguousarray(data), geometry, names, colors, terminologies)
+        return _from_masks(data, geometry, names, colors, terminologies)
     labelmap = np.ascontiguousarray(_labels(data, "labelmap"))
     present = _present(labelmap)
     named = _per(names, present, "names")
@@ -183,7 +183,7 @@ def _from_masks(
     coded = _per(terminologies, channels, "terminologies")
     seg = Segmentation()
     for channel in channels:
-        values = stack[channel]
+        values = np.ascontiguousarray(stack[channel])  # one channel copied at a time
         if values.dtype != np.bool_ and not np.all((values == 0) | (values == 1)):
             raise ValidationError(
                 f"mask {channel}: values must be 0/1 or booleans",
@@ -200,9 +200,29 @@ def _from_masks(
 
 
 def _binary_layers(seg: Segmentation) -> Segmentation:
+    """The segmentation as binary labelmaps: fractions thresholded at one half (Slicer's
+    rule), surfaces and contours rasterised, through the converter graph."""
     if seg.source_representation is not Representation.BINARY_LABELMAP:
         seg = seg.representation(Representation.BINARY_LABELMAP)
     return seg
+
+
+def _mask_stack(seg: Segmentation, ordered: list[Segment], axes: Axes) -> NDArray[np.bool_]:
+    """One boolean channel per segment, written in place in the asked order: at most one
+    transposed copy per layer, then one comparison per segment, and no stacking copy (the
+    104-segment stack of a CT grid is gigabytes)."""
+    geometry = seg.require_geometry()
+    shape = geometry.shape if axes == "kji" else geometry.size_ijk
+    data = np.empty((len(ordered), *shape), bool)
+    ordered_layers: dict[int, NDArray[np.integer]] = {}
+    for channel, segment in enumerate(ordered):
+        layer = seg.layers[segment.layer]
+        if segment.layer not in ordered_layers:
+            ordered_layers[segment.layer] = (
+                layer.array if axes == "kji" else np.ascontiguousarray(layer.array.T)
+            )
+        np.equal(ordered_layers[segment.layer], segment.label_value, out=data[channel])
+    return data
 
 
 def to_numpy(
@@ -219,18 +239,9 @@ def to_numpy(
     geometry = seg.require_geometry()
     ordered = list(seg.segments.values())
     if masks:
-        data: NDArray[np.generic] = (
-            np.stack([seg.mask(s.id) for s in ordered])
-            if ordered
-            else (np.zeros((0, *geometry.shape), bool))
-        )
+        data: NDArray[np.generic] = _mask_stack(seg, ordered, axes)
         keys = list(range(len(ordered)))
     else:
-        if any(layer.is_fractional for layer in seg.layers):
-            raise ValidationError(
-                "fractional segments have no single label per voxel",
-                hint="ask for masks=True (voxels at least half inside) or convert first",
-            )
         if len(seg.layers) > 1:
             seg = seg.pack_layers()
             ordered = list(seg.segments.values())
@@ -239,10 +250,9 @@ def to_numpy(
                 "segments overlap, so one labelmap cannot hold them",
                 hint="ask for masks=True to get one mask per segment",
             )
-        data = seg.layers[0].array.copy()
+        array = seg.layers[0].array
+        data = array.copy() if axes == "kji" else np.ascontiguousarray(array.T)
         keys = [s.label_value for s in ordered]
-    if axes == "ijk":
-        data = np.ascontiguousarray(np.moveaxis(data, (-3, -2, -1), (-1, -2, -3)))
     affine = geometry.ijk_to_lps if space == "LPS" else geometry.ijk_to_ras
     return NumpySegmentation(
         array=data,
