@@ -155,3 +155,35 @@ def test_refusals(tmp_path: Path) -> None:
         from_napari([(np.zeros((4, 4), np.uint8), {"name": "flat"}, "labels")])
     with pytest.raises(ValidationError, match="no Labels layer"):
         from_napari([])
+
+
+def test_the_plugin_is_declared_with_its_own_extra() -> None:
+    """The manifest the entry point names ships in the package; napari is its own extra and
+    the test extra's, never `all` (a format-only install must not pull a viewer)."""
+    import tomllib
+
+    from npe2 import PluginManifest
+
+    root = Path(__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    module, _, resource = project["project"]["entry-points"]["napari.manifest"]["segio"].partition(
+        ":"
+    )
+    manifest = root.joinpath(*module.split(".")) / resource
+    declared = PluginManifest.from_file(manifest)
+    assert declared.name == "segio"
+    from segio.registry import default_registry
+
+    writable = {
+        suffix
+        for spec in default_registry().formats.values()
+        if spec.writer is not None
+        for suffix in spec.suffixes
+    }
+    (writer,) = declared.contributions.writers or []
+    assert set(writer.filename_extensions) <= writable  # napari offers only what segio writes
+    package_data = project["tool"]["setuptools"]["package-data"][module]
+    assert resource in package_data and module in project["tool"]["setuptools"]["packages"]
+    extras = project["project"]["optional-dependencies"]
+    assert any(req.startswith("napari") for req in extras["napari"])
+    assert "napari" not in extras["all"][0] and "napari" in extras["test"][0]
