@@ -45,7 +45,7 @@ def read(
     *,
     format: str | None = None,
     registry: Registry | None = None,
-    name: str | None = None,
+    filename: str | None = None,
     **options: Any,
 ) -> Segmentation:
     """Read a segmentation from any supported file (or folder), bytes or binary file object.
@@ -56,12 +56,12 @@ def read(
     (:func:`segio.labels.catalogue.apply_table`; ``-I terminology=FILE`` on the command line).
 
     ``path`` may also be ``bytes`` or a binary file object (a download, an upload): it
-    reads exactly as the same bytes from a file (:mod:`segio.fileio.streams`); ``name``,
+    reads exactly as the same bytes from a file (:mod:`segio.fileio.streams`); ``filename``,
     a file name the stream would have, lets its suffix pick the format when the content
     alone does not. A stream is one file: formats that need other files refuse it.
     """
     if not isinstance(path, str | os.PathLike):
-        return _read_stream(path, format=format, registry=registry, name=name, **options)
+        return _read_stream(path, format=format, registry=registry, filename=filename, **options)
     registry = registry or default_registry()
     with user_errors(ReadError, path):
         spec = registry.reader_for(path, format)
@@ -84,13 +84,18 @@ def read(
 
 
 def _read_stream(
-    source: Any, *, format: str | None, registry: Registry | None, name: str | None, **options: Any
+    source: Any,
+    *,
+    format: str | None,
+    registry: Registry | None,
+    filename: str | None,
+    **options: Any,
 ) -> Segmentation:
     """:func:`read` of bytes or a file object: spooled to a private file, read from there."""
     from segio.fileio import streams
 
-    label = name or streams.stream_label(source)
-    name = streams.name_of(source, name)
+    label = filename or streams.stream_label(source)
+    name = streams.name_of(source, filename)
     registry = registry or default_registry()
     data = streams.stream_bytes(source, label=label)
     guess = "stream" + (_name_suffix(name) if name else "")
@@ -136,13 +141,13 @@ def write(
     inputs: Iterable[PathLike] = (),
     reference: Any = None,
     allow_empty: bool = False,
-    name: str | None = None,
+    filename: str | None = None,
     **options: Any,
 ) -> list[Path]:
     """Write ``segmentation`` to ``path``; return every file written (sidecars included).
 
     ``path`` may also be a binary stream (``io.BytesIO``, a file opened ``"wb"``): the
-    format is then ``format`` or the suffix of ``name``, the one file is written to it and
+    format is then ``format`` or the suffix of ``filename``, the one file is written to it and
     ``[]`` is returned; a writer that makes several files (a sidecar) is refused.
     :func:`write_bytes` returns the bytes instead.
 
@@ -164,13 +169,19 @@ def write(
             registry=registry,
             reference=reference,
             allow_empty=allow_empty,
-            name=name,
+            filename=filename,
             **options,
         )
         from segio.fileio.streams import STREAM, write_target
 
-        write_target(path, data, name or STREAM)
+        write_target(path, data, filename or STREAM)
         return []
+    if filename is not None:
+        raise ValidationError(
+            "filename= names a stream, and this output is a path",
+            path=path,
+            hint="leave filename= out: the path's own name picks the format",
+        )
     return write_many(
         [(segmentation, path)],
         format=format,
@@ -190,21 +201,21 @@ def write_bytes(
     registry: Registry | None = None,
     reference: Any = None,
     allow_empty: bool = False,
-    name: str | None = None,
+    filename: str | None = None,
     **options: Any,
 ) -> bytes:
     """The one file :func:`write` would write, as bytes (for an upload or a DICOMweb STOW).
 
-    The format is ``format`` or the suffix of ``name`` (``"x.nii"``: uncompressed NIfTI).
+    The format is ``format`` or the suffix of ``filename`` (``"x.nii"``: uncompressed NIfTI).
     It is written through the format's own writer into a private temporary folder, so the
     bytes equal a file written to a path.
     """
     from segio.fileio import streams
 
-    label = name or streams.STREAM
+    label = filename or streams.STREAM
     registry = registry or default_registry()
-    spec = registry.writer_for(name or label, format)
-    target = streams.write_name(spec.suffixes, name, spec.name)
+    spec = registry.writer_for(filename or label, format)
+    target = streams.write_name(spec.suffixes, filename, spec.name)
     with streams.spooled(None, target) as spooled:
         try:
             files = write_many(

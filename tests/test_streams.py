@@ -15,6 +15,7 @@ import pytest
 
 import segio
 from segio.io import write_bytes
+from segio.points import PointAnnotation
 from segio.testing.compare import assert_same_segmentation
 from segio.testing.series import reference_series
 from segio.testing.synthetic import small_segmentation
@@ -27,7 +28,7 @@ def same_read(path: Path, **options: Any) -> None:
     expected = segio.read(path, **options)
     data = path.read_bytes()
     for source in (data, io.BytesIO(data)):
-        got = segio.read(source, name=path.name, **options)
+        got = segio.read(source, filename=path.name, **options)
         assert_same_segmentation(expected, got, check_layers=True)
         assert got.provenance["format"] == expected.provenance["format"]
         assert "source_path" not in got.provenance  # no temporary file named
@@ -113,7 +114,7 @@ def test_name_picks_the_format_and_is_the_label() -> None:
     data = write_bytes(small_segmentation(kind="oblique"), format="nifti", sidecar="none")
     assert data[:2] == b"\x1f\x8b"  # compressed by default
     with pytest.warns(UserWarning, match=r"^upload\.seg\.nrrd: the name says seg-nrrd but"):
-        seg = segio.read(data, name="upload.seg.nrrd")  # the content (NIfTI) wins, as for paths
+        seg = segio.read(data, filename="upload.seg.nrrd")  # the content (NIfTI) wins, as for paths
     assert seg.provenance == {"format": "nifti", "source": "upload.seg.nrrd"}
 
 
@@ -124,7 +125,9 @@ def test_write_to_stream_equals_write_to_path(tmp_path: Path) -> None:
     assert segio.write(seg, buffer, format="seg-nrrd") == []
     back = segio.read(buffer.getvalue())
     assert_same_segmentation(segio.read(tmp_path / "a.seg.nrrd"), back, check_layers=True)
-    raw = write_bytes(seg, name="x.nii", sidecar="none")
+    with pytest.raises(segio.ValidationError, match="filename= names a stream"):
+        segio.write(seg, tmp_path / "b.seg.nrrd", filename="x.nii")
+    raw = write_bytes(seg, filename="x.nii", sidecar="none")
     assert raw[344:348] == b"n+1\0"  # the name chose uncompressed NIfTI
     assert segio.read(raw).layers[0].geometry.is_close(seg.layers[0].geometry, 1e-5)  # float32
 
@@ -199,3 +202,12 @@ def test_obj_from_bytes_reads_its_meshes_without_the_mtl_colours(tmp_path: Path)
         got = segio.read((tmp_path / "a.obj").read_bytes())
     assert_same_segmentation(expected, got, color_atol=1.0)  # same meshes and names
     assert [s.color for s in got.segments.values()] != [s.color for s in seg.segments.values()]
+
+
+def test_a_writer_option_called_name_still_reaches_the_writer(tmp_path: Path) -> None:
+    """The stream keyword is ``filename``: the Markups writer's own ``name`` option passes."""
+    seg = small_segmentation(kind="oblique")
+    seg.points = [PointAnnotation("p", seg.layers[0].geometry.origin, (1.0, 0.0, 0.0))]
+    with pytest.warns(UserWarning, match="segment"):
+        data = write_bytes(seg, format="markups", name="Plan")
+    assert json.loads(data)["markups"][0]["name"] == "Plan"

@@ -50,7 +50,7 @@ def from_dicom(
             hint="pass a DICOM Segmentation or RT Structure Set dataset",
         )
     segmentation = read(
-        _encoded(dataset), format=fmt, registry=registry, name="<dataset>", **options
+        _encoded(dataset), format=fmt, registry=registry, filename="<dataset>", **options
     )
     segmentation.provenance["source"] = "<dataset>"
     return segmentation
