@@ -341,3 +341,15 @@ def test_fractional_segments_are_thresholded_at_one_half() -> None:
         np.testing.assert_array_equal(core, fractions > 200)
     single = to_numpy(select_segments(seg, ["soft"]), axes="kji", space="LPS")
     np.testing.assert_array_equal(single.array == 1, half)
+
+
+def test_labels_are_found_in_every_slab(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels are counted by slabs (memory): one present only in the last, partial slab, or
+    only in the first voxel, is still a segment."""
+    from segio.interop import numpy_arrays
+
+    monkeypatch.setattr(numpy_arrays, "_SLAB", 7)
+    labels = np.zeros((3, 4, 5), np.uint16)
+    labels.flat[0], labels.flat[-1], labels.flat[30] = 9, 300, 2
+    seg = from_numpy(labels, np.eye(4), axes="ijk", space="RAS")
+    assert [s.label_value for s in seg.segments.values()] == [2, 9, 300]

@@ -29,6 +29,7 @@ from segio.terminology import Terminology
 Axes = Literal["kji", "ijk"]
 Space = Literal["LPS", "RAS"]
 T = TypeVar("T")
+_SLAB = 1 << 22  # voxels counted at a time (32 MB of 64-bit integers)
 
 #: Per-segment values: keyed by label value (labelmap) or channel (mask stack), or a
 #: sequence in the order of the labels present in the array / of the channels.
@@ -99,9 +100,15 @@ def _labels(array: NDArray[np.generic], what: str) -> NDArray[np.integer]:
 def _present(labelmap: NDArray[np.integer]) -> list[int]:
     """The non-zero labels in the array, in increasing order (a count per value, unless the
     values are too large for a table of counts)."""
-    if int(labelmap.max(initial=0)) <= 1 << 16:
-        return [int(v) + 1 for v in np.flatnonzero(np.bincount(labelmap.ravel())[1:])]
-    return [int(v) for v in np.unique(labelmap) if v]
+    high = int(labelmap.max(initial=0))
+    if high > 1 << 16:
+        return [int(v) for v in np.unique(labelmap) if v]
+    # bincount casts to 64-bit integers: by slabs, so a CT labelmap does not grow eightfold.
+    counts = np.zeros(high + 1, np.int64)
+    flat = labelmap.reshape(-1)
+    for start in range(0, flat.size, _SLAB):
+        counts += np.bincount(flat[start : start + _SLAB], minlength=high + 1)
+    return [int(v) + 1 for v in np.flatnonzero(counts[1:])]
 
 
 def _per(values: PerSegment[T] | None, keys: Sequence[int], what: str) -> dict[int, T]:
