@@ -1,9 +1,11 @@
 """nibabel NIfTI images <-> :class:`~segio.model.Segmentation`.
 
-A NIfTI image holds a labelmap and an ``(i, j, k) -> RAS`` affine (``img.affine``) and
-nothing else a segmentation needs: names, colours and codes are passed in the call and
-come back from :func:`segio.interop.to_numpy` (or use ``segio.write`` for a label table
-beside the file). nibabel is imported only when an image is built.
+A NIfTI image holds a labelmap and an ``(i, j, k) -> RAS`` affine (``img.affine``). Names
+and colours travel in a Caret XML label table in a header extension (TotalSegmentator's
+label maps carry one; segio's NIfTI reader reads it): :func:`to_nibabel` adds it, and
+:func:`from_nibabel` takes names and colours from it unless the call gives them. Coded
+terms have no place in the image: pass them in the call. nibabel is imported only when an
+image is built.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ def from_nibabel(
 ) -> Segmentation:
     """A segmentation from a 3D label image (any nibabel image with an affine, e.g.
     ``Nifti1Image``): its voxels as they are stored (no float scaling of labels), its
-    affine as RAS. A 4D image with a single volume is accepted; more volumes are refused."""
+    affine as RAS, names and colours from its Caret XML label table when it has one and
+    the call gives none. A 4D image with one volume is accepted; more volumes are refused."""
     data = np.asanyarray(image.dataobj)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
@@ -55,22 +58,39 @@ def from_nibabel(
             "the image has no affine, so its voxels have no place in space",
             hint="build it with nibabel.Nifti1Image(data, affine)",
         )
+    table_names, table_colors = _label_table(image)
     return from_numpy(
         data,
         image.affine,
         axes="ijk",
         space="RAS",
-        names=names,
-        colors=colors,
+        names=table_names if names is None else names,
+        colors=table_colors if colors is None else colors,
         terminologies=terminologies,
     )
 
 
-def to_nibabel(seg: Segmentation) -> nibabel.Nifti1Image:
+def _label_table(image: Any) -> tuple[dict[int, str] | None, dict[int, Color] | None]:
+    """Names and colours from the first Caret XML ``<LabelTable>`` header extension."""
+    from segio.labels.tables.caret_xml import parse_caret_xml
+
+    header: Any = getattr(image, "header", None)
+    for extension in getattr(header, "extensions", ()):
+        content = extension.get_content()
+        if isinstance(content, bytes) and b"<LabelTable" in content:
+            entries = parse_caret_xml(content)
+            names = {entry.value: entry.name for entry in entries}
+            colors = {entry.value: entry.color for entry in entries if entry.color is not None}
+            return names, colors
+    return None, None
+
+
+def to_nibabel(seg: Segmentation, *, label_table: bool = True) -> nibabel.Nifti1Image:
     """A ``Nifti1Image`` of the segments as one labelmap (overlapping segments are refused:
     use :func:`segio.interop.to_numpy` with ``masks=True``), with the RAS affine in both
     the sform and, for an orthogonal grid, the qform (code 1, scanner), as segio's NIfTI
-    writer stores it."""
+    writer stores it; with ``label_table``, the names and colours in a Caret XML header
+    extension."""
     nib = _nibabel()
     arrays = to_numpy(seg, axes="ijk", space="RAS")
     image: nibabel.Nifti1Image = nib.Nifti1Image(arrays.array, arrays.affine)
@@ -83,4 +103,12 @@ def to_nibabel(seg: Segmentation) -> nibabel.Nifti1Image:
     header.set_xyzt_units("mm")
     header.set_intent("label")
     header.set_data_dtype(arrays.array.dtype)
+    if label_table and arrays.names:
+        from segio.labels.tables import LabelEntry
+        from segio.labels.tables.caret_xml import caret_xml
+
+        entries = [
+            LabelEntry(label, name, arrays.colors[label]) for label, name in arrays.names.items()
+        ]
+        header.extensions.append(nib.nifti1.Nifti1Extension(0, caret_xml(entries)))
     return image
