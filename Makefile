@@ -72,6 +72,7 @@ bench: $(STAMP) tools
 	$(BIN)/python benchmarks/batch.py
 	$(BIN)/python benchmarks/snapshot.py
 	$(BIN)/python benchmarks/html_viewer.py
+	$(BIN)/python benchmarks/interop_arrays.py
 
 fixtures: $(STAMP)
 	$(BIN)/python fixtures/generate.py

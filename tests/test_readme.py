@@ -34,18 +34,29 @@ def test_the_use_section_has_what_it_promises() -> None:
     assert [kind for kind, _ in blocks].count("python") == 1
 
 
+def _adapter_block() -> str:
+    """The Python block after the "Use" section: the adapters of the test extras."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = text.index("\n## More adapters\n")
+    end = text.index("\n## ", start + 1)
+    (code,) = (m.group(2) for m in _BLOCK.finditer(text[start:end]) if m.group(1) == "python")
+    return code
+
+
 def test_the_use_section_runs_in_order(tmp_path: Path) -> None:
     blocks = _use_blocks()
     (tmp_path / "fixtures").symlink_to(ROOT / "fixtures", target_is_directory=True)
     script = "\n".join(code for kind, code in blocks if kind == "sh")
     (python,) = (code for kind, code in blocks if kind == "python")
     (tmp_path / "use.py").write_text(python, encoding="utf-8")
-    script += '\npython "$USE_PY"\n'
+    (tmp_path / "adapters.py").write_text(_adapter_block(), encoding="utf-8")
+    script += '\npython "$USE_PY"\npython "$ADAPTERS_PY"\n'
     bin_dir = Path(sys.executable).parent
     env = {
         **os.environ,
         "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
         "USE_PY": str(tmp_path / "use.py"),
+        "ADAPTERS_PY": str(tmp_path / "adapters.py"),
     }
     done = subprocess.run(
         ["bash", "-e", "-c", script],
