@@ -18,7 +18,32 @@ from numpy.typing import ArrayLike, NDArray
 from segio.errors import ValidationError
 from segio.geometry import LPS_TO_RAS
 
-__all__ = ["LPS_TO_RAS", "Surface", "compacted", "face_normals", "vertex_normals"]
+__all__ = [
+    "LPS_TO_RAS",
+    "OPACITY",
+    "Surface",
+    "compacted",
+    "face_normals",
+    "parse_opacity",
+    "vertex_normals",
+]
+
+#: The segment property that holds its display opacity (0..1), as mesh files carry it.
+OPACITY = "opacity"
+
+
+def parse_opacity(text: str | None, segment_id: str) -> float:
+    """A segment's display opacity from its :data:`OPACITY` property text (1 when it has
+    none); a value outside 0..1 is refused rather than clamped into a file."""
+    if text is None:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise ValidationError(f"segment {segment_id!r}: opacity must be in 0..1, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True, eq=False)

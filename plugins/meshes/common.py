@@ -29,11 +29,10 @@ from segio.fileio.limits import check_allocation, check_payload
 from segio.geometry import Geometry
 from segio.model import Segment, Segmentation, unique_id
 from segio.representations import Representation
-from segio.surfaces import LPS_TO_RAS, Surface
+from segio.surfaces import LPS_TO_RAS, OPACITY, Surface, parse_opacity
 from segio.terminology import Terminology
 
 #: Segment property holding the display opacity (0..1) that OBJ, glTF and VTK store.
-OPACITY = "opacity"
 SPACES = ("lps", "ras")
 #: Characters that cannot be in a file name on some system (Slicer leaves names as they are).
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
@@ -95,24 +94,12 @@ def parts_of(segmentation: Segmentation, space: str = "lps") -> list[Part]:
                 name=segment.name,
                 surface=surface,
                 color=segment.color,
-                opacity=_opacity(opacity, segment.id),
+                opacity=parse_opacity(opacity, segment.id),
                 id=segment.id,
                 terminology=segment.terminology,
             )
         )
     return parts
-
-
-def _opacity(text: str | None, segment_id: str) -> float:
-    if text is None:
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise ValidationError(f"segment {segment_id!r}: opacity must be in 0..1, got {text!r}")
-    return value
 
 
 def to_segmentation(

@@ -19,13 +19,12 @@ from segio.colors import color_for_index
 from segio.errors import ValidationError
 from segio.model import Segment, Segmentation, unique_id
 from segio.representations import Representation
-from segio.surfaces import LPS_TO_RAS, Surface
+from segio.surfaces import LPS_TO_RAS, OPACITY, Surface, parse_opacity
 
 __all__ = ["OPACITY", "MeshPart", "Space", "check_space", "parts_of", "segmentation_of"]
 
 Space = Literal["LPS", "RAS"]
 #: Segment property holding the display opacity (0..1), as the mesh file formats keep it.
-OPACITY = "opacity"
 
 
 @dataclass
@@ -70,16 +69,7 @@ def parts_of(segmentation: Segmentation, space: Space) -> list[tuple[Segment, Su
 
 def opacity_of(segment: Segment) -> float:
     """The segment's display opacity (1 when it has none), checked as the writers do."""
-    text = segment.properties.get(OPACITY)
-    if text is None:
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise ValidationError(f"segment {segment.id!r}: opacity must be in 0..1, got {text!r}")
-    return value
+    return parse_opacity(segment.properties.get(OPACITY), segment.id)
 
 
 def segmentation_of(parts: Iterable[MeshPart], space: Space, what: str) -> Segmentation:
