@@ -56,7 +56,13 @@ test: lint tools docs
 	$(BIN)/pytest -m "not slow" -q
 	SEGIO_DICOM_FAST=0 $(BIN)/pytest -m "not slow" -q $(DICOM_TESTS)
 
-bench: $(STAMP) tools
+# pydicom-seg pins numpy 1, so it reads SEG in an environment of its own (benchmarks/dicom_seg.py).
+PEERS := .tools/pydicom-seg/bin/python
+$(PEERS):
+	$(PYTHON) -m venv .tools/pydicom-seg
+	$(PEERS) -m pip install --quiet pydicom-seg==0.4.1
+
+bench: $(STAMP) tools $(PEERS)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/pytest -m slow -q
 	$(BIN)/python benchmarks/seg_nrrd_io.py

@@ -8,10 +8,13 @@ the process's own high-water mark (``VmHWM``), imports included, as a user would
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -104,3 +107,78 @@ def ratio_line(label: str, ours: Result, theirs: Result, *, size: bool = False) 
             f" ({ours['bytes']:,.0f} vs {theirs['bytes']:,.0f} bytes)"
         )
     return line
+
+
+# -- whole processes, paired ---------------------------------------------------------------------
+
+# What a whole-process Python job starts from: nothing imported but ``sys``/``pathlib``, so
+# the interpreter's start-up and every import the job makes are on the clock.
+BARE = "import sys, time\nfrom pathlib import Path\nwork = Path(sys.argv[1])\n"
+
+
+def python_job(code: str, *, python: str | Path = sys.executable) -> list[str]:
+    """The argv of a whole-process job: ``code`` (using ``work``) after :data:`BARE`.
+
+    Append the work folder when running it (:func:`paired` does). ``python`` is another
+    interpreter for a peer that cannot share our environment (pydicom-seg pins numpy 1).
+    """
+    return [str(python), "-c", BARE + textwrap.dedent(code)]
+
+
+def run_process(argv: Sequence[str]) -> Result:
+    """Wall time from spawn to exit and the child's own peak RSS (``wait4``)."""
+    with tempfile.TemporaryFile() as errors:
+        start = time.perf_counter()
+        process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errors)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - start
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode:
+            errors.seek(0)
+            raise SystemExit(f"{argv[0]} failed:\n{errors.read().decode(errors='replace')}")
+    return {"seconds": seconds, "peak_mb": usage.ru_maxrss / 1024, "bytes": 0}
+
+
+def paired(
+    jobs: dict[str, Sequence[str]], work: Path, *, pairs: int = 5, ours: str = "segio"
+) -> tuple[dict[str, Result], dict[str, float]]:
+    """Run every job once per round, ``pairs`` rounds, in a rotating order (so that no job
+    always runs first, in a cold cache, or last); each job a whole process.
+
+    Returns each job's median time and highest peak memory, and for every other job the
+    median over the rounds of ``ours``' time divided by that job's time in the same round:
+    a ratio of pairs, which a slow moment of the machine shifts for both sides alike.
+    """
+    names = list(jobs)
+    rounds: list[dict[str, Result]] = []
+    for n in range(pairs):
+        order = names[n % len(names) :] + names[: n % len(names)]
+        rounds.append({name: run_process([*jobs[name], str(work)]) for name in order})
+    results = {
+        name: {
+            "seconds": statistics.median(r[name]["seconds"] for r in rounds),
+            "peak_mb": max(r[name]["peak_mb"] for r in rounds),
+            "bytes": 0,
+        }
+        for name in names
+    }
+    ratios = {
+        name: statistics.median(r[ours]["seconds"] / r[name]["seconds"] for r in rounds)
+        for name in names
+        if name != ours
+    }
+    return results, ratios
+
+
+def print_pairs(
+    title: str, results: dict[str, Result], ratios: dict[str, float], *, ours: str = "segio"
+) -> str:
+    """The table of a :func:`paired` run and ``ours``' ratios; returns the fastest peer."""
+    print(f"\n{title}")
+    print_table(results)
+    fastest = min(ratios, key=lambda name: results[name]["seconds"])
+    for name, ratio in ratios.items():
+        memory = results[ours]["peak_mb"] / results[name]["peak_mb"]
+        mark = "  <- fastest peer" if name == fastest else ""
+        print(f"  {ours} / {name:<30} time {ratio:.2f}  peak memory {memory:.2f}{mark}")
+    return fastest
