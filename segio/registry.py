@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import heapq
 import importlib
-import importlib.metadata
 import importlib.util
 import itertools
 import os
@@ -43,6 +42,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from segio import hookspecs
+from segio.entrypoints import EntryPoint, segio_entry_points
 from segio.errors import (
     MissingDependencyError,
     PluginError,
@@ -299,11 +299,10 @@ class Registry:
     def _load_entry_points(self) -> None:
         """Every ``segio`` entry point, one at a time and in pluggy's order, so that one
         which fails is left out (with a warning) instead of failing them all."""
-        for dist in importlib.metadata.distributions():
-            for entry_point in dist.entry_points.select(group=hookspecs.PROJECT):
-                self._load_entry_point(entry_point, dist.metadata["Name"])
+        for entry_point in segio_entry_points(hookspecs.PROJECT):
+            self._load_entry_point(entry_point, entry_point.distribution)
 
-    def _load_entry_point(self, entry_point: importlib.metadata.EntryPoint, dist: str) -> None:
+    def _load_entry_point(self, entry_point: EntryPoint, dist: str) -> None:
         try:
             plugin = entry_point.load()
         except Exception as exc:  # any error of a plugin's import is that plugin's alone

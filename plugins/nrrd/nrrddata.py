@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from segio.errors import LimitError, ReadError
+from segio.fileio import fastinflate
 from segio.fileio.inputs import open_input, referenced_file
 from segio.fileio.limits import check_allocation, check_payload, format_bytes
 
@@ -72,9 +73,7 @@ def read_data(path: PathLike, header: NrrdHeader) -> npt.NDArray[Any]:
                 elif encoding == "ascii":
                     _fill_ascii(f, out[n * values : (n + 1) * values], path)
                 else:
-                    _fill(
-                        _inflate(f, encoding, path), view[n * share : (n + 1) * share], skip, path
-                    )
+                    _fill_compressed(f, encoding, view[n * share : (n + 1) * share], skip, path)
             except (OSError, EOFError, zlib.error, ValueError) as exc:
                 raise fail(path, f"cannot read the data of {source.name}: {exc}") from exc
     if not out.dtype.isnative:
@@ -194,15 +193,38 @@ def _fill_raw(f: IO[bytes], view: memoryview, path: PathLike) -> None:
         raise fail(path, f"raw data has {got}; sizes x type need {len(view)}", "check skips")
 
 
-def _inflate(f: IO[bytes], encoding: str, path: PathLike) -> Iterator[bytes]:
+def _fill_compressed(
+    f: IO[bytes], encoding: str, view: memoryview, skip: int, path: PathLike
+) -> None:
+    """Inflate the stream at ``f``'s position into ``view``, gzip with the fastest engine.
+
+    A fast engine (:mod:`segio.fileio.fastinflate`) is a fast path only: when it raises
+    anything or the stream is refused, the data is inflated again with zlib from the same
+    position, and zlib's bytes or zlib's error count.
+    """
+    fast = fastinflate.engine() if encoding == "gzip" else fastinflate.ZLIB
+    if not fast.plain:
+        start = f.tell()
+        try:
+            _fill(_inflate(f, encoding, path, fast), view, skip, path)
+            return
+        except Exception:  # zlib decides, below
+            f.seek(start)
+    _fill(_inflate(f, encoding, path, fastinflate.ZLIB), view, skip, path)
+
+
+def _inflate(
+    f: IO[bytes], encoding: str, path: PathLike, engine: fastinflate.Engine
+) -> Iterator[bytes]:
     """Yield the decompressed stream in pieces of at most _CHUNK bytes.
 
     Concatenated members are accepted (as gzip(1) does); anything else after the last
     member, or a stream that stops before its end marker, is an error. The consumer stops
     pulling once it has what it needs, so a bomb inflates at most one piece too far.
+    ``engine`` inflates gzip; bzip2 is always the standard library's.
     """
     gz = encoding == "gzip"
-    d: Any = zlib.decompressobj(47) if gz else bz2.BZ2Decompressor()  # 47: gzip or zlib
+    d: Any = engine.decompressobj(47) if gz else bz2.BZ2Decompressor()  # 47: gzip or zlib
     pending = b""
     while True:
         data = d.unconsumed_tail if gz else b""
@@ -217,7 +239,7 @@ def _inflate(f: IO[bytes], encoding: str, path: PathLike) -> Iterator[bytes]:
                 return
             if not rest.startswith(b"\x1f\x8b" if gz else b"BZh"):
                 raise fail(path, f"{len(rest)}+ bytes of garbage after the {encoding} stream")
-            d, pending = (zlib.decompressobj(47) if gz else bz2.BZ2Decompressor()), rest
+            d, pending = (engine.decompressobj(47) if gz else bz2.BZ2Decompressor()), rest
 
 
 def _fill(pieces: Iterator[bytes], view: memoryview, skip: int, path: PathLike) -> None:
