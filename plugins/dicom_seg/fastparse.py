@@ -1,77 +1,273 @@
-"""Read a SEG's per-frame functional groups without building a pydicom Dataset per item.
+"""Read a whole SEG header without pydicom: the struct walker, and Pixel Data read once.
 
-A SEG with a thousand frames has tens of thousands of elements in its Per-frame
-Functional Groups Sequence; pydicom turns each into Python objects and spends most of the
-read there (0.45 s of a 0.9 s read of a 24-segment CT SEG). This module walks that one
-sequence with ``struct`` and returns plain dicts (keyword -> value), which is all the
-reader needs, and lets pydicom parse the rest of the header, which is small.
+``import pydicom`` alone costs 0.25 s (it loads its pixel decoders), more than the rest of
+a 24-segment CT SEG read; building a Dataset per element of the Per-frame Functional
+Groups Sequence costs as much again. Here :mod:`segio.dicom.walker` walks the header into
+a :class:`~segio.dicom.walker.Header` that the reader uses as it uses pydicom's Dataset
+(``get``, attributes, ``in``), and the Pixel Data is read into one buffer with
+``readinto``: no pydicom object, no second copy.
 
-It handles the common encoding only: explicit VR little endian with native (not
-encapsulated) pixel data. Anything else returns None (the reason logged at debug level on
-the ``segio.dicom`` logger) and the caller uses pydicom for the whole file, so this is a
-pure speed path, never a second source of truth. The walker is shared with the RTSTRUCT
-reader: :mod:`segio.dicom.walker`. The file is opened as untrusted input
-(:func:`segio.fileio.inputs.open_input`: a regular file only) and mapped, not read.
+The per-frame groups repeat themselves: the same Plane Position for every segment of a
+slice, the same Segment Identification for every frame of a segment. Each distinct
+functional group (its bytes) is walked once and shared; only the groups the reader uses
+are kept (:data:`KEPT_GROUPS`), the others are walked all the same, so a broken one sends
+the file to pydicom as it would if it were kept.
+
+Values are what pydicom gives, or the file goes to pydicom: text is only right-stripped,
+as pydicom does (the walker strips both ends), split at backslashes into lists (as
+pydicom's MultiValue), and anything where pydicom's rules per VR could differ (spaces or
+NULs around a backslash, non-ASCII text outside Latin-1/UTF-8, Integer Strings not in
+plain form, empty numbers in a Decimal String) is not read here. The encodings read: explicit VR
+little endian with native Pixel Data, no palette colour. Anything else returns None (the
+reason logged on the ``segio.dicom`` logger) and the reader uses pydicom for the whole
+file, so this is a pure speed path, never a second source of truth.
 """
 
 from __future__ import annotations
 
 import mmap
+import re
 import struct
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from segio.dicom.series import read_dataset
-from segio.dicom.walker import (
-    EXPLICIT_VR_LITTLE_ENDIAN,
-    UNDEFINED,
-    Header,
-    MalformedError,
-    fall_back,
-    sequence,
-    transfer_syntax,
-)
+import numpy as np
+from numpy.typing import NDArray
+
+from segio.dicom import walker
+from segio.dicom.walker import UNDEFINED, Header, MalformedError
 from segio.fileio.inputs import open_input
 
-_PER_FRAME = b"\x00\x52\x30\x92SQ\x00\x00"  # (5200,9230) SQ, explicit VR little endian
-_PIXEL_DATA = b"\xe0\x7f\x10\x00"  # (7FE0,0010)
+PER_FRAME = 0x52009230
+_SEQUENCE_END, _ITEM, _ITEM_END = walker.SEQUENCE_END, walker.ITEM, walker.ITEM_END
+_HEADER = struct.Struct("<HH2sH").unpack_from
+_TAG_LENGTH = struct.Struct("<HHI").unpack_from
+_LONG = struct.Struct("<I").unpack_from
+#: The per-frame functional groups the reader uses; the others are checked and dropped.
+KEPT_GROUPS = frozenset(
+    {
+        "PlanePositionSequence",
+        "PlaneOrientationSequence",
+        "SegmentIdentificationSequence",
+        "PixelMeasuresSequence",
+        "PlanePositionSlideSequence",
+    }
+)
+#: VRs whose values pydicom decodes in the dataset's character set (the rest are ASCII).
+_TEXT = {"SH", "LO", "ST", "LT", "UT", "PN", "UC"}
+#: VRs pydicom never splits at backslashes.
+_SINGLE = {"ST", "LT", "UT"}
+_STRINGS = _TEXT | {"AE", "AS", "CS", "DA", "DT", "TM", "UI", "DS", "IS"}
+_INTEGER = re.compile(r"0|[1-9][0-9]*")
 
 
-def read(path: Path) -> tuple[Any, list[Header]] | None:
-    """(dataset without the per-frame groups but with Pixel Data, groups) or None, with
-    the reason logged (:func:`segio.dicom.walker.fall_back`)."""
+def read(path: Path) -> Header | None:
+    """The SEG's header as a Header (Pixel Data a uint8 buffer, ``file_meta`` set, the
+    per-frame groups reduced to :data:`KEPT_GROUPS`), or None with the reason logged."""
     try:
         with open_input(path) as stream:
-            syntax = transfer_syntax(stream.read(8192))
-            if syntax != EXPLICIT_VR_LITTLE_ENDIAN:
+            head = stream.read(8192)
+            syntax = walker.transfer_syntax(head)
+            if syntax != walker.EXPLICIT_VR_LITTLE_ENDIAN:
                 raise MalformedError(f"transfer syntax {syntax or 'unknown'}")
-            stream.seek(0, 2)
-            if stream.tell() == 0:
-                raise MalformedError("empty file")
+            size = stream.seek(0, 2)
             with mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-                header, groups, pixels = _split(mm)
-    except MalformedError as exc:
-        fall_back(path, "the SEG's per-frame groups", exc)
-        return None
-    dataset = read_dataset(path, data=header, stop_before_pixels=True)
-    dataset.PixelData = pixels
-    return dataset, groups
-
-
-def _split(mm: mmap.mmap) -> tuple[bytes, list[Header], bytes]:
-    """(the header without the groups, the groups walked, the Pixel Data); a
-    :class:`MalformedError` saying why not."""
-    start = mm.find(_PER_FRAME)
-    if start < 0 or start + 12 > len(mm):
-        raise MalformedError("no explicit-VR Per-frame Functional Groups Sequence")
-    try:
-        groups, end = sequence(mm, start + 12, struct.unpack_from("<I", mm, start + 8)[0])
+                header, start, length = _walk(mm)
+            if start + length > size:
+                raise MalformedError("Pixel Data runs past the end of the file")
+            header["PixelData"] = _read_at(stream, start, length)
     except (MalformedError, struct.error, IndexError, ValueError, OverflowError) as exc:
-        raise MalformedError(f"per-frame groups: {type(exc).__name__}: {exc}") from exc
-    pixel = mm.find(_PIXEL_DATA, end)
-    if pixel < 0 or pixel + 12 > len(mm) or mm[pixel + 4 : pixel + 6] not in (b"OB", b"OW"):
-        raise MalformedError("no native Pixel Data after the groups")
-    (length,) = struct.unpack_from("<I", mm, pixel + 8)
-    if length == UNDEFINED or pixel + 12 + length > len(mm):
-        raise MalformedError("encapsulated or truncated Pixel Data")
-    return mm[:start] + mm[end:pixel], groups, mm[pixel + 12 : pixel + 12 + length]
+        walker.fall_back(path, "the SEG header", exc)
+        return None
+    header.filename = str(path)
+    return header
+
+
+def _read_at(stream: Any, start: int, length: int) -> memoryview:
+    """``length`` bytes at ``start``, read into one buffer (bounded by the file's size)."""
+    buffer = np.empty(length, dtype=np.uint8)
+    stream.seek(start)
+    view = memoryview(buffer.data)
+    done = 0
+    while done < length:
+        got = stream.readinto(view[done:])
+        if not got:
+            raise MalformedError("the file ended inside the Pixel Data")
+        done += got
+    return view
+
+
+def _walk(mm: Any) -> tuple[Header, int, int]:
+    """(the header, where the Pixel Data value starts, its length)."""
+    if bytes(mm[128:132]) != b"DICM":
+        raise MalformedError("no DICM preamble")
+    meta, pos = walker.dataset(mm, 132, UNDEFINED, stop=0x00030000, open_ended=True)
+    raw = _raw_tags()
+    header, pos = walker.dataset(mm, pos, UNDEFINED, raw, stop=PER_FRAME, open_ended=True)
+    charset = str(header.get("SpecificCharacterSet") or "").strip()
+    if charset not in walker._CHARSETS:
+        raise MalformedError(f"character set {charset!r}")
+    if pos + 12 <= len(mm) and _HEADER(mm, pos)[:3] == (0x5200, 0x9230, b"SQ"):
+        (length,) = _LONG(mm, pos + 8)
+        header["PerFrameFunctionalGroupsSequence"], pos = frame_groups(
+            mm, pos + 12, length, charset
+        )
+    rest, pos = walker.dataset(
+        mm,
+        pos,
+        UNDEFINED,
+        raw,
+        encoding=walker._CHARSETS[charset],
+        stop=walker.PIXEL_DATA,
+        open_ended=True,
+    )
+    if rest.keys() & header.keys():
+        raise MalformedError("an element twice in the dataset")
+    header.update(rest)
+    if pos + 12 > len(mm) or _HEADER(mm, pos)[:2] != (0x7FE0, 0x0010):
+        raise MalformedError("no Pixel Data")
+    if bytes(mm[pos + 4 : pos + 6]) not in (b"OB", b"OW"):
+        raise MalformedError("Pixel Data is not OB or OW")
+    (length,) = _LONG(mm, pos + 8)
+    if length == UNDEFINED:
+        raise MalformedError("encapsulated Pixel Data")
+    _as_pydicom(header, charset)
+    if str(header.get("PhotometricInterpretation", "")) == "PALETTE COLOR":
+        raise MalformedError("palette colour lookup tables are read by pydicom")
+    header.file_meta = meta  # type: ignore[attr-defined]  # as pydicom's Dataset has it
+    return header, pos + 12, length
+
+
+def frame_groups(buf: Any, pos: int, length: int, charset: str) -> tuple[list[Header], int]:
+    """The items of a Per-frame Functional Groups Sequence whose value starts at ``pos``.
+
+    Each item holds functional group sequences; each distinct one (tag and bytes) is walked
+    once by :func:`segio.dicom.walker.sequence` (every value checked and converted) and
+    shared by the frames that repeat it. Only :data:`KEPT_GROUPS` stay in the items.
+    """
+    end = pos + length if length != UNDEFINED else len(buf)
+    if end > len(buf):
+        raise MalformedError("the per-frame groups run past the end of the data")
+    encoding, raw = walker._CHARSETS[charset], _raw_tags()
+    seen: dict[tuple[int, bytes], list[Header]] = {}
+    sizes: dict[int, set[int]] = {}  # tag -> the byte lengths of its groups seen so far
+    groups: list[Header] = []
+    while pos < end:
+        if pos + 8 > end:
+            raise MalformedError(f"cut item header at {pos}")
+        group, element, item_length = _TAG_LENGTH(buf, pos)
+        tag = (group << 16) | element
+        pos += 8
+        if tag == _SEQUENCE_END:
+            if length != UNDEFINED:
+                raise MalformedError("a sequence delimiter in a sequence of defined length")
+            return groups, pos
+        if tag != _ITEM:
+            raise MalformedError(f"expected an item at {pos - 8}")
+        item_end = pos + item_length if item_length != UNDEFINED else end
+        if item_end > end:
+            raise MalformedError("an item runs past the end of its sequence")
+        frame = Header()
+        while True:
+            if item_length != UNDEFINED and pos == item_end:
+                break
+            if pos + 8 > item_end:
+                raise MalformedError(f"cut element header at {pos}")
+            group, element, vr, _ = _HEADER(buf, pos)
+            tag = (group << 16) | element
+            if tag == _ITEM_END and item_length == UNDEFINED:
+                pos += 8
+                break
+            if pos + 12 > item_end:
+                raise MalformedError(f"cut element header at {pos}")
+            if vr != b"SQ":
+                raise MalformedError(f"a per-frame element {tag:08X} that is not a sequence")
+            (size,) = _LONG(buf, pos + 8)
+            pos += 12
+            if size != UNDEFINED and pos + size > item_end:
+                raise MalformedError(f"a functional group at {pos} runs past its item")
+            # The same bytes walk to the same values (and, for an undefined length, end at
+            # the same delimiter): a group seen before is looked up, not walked again.
+            known = [size] if size != UNDEFINED else sizes.get(tag, ())
+            items = None
+            for candidate in known:
+                items = seen.get((tag, bytes(buf[pos : pos + candidate])))
+                if items is not None:
+                    pos += candidate
+                    break
+            if items is None:
+                items, stop = walker.sequence(buf, pos, size, raw, encoding=encoding, depth=2)
+                for inner in items:
+                    _as_pydicom(inner, charset)
+                if stop > item_end:
+                    raise MalformedError(f"a functional group at {pos} runs past its item")
+                seen[(tag, bytes(buf[pos:stop]))] = items
+                sizes.setdefault(tag, set()).add(stop - pos)
+                pos = stop
+            name = walker.keyword(tag)
+            if name in frame:
+                raise MalformedError(f"{name} twice in one frame")
+            if name in KEPT_GROUPS:
+                frame[name] = items
+        groups.append(frame)
+    if length == UNDEFINED:
+        raise MalformedError("per-frame groups without their sequence delimiter")
+    return groups, end
+
+
+@lru_cache(maxsize=1)
+def _raw_tags() -> frozenset[int]:
+    """Every dictionary tag of a string VR but Specific Character Set (which the walker
+    itself reads): kept as bytes, converted by :func:`_as_pydicom`."""
+    return frozenset(
+        tag
+        for tag, entry in walker._dictionary().items()
+        if entry[0] in _STRINGS and tag != 0x00080005
+    )
+
+
+def _as_pydicom(item: Header, charset: str) -> None:
+    """Convert the raw string values of ``item`` and its sequences (in place) as pydicom
+    does; MalformedError where its rules might give something else."""
+    for name, value in item.items():
+        if isinstance(value, tuple):
+            item[name] = _string(value[0].decode("ascii"), value[1], charset)
+        elif isinstance(value, list) and value and isinstance(value[0], Header):
+            if name == "PerFrameFunctionalGroupsSequence":
+                continue  # converted by frame_groups
+            for inner in value:
+                _as_pydicom(inner, charset)
+
+
+def _string(vr: str, data: bytes, charset: str) -> Any:
+    """One string value as pydicom reads it, or MalformedError."""
+    if not data.isascii() and (vr not in _TEXT or charset not in ("ISO_IR 100", "ISO_IR 192")):
+        raise MalformedError(f"non-ASCII {vr} value")
+    text = data.decode(walker._CHARSETS[charset] if vr in _TEXT else "ascii")
+    value = text.rstrip("\x00 ")
+    if not value:
+        return None if vr in ("DS", "IS") else ""
+    if "\x00" in value or (
+        vr not in _SINGLE and "\\" in value and re.search(r"[ \t]\\|\\[ \t]", value)
+    ):
+        raise MalformedError(f"a {vr} value pydicom might read otherwise")
+    parts = [value] if vr in _SINGLE else value.split("\\")
+    if vr == "DS":
+        return _numbers([float(p) for p in parts] if all(p.strip() for p in parts) else None)
+    if vr == "IS":
+        return _numbers(
+            [int(p) for p in parts] if all(_INTEGER.fullmatch(p) for p in parts) else None
+        )
+    return parts[0] if len(parts) == 1 else parts
+
+
+def _numbers(values: list[Any] | None) -> Any:
+    if values is None:
+        raise MalformedError("a number pydicom might read otherwise")
+    return values[0] if len(values) == 1 else values
+
+
+def pixel_bytes(header: Header) -> NDArray[np.uint8]:
+    """The Pixel Data of a header from :func:`read`, as a uint8 array (no copy)."""
+    return np.frombuffer(header["PixelData"], dtype=np.uint8)

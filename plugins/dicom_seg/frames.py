@@ -45,6 +45,10 @@ from segio.geometry import Geometry, slice_grid
 from segio.progress import track
 
 BIG_ENDIAN = "1.2.840.10008.1.2.2"
+#: Transfer syntaxes of native little-endian Pixel Data (the dataset deflated or not).
+NATIVE_LITTLE_ENDIAN = frozenset(
+    {"", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99"}
+)
 _HINT = "the file is truncated or not a valid DICOM SEG"
 IntArray = NDArray[np.intp]
 Reference = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
@@ -119,11 +123,12 @@ def decode_frames(ds: Any, path: Path, layout: PixelLayout) -> Frames:
     syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
     if syntax == DEFLATED_IMAGE_FRAME:
         return Frames(shape, values=_deflated_frames(ds, shape, bits, path))
-    from pydicom.uid import UID
+    if syntax not in NATIVE_LITTLE_ENDIAN and syntax != BIG_ENDIAN:
+        from pydicom.uid import UID
 
-    if syntax and UID(syntax).is_encapsulated:
-        return Frames(shape, values=_pydicom_frames(ds, shape, bits, UID(syntax), path))
-    raw = bytes(ds.PixelData)
+        if UID(syntax).is_encapsulated:
+            return Frames(shape, values=_pydicom_frames(ds, shape, bits, UID(syntax), path))
+    raw = ds.PixelData  # bytes (pydicom) or a buffer (fastparse): viewed, not copied
     if bits == 1:
         _check_length(raw, shape, bits, path)
         packed = np.frombuffer(raw, dtype=np.uint8, count=(math.prod(shape) + 7) // 8)

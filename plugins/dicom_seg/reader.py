@@ -30,6 +30,7 @@ frame positions span against ``SEGIO_MAX_MEMORY`` before anything is allocated.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence as SequenceABC
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,10 @@ from segio.model import Layer, Segment, Segmentation
 from segio.representations import Representation
 
 from . import fastparse
+from .bitlayers import binary_layers
 from .frames import (
     GRID_TOLERANCE,
+    NATIVE_LITTLE_ENDIAN,
     Frames,
     IntArray,
     Placement,
@@ -117,19 +120,17 @@ def _is_seg_file(file: Path) -> bool:
 
 
 def _load(source: Path) -> Any:
+    """The dataset: a walker Header (no pydicom at all) when :mod:`fastparse` can read the
+    file, else pydicom's."""
     fast = fastparse.read(source) if fast_path() else None
-    if fast is not None:
-        ds, groups = fast
-        ds._segio_frame_groups = groups  # plain dicts, read by _placement
-        return _check_sop(ds, source)
-    return _check_sop(read_dataset(source), source)
+    return _check_sop(fast if fast is not None else read_dataset(source), source)
 
 
 def _check_sop(ds: Any, source: Path) -> Any:
-    from pydicom.uid import UID
-
     sop = str(ds.get("SOPClassUID", ""))
     if sop not in SEG_CLASSES:
+        from pydicom.uid import UID
+
         kind = UID(sop).name if sop else "no SOP Class UID"
         raise ReadError(
             f"not a DICOM SEG ({kind})", path=source, hint="pass a SEG file or a folder with one"
@@ -152,18 +153,22 @@ def _read_dataset(ds: Any, path: Path, reference: Reference | None) -> Segmentat
         background = {0} if ds.get("PixelPaddingValue") is None else {0, int(ds.PixelPaddingValue)}
     layout = check_pixel_data(ds, path)  # before the frame count or size is used
     placement = _placement(ds, path, seg_type, sorted(items), reference, layout)
-    frames = decode_frames(ds, path, layout)
-    planes, segment, k = assemble(frames, placement, seg_type, path)
     grid = placement.geometry
     described = [n for n in items if n not in background]
     layers: list[Layer]
     where: dict[int, tuple[int, int]] = {}
-    if seg_type == "LABELMAP":
-        layers = [_labelmap(planes.dense(), k, grid, background, set(described), path)]
-    elif seg_type == "FRACTIONAL":
-        layers, where = _fractional(ds, planes.dense(), segment, k, grid, described, path)
+    direct = _direct_binary(ds, layout, placement, described) if seg_type == "BINARY" else None
+    if direct is not None:
+        layers, where = direct
     else:
-        layers, where = _binary(planes, segment, k, grid, described)
+        frames = decode_frames(ds, path, layout)
+        planes, segment, k = assemble(frames, placement, seg_type, path)
+        if seg_type == "LABELMAP":
+            layers = [_labelmap(planes.dense(), k, grid, background, set(described), path)]
+        elif seg_type == "FRACTIONAL":
+            layers, where = _fractional(ds, planes.dense(), segment, k, grid, described, path)
+        else:
+            layers, where = _binary(planes, segment, k, grid, described)
     palette = _palette(ds, described)
     segments, used = [], set()
     for number in described:
@@ -221,9 +226,7 @@ def _placement(
     layout: PixelLayout,
 ) -> Placement:
     count = layout.frames
-    per_frame = getattr(ds, "_segio_frame_groups", None) or list(
-        ds.get("PerFrameFunctionalGroupsSequence") or []
-    )
+    per_frame = list(ds.get("PerFrameFunctionalGroupsSequence") or [])
     shared = (list(ds.get("SharedFunctionalGroupsSequence") or []) or [None])[0]
     tiled_full = str(ds.get("DimensionOrganizationType", "")).upper() == "TILED_FULL"
     if per_frame and len(per_frame) != count:
@@ -313,6 +316,42 @@ def _frame_segments(
 
 
 # -- voxels ------------------------------------------------------------------------------
+
+
+def _direct_binary(
+    ds: Any, layout: PixelLayout, placement: Placement, numbers: list[int]
+) -> tuple[list[Layer], dict[int, tuple[int, int]]] | None:
+    """BINARY frames unpacked straight into the layers (:mod:`bitlayers`), or None where
+    that path does not apply: the plain pydicom path (``SEGIO_DICOM_FAST=0``), encoded or
+    big-endian Pixel Data, tiles, a plane given twice, odd frame sizes, many layers."""
+    meta = getattr(ds, "file_meta", None)
+    syntax = str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+    pixels = ds.get("PixelData")
+    if (
+        not fast_path()
+        or syntax not in NATIVE_LITTLE_ENDIAN
+        or layout.bits != 1
+        or layout.samples != 1
+        or placement.tiles is not None
+        or not isinstance(pixels, (bytes, bytearray, memoryview))
+    ):
+        return None
+    grid = placement.geometry
+    depth = grid.shape[0]
+    keys = placement.segment * depth + placement.k
+    if np.unique(keys).size != keys.size:  # repeated planes are merged by assemble()
+        return None
+    dtype = np.uint8 if max(numbers, default=0) <= 255 else np.uint16
+    check_grid(grid.shape, np.dtype(dtype).itemsize, "the labelmap")
+    packed = np.frombuffer(pixels, dtype=np.uint8, count=layout.native_bytes)
+    frame_shape = (layout.rows, layout.columns)
+    found = binary_layers(
+        packed, frame_shape, placement.segment, placement.k, grid.shape, numbers, dtype
+    )
+    if found is None:
+        return None
+    arrays, where = found
+    return [Layer(array, grid) for array in arrays], where
 
 
 def _binary(
@@ -414,13 +453,12 @@ def _palette(ds: Any, numbers: list[int]) -> dict[int, tuple[float, float, float
 
 def _extras(ds: Any) -> dict[str, str]:
     """Series-level text a writer needs to write the SEG back (multiple values joined by \\)."""
-    from pydicom.multival import MultiValue
-
     extras = {}
     for key in _EXTRAS:
         value = ds.get(key)
         if value not in (None, ""):
-            many = isinstance(value, (list, tuple, MultiValue))
+            # pydicom's MultiValue, or the walker's list (pydicom is not imported for it)
+            many = isinstance(value, SequenceABC) and not isinstance(value, (str, bytes))
             extras[key] = "\\".join(str(v) for v in value) if many else str(value)
     meta = getattr(ds, "file_meta", None)
     if meta is not None and meta.get("TransferSyntaxUID"):

@@ -403,6 +403,9 @@ _J2K = frozenset(
 #: JPEG markers that start a frame header (SOF0..SOF15 but DHT, JPG, DAC; SOF55 of JPEG-LS).
 _SOF = frozenset({*range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC} | {0xF7})
 DEFLATED_IMAGE_FRAME = "1.2.840.10008.1.2.8.1"
+_NATIVE = frozenset(
+    {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"}
+)
 
 
 @dataclass(frozen=True)
@@ -483,8 +486,8 @@ def check_pixel_data(ds: Any, path: str | os.PathLike[str]) -> PixelLayout:
 
 
 def _encapsulated(syntax: str) -> bool:
-    if not syntax:
-        return False
+    if not syntax or syntax in _NATIVE:
+        return False  # without importing pydicom (0.25 s), which only the rest needs
     from pydicom.uid import UID
 
     return bool(UID(syntax).is_encapsulated)
