@@ -1,30 +1,58 @@
-"""DICOM SEG write and read: segio against highdicom and dcmqi, same data, one run.
+"""DICOM SEG write and read: segio against highdicom, dcmqi and pydicom-seg, same data, one run.
 
 A synthetic 512 x 512 x 200 CT series (200 single-frame files) and a segmentation on its
 grid from ``segio.testing.synthetic_segmentation`` (holes, islands, border-touching), with
-24 segments and, with ``--segments 104``, a TotalSegmentator-sized one. Each job runs in a
-fresh process (``_harness``); dcmqi runs under ``/usr/bin/time``.
+24 segments and, with ``--segments 104``, a TotalSegmentator-sized one.
 
-Writes: BINARY and LABELMAP, uncompressed, by each tool from the same labelmap. Reads:
-every tool reads the same files (dcmqi's BINARY and highdicom's LABELMAP SEG) into a volume
-(highdicom ``get_volume``; dcmqi ``segimage2itkimage --mergeSegments`` into NRRD, its only
-way to read). Prints the table and segio's ratios to the fastest peer.
+Reads (the issue's targets): every tool reads the same files, dcmqi's BINARY SEG (the
+headline) and highdicom's LABELMAP SEG, as whole processes paired in the same rounds
+(``_harness.paired``: start-up and imports on the clock, median of ``--pairs`` rounds):
+segio ``segio.read``; highdicom ``segread`` + ``get_volume``; dcmqi ``segimage2itkimage
+--mergeSegments`` (its only way to read, into NRRD); pydicom-seg ``MultiClassReader``
+(its fastest full read, from its own environment, ``.tools/pydicom-seg``: it pins numpy 1;
+it cannot read LABELMAP SEGs). Targets: time <= 0.25 x the fastest peer, peak memory <= the
+leanest peer's.
 
-    python benchmarks/dicom_seg.py [--segments 24] [--slices 200] [--repeat 3]
+Writes: BINARY and LABELMAP, uncompressed, by each tool from the same labelmap, each job a
+fresh process timed inside (``--repeat`` runs); ``--skip-writes`` makes only the two files
+the reads need.
+
+    python benchmarks/dicom_seg.py [--segments 24] [--slices 200] [--pairs 5] [--repeat 3]
+                                   [--skip-writes] [--work FOLDER]
+
+``--work`` keeps the prepared data in FOLDER (reused when it is there already).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shlex
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Result, print_table, ratio_line, repeat, run_command, run_python
+from _harness import (
+    Result,
+    paired,
+    print_pairs,
+    print_table,
+    python_job,
+    ratio_line,
+    repeat,
+    run_command,
+    run_python,
+)
 
 BIN = Path(sys.executable).parent
+ROOT = Path(__file__).resolve().parent.parent
+PYDICOM_SEG = ROOT / ".tools" / "pydicom-seg" / "bin" / "python"
+#: The issue's targets for reads: time against the fastest peer, memory against the leanest.
+TIME_TARGET, MEMORY_TARGET = 0.25, 1.0
 
 SEGIO_WRITE = """
     import pydicom  # what highdicom imports at its own import: both clocks start after it
@@ -61,18 +89,24 @@ HIGHDICOM_WRITE = """
     done(time.perf_counter() - t, out)
 """
 
+# Whole-process reads (``python_job``): the interpreter's start-up and every import count.
 SEGIO_READ = """
-    import pydicom  # highdicom imports it at its own import: both clocks start after it
     import segio
-    t = time.perf_counter(); seg = segio.read(work / "{file}")
-    seg.layers[0].array.sum(); done(time.perf_counter() - t)
+    seg = segio.read(work / "{file}")
+    seg.layers[0].array.sum()
 """
 
 HIGHDICOM_READ = """
     import highdicom as hd
-    t = time.perf_counter(); seg = hd.seg.segread(work / "{file}")
+    seg = hd.seg.segread(work / "{file}")
     volume = seg.get_volume(combine_segments=True, skip_overlap_checks=True)
-    volume.array.sum(); done(time.perf_counter() - t)
+    volume.array.sum()
+"""
+
+PYDICOM_SEG_READ = """
+    import pydicom, pydicom_seg
+    result = pydicom_seg.MultiClassReader().read(pydicom.dcmread(work / "{file}"))
+    result.data.sum()
 """
 
 
@@ -87,7 +121,7 @@ def prepare(work: Path, slices: int, n_segments: int) -> None:
     from segio.dicom.series import read_image_series
     from segio.testing.synthetic import synthetic_segmentation
 
-    (work / "ct").mkdir()
+    (work / "ct").mkdir(exist_ok=True)
     study, series, frame = generate_uid(), generate_uid(), generate_uid()
     pixels = np.zeros((512, 512), np.int16).tobytes()
     for k in range(slices):
@@ -189,66 +223,122 @@ def dcmqi_write(work: Path, kind: str) -> Result:
     )
 
 
-def dcmqi_read(work: Path, file: str) -> Result:
+def dcmqi_read(work: Path, file: str) -> list[str]:
+    """The argv of dcmqi reading ``file`` into one merged NRRD (its only way to read).
+
+    Through ``sh -c 'exec ...'``: :func:`_harness.paired` appends the work folder to every
+    job, which becomes ``$0`` here; ``exec`` leaves dcmqi alone in the timed process.
+    """
     out = work / f"dcmqi-read-{file}"
     out.mkdir(exist_ok=True)
-    return run_command(
-        [
-            str(BIN / "segimage2itkimage"),
-            "--inputDICOM",
-            str(work / file),
-            "--outputDirectory",
-            str(out),
-            "--outputType",
-            "nrrd",
-            "--mergeSegments",
-        ],
+    command = [
+        str(BIN / "segimage2itkimage"),
+        "--inputDICOM",
+        str(work / file),
+        "--outputDirectory",
+        str(out),
+        "--outputType",
+        "nrrd",
+        "--mergeSegments",
+    ]
+    return ["/bin/sh", "-c", f"exec {shlex.join(command)} >/dev/null"]
+
+
+def check_pydicom_seg() -> None:
+    """Exit non-zero, saying how to make it, when pydicom-seg's environment is missing."""
+    works = (
+        PYDICOM_SEG.exists()
+        and not subprocess.run(
+            [str(PYDICOM_SEG), "-c", "import pydicom_seg"], capture_output=True, check=False
+        ).returncode
     )
+    if not works:
+        raise SystemExit(
+            f"pydicom-seg is not usable at {PYDICOM_SEG}; create it (it pins numpy 1, and "
+            "0.4.1 needs pydicom 2) with:\n  python3 -m venv .tools/pydicom-seg && "
+            ".tools/pydicom-seg/bin/pip install pydicom-seg 'pydicom<3'"
+        )
+
+
+@contextlib.contextmanager
+def workspace(folder: str | None) -> Iterator[Path]:
+    """``folder`` (kept), or a temporary folder removed at the end."""
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        yield Path(folder)
+        return
+    with tempfile.TemporaryDirectory() as temporary:
+        yield Path(temporary)
+
+
+def writes(work: Path, repeats: int) -> dict[str, Result]:
+    """Every tool writes BINARY and LABELMAP (in-process clocks, fresh processes)."""
+    results: dict[str, Result] = {}
+    for kind in ("binary", "labelmap"):
+        results[f"segio write {kind}"] = repeat(
+            lambda kind=kind: run_python(SEGIO_WRITE.format(kind=kind), work), repeats
+        )
+        results[f"highdicom write {kind}"] = repeat(
+            lambda kind=kind: run_python(
+                HIGHDICOM_WRITE.format(kind=kind, kind_upper=kind.upper()), work
+            ),
+            repeats,
+        )
+        results[f"dcmqi write {kind}"] = repeat(lambda kind=kind: dcmqi_write(work, kind), repeats)
+    return results
+
+
+def reads(work: Path, file: str, pairs: int) -> None:
+    """Whole processes, paired: segio against every peer that reads ``file``."""
+    jobs = {
+        "segio": python_job(SEGIO_READ.format(file=file)),
+        "highdicom": python_job(HIGHDICOM_READ.format(file=file)),
+        "dcmqi": dcmqi_read(work, file),
+    }
+    if "binary" in file:  # pydicom-seg reads no LABELMAP SEG
+        jobs["pydicom-seg"] = python_job(PYDICOM_SEG_READ.format(file=file), python=PYDICOM_SEG)
+    results, ratios = paired(jobs, work, pairs=pairs)
+    fastest = print_pairs(f"read {file}: whole processes, {pairs} pairs", results, ratios)
+    leanest = min(ratios, key=lambda name: results[name]["peak_mb"])
+    memory = results["segio"]["peak_mb"] / results[leanest]["peak_mb"]
+    for what, value, target, peer in (
+        ("time", ratios[fastest], TIME_TARGET, f"the fastest peer, {fastest}"),
+        ("peak memory", memory, MEMORY_TARGET, f"the leanest peer, {leanest}"),
+    ):
+        verdict = "met" if value <= target else "MISSED"
+        print(f"  target {what}: segio / {peer} = {value:.2f} (<= {target:.2f}) {verdict}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--segments", type=int, default=24)
     parser.add_argument("--slices", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5, help="rounds of paired reads")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each write")
+    parser.add_argument("--skip-writes", action="store_true", help="time the reads only")
+    parser.add_argument("--work", help="keep the prepared data in this folder (reused)")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        prepare(work, args.slices, args.segments)
+    check_pydicom_seg()
+    with workspace(args.work) as work:
+        if not (work / "meta.json").exists():
+            prepare(work, args.slices, args.segments)
         print(f"CT {args.slices} x 512 x 512, {args.segments} segments")
-        results: dict[str, Result] = {}
-        for kind in ("binary", "labelmap"):
-            results[f"segio write {kind}"] = repeat(
-                lambda kind=kind: run_python(SEGIO_WRITE.format(kind=kind), work), args.repeat
-            )
-            results[f"highdicom write {kind}"] = repeat(
-                lambda kind=kind: run_python(
-                    HIGHDICOM_WRITE.format(kind=kind, kind_upper=kind.upper()), work
-                ),
-                args.repeat,
-            )
-            results[f"dcmqi write {kind}"] = repeat(
-                lambda kind=kind: dcmqi_write(work, kind), args.repeat
-            )
+        if not args.skip_writes:
+            results = writes(work, args.repeat)
+            print_table(results)
+            print("\nsegio / fastest peer (target: time <= 0.5, memory and size <= 1):")
+            for kind in ("binary", "labelmap"):
+                ours = results[f"segio write {kind}"]
+                peers = [results[f"{peer} write {kind}"] for peer in ("highdicom", "dcmqi")]
+                fastest = min(peers, key=lambda r: r["seconds"])
+                print(ratio_line(f"write {kind}", ours, fastest, size=True))
+        else:  # the two files the reads need, written once
+            if not (work / "dcmqi-binary.dcm").exists():
+                dcmqi_write(work, "binary")
+            if not (work / "highdicom-labelmap.dcm").exists():
+                run_python(HIGHDICOM_WRITE.format(kind="labelmap", kind_upper="LABELMAP"), work)
         for file in ("dcmqi-binary.dcm", "highdicom-labelmap.dcm"):
-            kind = file.split("-")[1].split(".")[0]
-            results[f"segio read {kind}"] = repeat(
-                lambda file=file: run_python(SEGIO_READ.format(file=file), work), args.repeat
-            )
-            results[f"highdicom read {kind}"] = repeat(
-                lambda file=file: run_python(HIGHDICOM_READ.format(file=file), work), args.repeat
-            )
-            results[f"dcmqi read {kind}"] = repeat(
-                lambda file=file: dcmqi_read(work, file), args.repeat
-            )
-    print_table(results)
-    print("\nsegio / fastest peer (target: time <= 0.5, memory and size <= 1):")
-    for verb in ("write", "read"):
-        for kind in ("binary", "labelmap"):
-            ours = results[f"segio {verb} {kind}"]
-            peers = [results[f"{peer} {verb} {kind}"] for peer in ("highdicom", "dcmqi")]
-            fastest = min(peers, key=lambda r: r["seconds"])
-            print(ratio_line(f"{verb} {kind}", ours, fastest, size=verb == "write"))
+            reads(work, file, args.pairs)
 
 
 if __name__ == "__main__":

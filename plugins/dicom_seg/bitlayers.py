@@ -49,7 +49,7 @@ def set_bytes(
     for run in runs:  # runs of consecutive frames: one per segment as writers order them
         first, stop = int(run[0]) * frame_bytes, (int(run[-1]) + 1) * frame_bytes
         chunk = packed[first:stop]
-        found = np.flatnonzero(chunk != 0)
+        found = np.flatnonzero(chunk.view(np.bool_))  # any non-zero byte is True
         slices = k[run]
         if np.all(np.diff(slices) == 1):  # consecutive slices: one offset for the run
             where.append(found + int(slices[0]) * frame_bytes)
@@ -82,7 +82,7 @@ def binary_layers(
     frame_bytes = rows * cols // 8
     width = np.dtype(dtype).itemsize  # 64-bit words per packed byte
     ones = _bits(np.dtype(dtype).str)
-    covered = (ones * np.iinfo(dtype).max).view(np.uint64).reshape(256, width)
+    covered = _words((ones * np.iinfo(dtype).max), width)
     layers: list[NDArray[Any]] = []
     words: list[NDArray[np.uint64]] = []
     order = np.argsort(segment, kind="stable")
@@ -96,11 +96,13 @@ def binary_layers(
         index, values = set_bytes(packed, order[low:high], k, frame_bytes)
         if not index.size:
             continue
-        under = covered[values]
-        target = next(
-            (n for n, layer in enumerate(words) if not np.any(layer[index] & under)), None
-        )
-        if target is None:
+        under, target, current = covered[values], len(layers), None
+        for n, layer in enumerate(words):  # first fit: the first layer free under the bits
+            current = layer[index]
+            if not np.any(current & under):
+                target = n
+                break
+        if target == len(layers):
             if len(layers) == MAX_LAYERS:
                 return None
             check_allocation(
@@ -108,10 +110,16 @@ def binary_layers(
                 f"{len(layers) + 1} overlapping labelmap layers",
             )
             layers.append(np.zeros(shape, dtype=dtype))
-            words.append(layers[-1].reshape(-1).view(np.uint64).reshape(-1, width))
-            target = len(layers) - 1
-        label = (ones * np.asarray(number, dtype=ones.dtype)).view(np.uint64).reshape(256, width)
-        layer = words[target]
-        layer[index] = layer[index] | label[values]
+            words.append(_words(layers[-1], width))
+            current = None
+        label = _words(ones * np.asarray(number, dtype=ones.dtype), width)[values]
+        words[target][index] = label if current is None else current | label
         where[number] = (target, number)
     return layers or [np.zeros(shape, dtype=dtype)], where
+
+
+def _words(array: NDArray[Any], width: int) -> NDArray[np.uint64]:
+    """``array`` as 64-bit words, ``width`` to a row (eight voxels of a packed byte): a
+    flat array for one byte a voxel, where numpy indexes fastest."""
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint64)
+    return flat if width == 1 else flat.reshape(-1, width)

@@ -338,8 +338,8 @@ def _direct_binary(
         return None
     grid = placement.geometry
     depth = grid.shape[0]
-    keys = placement.segment * depth + placement.k
-    if np.unique(keys).size != keys.size:  # repeated planes are merged by assemble()
+    keys = np.sort(placement.segment * depth + placement.k)
+    if np.any(keys[1:] == keys[:-1]):  # repeated planes are merged by assemble()
         return None
     dtype = np.uint8 if max(numbers, default=0) <= 255 else np.uint16
     check_grid(grid.shape, np.dtype(dtype).itemsize, "the labelmap")
@@ -416,8 +416,12 @@ def _labelmap(
     wide = max(described, default=0) > np.iinfo(planes.dtype).max  # described, never used
     dtype = np.dtype(np.uint16 if wide else planes.dtype)
     check_grid(grid.shape, dtype.itemsize, "the labelmap", path=path)
-    array = np.zeros(grid.shape, dtype=dtype)
-    array[k] = planes
+    whole = planes.shape == grid.shape and np.array_equal(k, np.arange(grid.shape[0]))
+    if whole and planes.dtype == dtype and planes.flags.writeable and planes.flags.c_contiguous:
+        array = planes  # every slice in order, in a buffer of this read's own: no copy
+    else:
+        array = np.zeros(grid.shape, dtype=dtype)
+        array[k] = planes
     for value in background - {0}:
         array[array == value] = 0
     top = int(array.max(initial=0))
