@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -31,6 +32,7 @@ from typing import Any, NamedTuple
 __all__ = ["EntryPoint", "segio_entry_points"]
 
 _INFO_SUFFIXES = (".dist-info", ".egg-info")
+_SEPARATORS = re.compile(r"[-_.]+")
 # importlib.metadata's own pattern for an entry point's value.
 _VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
 
@@ -58,9 +60,10 @@ def segio_entry_points(group: str) -> list[EntryPoint]:
     if _needs_metadata():
         return _by_metadata(group)
     found: list[EntryPoint] = []
+    marker = f"[{group}]".encode()
     for root in sys.path:
         for info in _info_folders(root):
-            found += _read_info(info, group)
+            found += _read_info(info, group, marker)
     return found
 
 
@@ -75,31 +78,39 @@ def _needs_metadata() -> bool:
     )
 
 
-def _info_folders(root: str) -> Iterator[Path]:
+def _info_folders(root: str) -> Iterator[str]:
     """The metadata folders in ``root``, in importlib.metadata's order: grouped by
-    normalised project name, each group where its first folder is listed."""
+    normalised project name, each group where its first folder is listed.
+
+    Plain ``os`` calls on strings here and in :func:`_read_info`: a site-packages holds
+    hundreds of folders, and pathlib objects for each would cost milliseconds.
+    """
     try:
-        children = list(Path(root or ".").iterdir())
+        children = os.listdir(root or ".")  # noqa: PTH208
     except OSError:
         return
-    groups: dict[str, list[Path]] = {}
+    groups: dict[str, list[str]] = {}
     for child in children:
-        low = child.name.lower()
+        low = child.lower()
         if low.endswith(_INFO_SUFFIXES):
-            name = low.rpartition(".")[0].partition("-")[0]
-            groups.setdefault(re.sub(r"[-_.]+", "-", name), []).append(child)
+            name = _SEPARATORS.sub("-", low.rpartition(".")[0].partition("-")[0])
+            groups.setdefault(name, []).append(os.path.join(root, child))  # noqa: PTH118
     for group in groups.values():
         yield from group
 
 
-def _read_info(info: Path, group: str) -> list[EntryPoint]:
-    text = _read_text(info / "entry_points.txt")
-    if text is None or f"[{group}]" not in text:  # the quick test, before any parsing
+def _read_info(info: str, group: str, marker: bytes) -> list[EntryPoint]:
+    try:
+        with open(os.path.join(info, "entry_points.txt"), "rb") as stream:  # noqa: PTH118, PTH123
+            data = stream.read()
+    except OSError:
         return []
-    pairs = list(_section_pairs(text, group))
+    if marker not in data:  # the quick test, before any decoding or parsing
+        return []
+    pairs = list(_section_pairs(data.decode("utf-8", errors="replace"), group))
     if not pairs:
         return []
-    name = _distribution_name(info)
+    name = _distribution_name(Path(info))
     return [EntryPoint(key, value, name) for key, value in pairs]
 
 
@@ -108,7 +119,7 @@ def _section_pairs(text: str, group: str) -> Iterator[tuple[str, str]]:
     section = None
     for raw in text.splitlines():
         line = raw.strip()
-        if not line or line.startswith(("#", ";")):
+        if not line or line.startswith("#"):
             continue
         if line.startswith("[") and line.endswith("]"):
             section = line.strip("[]")
