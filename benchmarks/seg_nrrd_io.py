@@ -1,15 +1,23 @@
 """`.seg.nrrd` read and write: segio against slicerio (and nibabel's NIfTI as a floor).
 
-One run, same data for everybody: a 512 x 512 x 200 labelmap with 24 segments (holes,
-islands, one touching the border) from ``segio.testing.synthetic_segmentation``.
+One run, same data for everybody: a 512 x 512 x 200 labelmap with ``--segments`` segments
+(24 or 104; holes, islands, one touching the border) from
+``segio.testing.synthetic_segmentation``, written by slicerio with gzip as Slicer writes.
 
-Every measurement runs in a fresh Python process, so peak memory (``ru_maxrss``) is that
-of the whole process doing one job, imports included, as a user would see it. Time is
-the median of ``--repeat`` runs of the operation alone (imports and data loading
-excluded). Reads all read the same file (written by slicerio); writes each write their
-own file from the same array. Prints a table and the segio/slicerio ratios.
+First the issue's figure: the read as users run it, whole processes paired in the same
+rounds (:func:`_harness.paired`, ``--pairs`` rounds, start-up and imports on the clock):
+``segio.read`` against ``slicerio.read_segmentation``, each then touching every voxel
+(a sum), with each side's peak memory; the target is segio <= 0.5 x slicerio's time.
+``segio, zlib inflate`` is the same read with ``SEGIO_INFLATE=zlib``, what the fast
+inflate engine (:mod:`segio.fileio.fastinflate`) gains. segio's bytecode is compiled
+first, as an installed package's is.
 
-    python benchmarks/seg_nrrd_io.py [--repeat 3] [--shape 200 512 512] [--segments 24]
+Then the operation alone, in fresh processes: time is the median of ``--repeat`` runs of
+the read or write (imports and data loading excluded), peak memory that of the whole
+process. Reads all read the same file; writes each write their own file from the same
+array. ``--skip-writes`` leaves this section out.
+
+    python benchmarks/seg_nrrd_io.py [--segments 24|104] [--pairs 5] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -21,7 +29,31 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import print_table, ratio_line, repeat, run_python
+from _harness import paired, print_pairs, print_table, python_job, ratio_line, repeat, run_python
+from startup import compile_segio, prepare_apart
+
+#: segio's whole-process read time over slicerio's, at most.
+READ_TARGET = 0.5
+#: The issue's read, whole processes: start-up, imports, the read, every voxel touched.
+WHOLE = {
+    "segio": """
+        import segio
+        seg = segio.read(work / "slicerio.seg.nrrd")
+        seg.layers[0].array.sum()
+    """,
+    "slicerio": """
+        import slicerio
+        seg = slicerio.read_segmentation(str(work / "slicerio.seg.nrrd"))
+        seg["voxels"].sum()
+    """,
+    "segio, zlib inflate": """
+        import os
+        os.environ["SEGIO_INFLATE"] = "zlib"
+        import segio
+        seg = segio.read(work / "slicerio.seg.nrrd")
+        seg.layers[0].array.sum()
+    """,
+}
 
 JOBS = {
     "segio read": """
@@ -128,20 +160,55 @@ def prepare(work: Path, shape: tuple[int, int, int], n_segments: int) -> None:
     nibabel.save(nibabel.Nifti1Image(array.T, geometry.ijk_to_ras), work / "nibabel.nii.gz")
 
 
+def whole_reads(work: Path, pairs: int) -> None:
+    """The issue's figure: whole-process reads, paired, against the 0.5 target."""
+    jobs = {name: python_job(code) for name, code in WHOLE.items()}
+    results, ratios = paired(jobs, work, pairs=pairs)
+    ratio = ratios["slicerio"]
+    print_pairs(f"read: whole processes, {pairs} pairs", results, {"slicerio": ratio})
+    print(f"  segio / segio, zlib inflate            time {ratios['segio, zlib inflate']:.2f}")
+    memory = results["segio"]["peak_mb"] / results["slicerio"]["peak_mb"]
+    verdict = "met" if ratio <= READ_TARGET else "MISSED"
+    print(
+        f"  target read time: segio / slicerio = {ratio:.2f} (<= {READ_TARGET}) {verdict}; "
+        f"peak memory {results['segio']['peak_mb']:.0f} MB vs "
+        f"{results['slicerio']['peak_mb']:.0f} MB ({memory:.2f})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--pairs", type=int, default=5, help="rounds of paired whole reads")
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512))
     parser.add_argument("--segments", type=int, default=24)
+    parser.add_argument("--skip-writes", action="store_true", help="the paired reads only")
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # prepare_apart's child
     args = parser.parse_args()
+    if args.prepare:
+        prepare(Path(args.prepare), tuple(args.shape), args.segments)
+        return
+    compile_segio()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        prepare(work, tuple(args.shape), args.segments)
+        # Apart: the data's memory in this process would count in every job's peak.
+        prepare_apart(
+            Path(__file__),
+            work,
+            "--shape",
+            *map(str, args.shape),
+            "--segments",
+            str(args.segments),
+        )
         labelmap_mb = (work / "labels.npy").stat().st_size / 2**20
         print(f"labelmap {args.shape} uint8 ({labelmap_mb:.0f} MB), {args.segments} segments")
+        whole_reads(work, args.pairs)
+        if args.skip_writes:
+            return
         results = {
             job: repeat(lambda job=job: run_python(JOBS[job], work), args.repeat) for job in JOBS
         }
+    print("\nThe operation alone (imports excluded), fresh processes:")
     print_table(results)
     print("\nsegio / slicerio (below 1 is better):")
     for verb in ("read", "write"):

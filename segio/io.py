@@ -411,10 +411,10 @@ def select_segments(segmentation: Segmentation, keys: Iterable[str]) -> Segmenta
 def _check_options(
     spec: FormatSpec, given: dict[str, Any], known: dict[str, str] | Any, verb: str, path: PathLike
 ) -> None:
-    import difflib
-
     unknown = sorted(set(given) - set(known))
     if unknown:
+        import difflib  # here: every read and write passes through, rarely with a typo
+
         close = {m for name in unknown for m in difflib.get_close_matches(name, list(known))}
         meant = f" (did you mean {', '.join(sorted(close))}?)" if close else ""
         raise ValidationError(

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import pluggy
 
@@ -77,8 +77,7 @@ class BrokenPlugin:
     reason: str
 
 
-@dataclass(frozen=True)
-class _Declarations:
+class _Declarations(NamedTuple):  # a NamedTuple: a dataclass costs start-up time
     formats: dict[str, FormatSpec]
     converters: list[ConverterSpec]
     label_tables: dict[str, LabelTableSpec]

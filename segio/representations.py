@@ -7,7 +7,6 @@ others are derived from it by converters (``segio.converters``). The names are 3
 
 from __future__ import annotations
 
-import difflib
 import enum
 import math
 import os
@@ -269,6 +268,8 @@ PARAMETERS: dict[str, ParameterSpec] = {
 def _unknown(name: str) -> str:
     """Message for a name segio does not know, with the closest known names."""
     lowered = {known.lower(): known for known in PARAMETERS}
+    import difflib  # only for a misspelt name
+
     close = difflib.get_close_matches(name.strip().lower(), lowered, n=3, cutoff=0.6)
     hint = ", ".join(repr(lowered[c]) for c in close)
     return f"unknown conversion parameter {name!r}" + (f" (did you mean {hint}?)" if hint else "")

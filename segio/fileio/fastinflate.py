@@ -25,9 +25,8 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from segio.errors import ValidationError
 
@@ -37,9 +36,12 @@ __all__ = ["ENGINES", "VARIABLE", "ZLIB", "Engine", "engine", "load"]
 VARIABLE = "SEGIO_INFLATE"
 
 
-@dataclass(frozen=True)
-class Engine:
-    """A zlib-compatible inflater: ``decompressobj(wbits)`` and the exceptions it raises."""
+class Engine(NamedTuple):
+    """A zlib-compatible inflater: ``decompressobj(wbits)`` and the exceptions it raises.
+
+    (A NamedTuple rather than a dataclass: this module is imported by every reader of
+    deflated data, and a dataclass takes ten times longer to define.)
+    """
 
     name: str
     decompressobj: Callable[[int], Any]

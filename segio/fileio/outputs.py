@@ -45,8 +45,6 @@ import errno
 import json
 import os
 import re
-import secrets
-import socket
 import stat
 import tempfile
 import time
@@ -97,6 +95,8 @@ def made_folder(folder: Path, *, parents: bool = False) -> Iterator[None]:
 
 def host_name() -> str:
     """This machine's name as it appears in temporary and journal names."""
+    import socket  # here: socket and secrets cost a read's start-up 5 ms
+
     name = re.sub(r"[^A-Za-z0-9-]", "_", socket.gethostname())[:63]
     return name or "localhost"
 
@@ -540,6 +540,8 @@ def _owner() -> str:
 
 
 def _temporary_name(final: Path) -> str:
+    import secrets
+
     return f".{final.name[:_NAME_KEPT]}.{_owner()}~{secrets.token_hex(6)}{TEMPORARY_SUFFIX}"
 
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from segio.errors import ReadError, SegioError
 from segio.fileio.inputs import read_input
 from segio.labels.catalogue import normalize
-from segio.labels.tables import MAX_TABLE_BYTES, read_label_table, sniff_label_table
-from segio.labels.tables.common import HEAD_SIZE, decode
+from segio.labels.tables import HEAD_SIZE, MAX_TABLE_BYTES, read_label_table, sniff_label_table
+from segio.labels.tables.common import decode
 from segio.model import Segment, Segmentation
 from segio.terminology import Code, Terminology
 

@@ -12,7 +12,7 @@ import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,7 +23,6 @@ from segio.fileio.inputs import open_input, read_input
 from segio.fileio.outputs import OutputFiles
 from segio.geometry import Geometry
 from segio.labels.tables import (
-    LabelEntry,
     find_sidecar,
     label_tables,
     read_label_table,
@@ -34,6 +33,9 @@ from segio.labels.tables import (
 from segio.labels.values import DENSE_LABEL_LIMIT, label_histogram, voxel_slabs
 from segio.model import Layer, Segment, Segmentation, unique_id
 from segio.representations import ConversionParameter, ConversionParameters
+
+if TYPE_CHECKING:  # the table code is imported when a table is read or written
+    from segio.labels.tables.common import LabelEntry
 
 #: Default sidecar: segio's own JSON, the only table that keeps every field exactly (and
 #: the one that also carries the document fields below: exact grid, conversion parameters).
@@ -227,6 +229,8 @@ def _default_name(value: int, layer: int) -> str:
 
 def label_entries(segmentation: Segmentation) -> list[LabelEntry]:
     """One table entry per segment, in segment order."""
+    from segio.labels.tables.common import LabelEntry
+
     return [
         LabelEntry(
             value=s.label_value,

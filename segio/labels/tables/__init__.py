@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING, Any
 
 from segio.errors import ReadError, SegioError, UnknownFormatError, ValidationError, WriteError
 from segio.fileio.inputs import open_input, read_input, referenced_file
-from segio.labels.tables.common import HEAD_SIZE, LabelEntry, prepare
 
 if TYPE_CHECKING:
     from segio.hookspecs import LabelTableSpec
+    from segio.labels.tables.common import LabelEntry
     from segio.registry import Registry
 
 __all__ = [
@@ -52,12 +52,24 @@ __all__ = [
     "write_label_table",
 ]
 
+#: How much of a table its sniffer sees.
+HEAD_SIZE = 4096
 #: The largest label table read (65,535 labels with full terminology take about 30 MB).
 MAX_TABLE_BYTES = 256 << 20
 _IMAGE_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: How many folders up a shared table (``folder_file``) is looked for: the image's own,
 #: its parent and grandparent (nnU-Net's ``labelsTr/`` next to ``dataset.json``).
 _FOLDER_LEVELS = 3
+
+
+def __getattr__(name: str) -> Any:
+    """``LabelEntry`` from :mod:`.common`, imported on first use: reading an image that
+    has no table (most reads) needs none of the table code."""
+    if name == "LabelEntry":
+        from segio.labels.tables.common import LabelEntry
+
+        return LabelEntry
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def label_tables(registry: Registry | None = None) -> dict[str, LabelTableSpec]:
@@ -123,6 +135,8 @@ def write_label_table(
     if spec.writer is None:
         raise UnknownFormatError(f"the label table format {format!r} cannot be written")
     try:
+        from segio.labels.tables.common import prepare
+
         data = _function(spec.writer)(prepare(entries, format, layers=spec.layers), path)
     except WriteError as exc:
         if exc.path is not None:

@@ -21,11 +21,10 @@ from typing import Any
 
 from segio.colors import color_for_index
 from segio.errors import ReadError, WriteError
+from segio.labels.tables import HEAD_SIZE
 from segio.terminology import Terminology
 
 Color = tuple[float, float, float]
-#: How much of a table its sniffer sees.
-HEAD_SIZE = 4096
 #: Endings after which only a table of that syntax is looked for (no line-table guessing).
 _STRUCTURED_SUFFIXES = (".xml", ".csv", ".tsv", ".json")
 #: The five codes of a Terminology: attribute, Slicer CSV column prefix, segio/slicerio JSON key.

@@ -1,0 +1,108 @@
+"""Start-up: ``import segio`` plus a first small read, as whole processes, against slicerio.
+
+The issue's target: ``python -c "import segio; segio.read('small.seg.nrrd')"`` (interpreter
+start-up, every import, the registry and the read, all on the clock) in at most 0.2 s.
+The same small ``.seg.nrrd`` (24 x 32 x 20 voxels, 3 segments, gzip) is read by slicerio
+for comparison, and bare ``python`` and ``import numpy`` show the floor no Python
+segmentation reader goes below. ``import segio`` alone is timed too.
+
+Jobs run in rotating order, ``--pairs`` rounds (:func:`_harness.paired`); segio's modules
+are compiled to ``__pycache__`` first, as an installed package's are (pip compiles them),
+since this checkout may run with ``PYTHONDONTWRITEBYTECODE``.
+
+    python benchmarks/startup.py [--pairs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import paired, print_pairs, python_job
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Seconds for ``import segio`` plus a first small read, whole process.
+TARGET = 0.2
+
+JOBS = {
+    "segio": """
+        import segio
+        seg = segio.read(work / "small.seg.nrrd")
+        seg.layers[0].array.sum()
+    """,
+    "slicerio": """
+        import slicerio
+        seg = slicerio.read_segmentation(str(work / "small.seg.nrrd"))
+        seg["voxels"].sum()
+    """,
+    "import segio": "import segio",
+    "import numpy": "import numpy",
+    "python": "pass",
+}
+
+
+def compile_segio() -> None:
+    """Write segio's and the plugins' bytecode, as ``pip install`` does for a package."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    folders = [str(ROOT / "segio"), str(ROOT / "plugins")]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *folders],
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+
+
+def prepare(work: Path) -> None:
+    """The small file everybody reads: segio writes it (gzip, as Slicer does)."""
+    import segio
+    from segio.testing.synthetic import synthetic_segmentation
+
+    small = synthetic_segmentation(shape=(20, 32, 24), n_segments=3, seed=1, terminology=False)
+    segio.write(small, work / "small.seg.nrrd")
+
+
+def prepare_apart(script: Path, work: Path, *options: str) -> None:
+    """Run ``script --prepare work [options]`` in a process of its own.
+
+    A child's peak memory (``ru_maxrss``) starts from its parent's: exec records the
+    forking process's high-water mark as the child's. Preparing the data (segio, numpy,
+    arrays) in the benchmark's own process would raise every job's figure to it.
+    """
+    subprocess.run([sys.executable, str(script), "--prepare", str(work), *options], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=7)
+    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # prepare_apart's child
+    args = parser.parse_args()
+    if args.prepare:
+        prepare(Path(args.prepare))
+        return
+    compile_segio()
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        prepare_apart(Path(__file__), work)
+        jobs = {name: python_job(code) for name, code in JOBS.items()}
+        results, ratios = paired(jobs, work, pairs=args.pairs)
+    # Ratios against slicerio only: bare python and numpy are floors, not peers.
+    print_pairs(
+        f"import + first small read: whole processes, {args.pairs} pairs",
+        results,
+        {"slicerio": ratios["slicerio"]},
+    )
+    seconds = results["segio"]["seconds"]
+    verdict = "met" if seconds <= TARGET else "MISSED"
+    print(f"  target: import segio + first small read {seconds:.3f} s (<= {TARGET} s) {verdict}")
+    floor = results["import numpy"]["seconds"]
+    print(f"  of which beyond `import numpy` ({floor:.3f} s): {seconds - floor:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
