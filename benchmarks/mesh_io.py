@@ -20,12 +20,25 @@ What each side writes, chosen to be the same content:
 
 segio-only variants (ASCII STL, VTK, VTP, glTF, quantized GLB) have no trimesh peer row.
 
+``--segments 24|104`` runs instead the issue's paired whole-process section on the closed
+surfaces of the 512 x 512 x 200 synthetic case (``to_closed_surface`` at its defaults, about
+1.9 M triangles for 24 segments, normals included as the converter makes them), prepared
+once into an ``.npz`` outside the clock: segio writing 3MF, segio writing GLB, and trimesh
+writing the same meshes with their vertex normals as GLB (a ``Scene`` of one named mesh per
+segment with its colour material, ``scene.export``). Every job is a whole process
+(start-up, imports and loading the ``.npz`` on the clock), ``--pairs`` rounds in rotating
+order (:func:`_harness.paired`); the ratios are medians of per-round ratios. Targets:
+3MF / GLB <= 1 and segio GLB / trimesh GLB <= 1.
+
     python benchmarks/mesh_io.py [--subdivisions 7] [--repeat 3]
+    python benchmarks/mesh_io.py --segments 24 [--pairs 5] [--work DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -34,7 +47,15 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import Result, print_table, ratio_line, repeat, run_python
+from _harness import (
+    Result,
+    print_table,
+    python_job,
+    ratio_line,
+    repeat,
+    run_process,
+    run_python,
+)
 
 # (label, suffix, segio options, trimesh writer or None)
 VARIANTS: list[tuple[str, str, dict[str, Any], str | None]] = [
@@ -171,11 +192,142 @@ def job(template: str, work: Path, times: int, **fields: Any) -> Result:
     return repeat(lambda: run_python(code, work), times)
 
 
+# -- the issue's section: closed surfaces of the synthetic CT case, whole processes, paired ------
+
+# segio: the segmentation as the converter leaves it (surfaces with their normals).
+SEGIO_SURFACES = """
+import json
+import numpy as np
+import segio
+from segio import Segment, Segmentation
+from segio.representations import Representation
+from segio.surfaces import Surface
+data = np.load(work / "surfaces.npz")
+segments, surfaces = [], {{}}
+for k, m in enumerate(json.loads((work / "meta.json").read_text())):
+    segment = Segment(m["id"], m["name"], tuple(m["color"]), label_value=m["label"])
+    segments.append(segment)
+    surfaces[segment.id] = Surface(data[f"v{{k}}"], data[f"f{{k}}"], data[f"n{{k}}"])
+seg = Segmentation(segments, source_representation=Representation.CLOSED_SURFACE,
+                   surfaces=surfaces)
+segio.write(seg, work / "out" / "segio{suffix}", force=True)
+"""
+
+# trimesh: one named mesh per segment, its colour as a PBR material, the same vertex normals
+# (given, so trimesh does not recompute them; it unitizes them, as glTF requires).
+TRIMESH_SURFACES = """
+import json
+import numpy as np
+import trimesh
+from trimesh.visual import TextureVisuals
+from trimesh.visual.material import PBRMaterial
+data = np.load(work / "surfaces.npz")
+scene = trimesh.Scene()
+for k, m in enumerate(json.loads((work / "meta.json").read_text())):
+    mesh = trimesh.Trimesh(data[f"v{k}"], data[f"f{k}"], vertex_normals=data[f"n{k}"],
+                           process=False)
+    rgba = [round(255 * c) for c in m["color"]] + [255]
+    mesh.visual = TextureVisuals(material=PBRMaterial(name=m["name"], baseColorFactor=rgba))
+    scene.add_geometry(mesh, geom_name=m["name"], node_name=m["name"])
+scene.export(work / "out" / "trimesh.glb", include_normals=True)
+"""
+
+
+def prepare_surfaces(work: Path, n_segments: int) -> int:
+    """``surfaces.npz`` (``v<k>``, ``f<k>``, ``n<k>``) and ``meta.json`` in ``work`` (kept if
+    already there, for ``--work``); returns the triangle count."""
+    if not (work / "surfaces.npz").exists():
+        from segio.converters.labelmap_to_surface import to_closed_surface
+        from segio.geometry import Geometry
+        from segio.testing.synthetic import FULL_SHAPE, synthetic_segmentation
+
+        grid = Geometry.from_spacing(FULL_SHAPE, (0.78125, 0.78125, 1.5), (-200.0, -180.0, -300.0))
+        surfaces = to_closed_surface(synthetic_segmentation(n_segments=n_segments, geometry=grid))
+        arrays: dict[str, Any] = {}
+        meta = []
+        for k, segment in enumerate(surfaces.segments.values()):
+            surface = surfaces.surfaces[segment.id]
+            assert surface.normals is not None
+            arrays.update({f"v{k}": surface.vertices, f"f{k}": surface.faces})
+            arrays[f"n{k}"] = surface.normals
+            meta.append(
+                {
+                    "id": segment.id,
+                    "name": segment.name,
+                    "color": list(segment.color),
+                    "label": segment.label_value,
+                }
+            )
+        np.savez(work / "surfaces.npz", **arrays)
+        (work / "meta.json").write_text(json.dumps(meta))
+    with np.load(work / "surfaces.npz") as data:
+        return sum(len(data[name]) for name in data.files if name.startswith("f"))
+
+
+def surfaces_section(n_segments: int, pairs: int, folder: Path | None) -> None:
+    """segio 3MF, segio GLB and trimesh GLB, whole processes in rotating rounds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = folder or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "out").mkdir(exist_ok=True)
+        triangles = prepare_surfaces(work, n_segments)
+        jobs = {
+            "segio 3MF": python_job(SEGIO_SURFACES.format(suffix=".3mf")),
+            "segio GLB": python_job(SEGIO_SURFACES.format(suffix=".glb")),
+            "trimesh GLB": python_job(TRIMESH_SURFACES),
+        }
+        files = {
+            "segio 3MF": work / "out" / "segio.3mf",
+            "segio GLB": work / "out" / "segio.glb",
+            "trimesh GLB": work / "out" / "trimesh.glb",
+        }
+        names = list(jobs)
+        rounds: list[dict[str, Result]] = []
+        for n in range(pairs):
+            order = names[n % len(names) :] + names[: n % len(names)]
+            rounds.append({name: run_process([*jobs[name], str(work)]) for name in order})
+        results = {
+            name: {
+                "seconds": statistics.median(r[name]["seconds"] for r in rounds),
+                "peak_mb": max(r[name]["peak_mb"] for r in rounds),
+                "bytes": files[name].stat().st_size,
+            }
+            for name in names
+        }
+
+        def ratio(ours: str, theirs: str) -> float:
+            return statistics.median(r[ours]["seconds"] / r[theirs]["seconds"] for r in rounds)
+
+        print(
+            f"\nclosed surfaces of the {n_segments}-segment 512 x 512 x 200 case: "
+            f"{triangles:,} triangles; whole processes, median of {pairs} rounds"
+        )
+        print_table(results)
+        for label, ours, theirs in (
+            ("3MF / GLB (segio)", "segio 3MF", "segio GLB"),
+            ("segio GLB / trimesh GLB", "segio GLB", "trimesh GLB"),
+        ):
+            value = ratio(ours, theirs)
+            memory = results[ours]["peak_mb"] / results[theirs]["peak_mb"]
+            verdict = "met" if value <= 1.0 else "missed"
+            print(
+                f"  {label:<26} time {value:.2f} (target <= 1: {verdict})  peak memory {memory:.2f}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subdivisions", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--segments", type=int, help="24 or 104: the paired closed-surface section instead"
+    )
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--work", type=Path, help="folder keeping the prepared surfaces")
     args = parser.parse_args()
+    if args.segments:
+        surfaces_section(args.segments, args.pairs, args.work)
+        return
     results: dict[str, Result] = {}
     ratios: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -31,6 +31,7 @@ import re
 import struct
 import warnings
 import zipfile
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,8 @@ from .common import (
     to_segmentation,
     xml_root,
 )
+from .numtext import rows
+from .zipstream import deflated_entry, in_order
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 SEGIO = "https://github.com/segio/3mf"
@@ -111,7 +114,7 @@ def write(
         "space": space.upper(),
         "segments": [part_metadata(p) for p in parts],
     }
-    out = [
+    lines = [
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<model unit="millimeter" xml:lang="en-US" xmlns="{CORE}" xmlns:segio="{SEGIO}">',
         '<metadata name="Application">segio</metadata>',
@@ -123,33 +126,57 @@ def write(
         r, g, b = rgb8(part.color or (1.0, 1.0, 1.0))
         opacity = 1.0 if part.opacity is None else float(part.opacity)
         alpha = "" if opacity == 1.0 else f"{round(opacity * 255):02X}"
-        out.append(
+        lines.append(
             f'<base name="{_escape(part.name)}" displaycolor="#{r:02X}{g:02X}{b:02X}{alpha}"/>'
         )
-    out.append("</basematerials>")
-    for n, part in enumerate(parts):
-        out.append(
-            f'<object id="{n + 2}" type="model" name="{_escape(part.name)}" pid="1" pindex="{n}">'
-            "<mesh><vertices>"
-        )
-        out.append(_rows('<vertex x="%.17g" y="%.17g" z="%.17g"/>', part.surface.vertices))
-        out.append("</vertices><triangles>")
-        out.append(_rows('<triangle v1="%d" v2="%d" v3="%d"/>', part.surface.faces))
-        out.append("</triangles></mesh></object>")
-    out.append("</resources><build>")
-    out += [f'<item objectid="{n + 2}"/>' for n in range(len(parts))]
-    out.append("</build></model>\n")
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+    lines.append("</basematerials>")
+    # Bytes of the model at most (24 per coordinate, 16 digits per index): past 2 GiB the
+    # zip needs ZIP64 headers, which must be chosen before the entry is written.
+    most = sum(
+        len(p.surface.vertices) * (3 * 24 + 40) + len(p.surface.faces) * (3 * 16 + 40)
+        for p in parts
+    )
+    with zipfile.ZipFile(files.stage(path), "w", zipfile.ZIP_DEFLATED, compresslevel=1) as package:
         package.writestr("[Content_Types].xml", _CONTENT_TYPES)
         package.writestr("_rels/.rels", _RELS)
-        package.writestr(MODEL, "\n".join(out))
-    files.stage(path).write_bytes(buffer.getvalue())
+        with deflated_entry(package, MODEL, large=most >= ZIP64_FROM) as stream:
+            for text in in_order(_model_jobs("\n".join(lines), parts)):
+                stream.write(text)
 
 
-def _rows(pattern: str, table: NDArray[Any]) -> str:
-    line = pattern + "\n"
-    return (line * len(table)) % tuple(table.ravel().tolist()) if len(table) else ""
+def _model_jobs(head: str, parts: list[Part]) -> Iterator[Callable[[], bytes]]:
+    """The model text as jobs for :func:`in_order`: literal text, and the vertex and
+    triangle rows of each object in runs of :data:`ROWS` rows."""
+    yield partial(str.encode, head)
+    for n, part in enumerate(parts):
+        yield partial(
+            str.encode,
+            f'\n<object id="{n + 2}" type="model" name="{_escape(part.name)}" '
+            f'pid="1" pindex="{n}"><mesh><vertices>\n',
+        )
+        vertices, faces = part.surface.vertices, part.surface.faces
+        for start in range(0, len(vertices), ROWS):
+            yield partial(_text, _VERTEX, vertices[start : start + ROWS], True)
+        yield partial(bytes, b"\n</vertices><triangles>\n")
+        for start in range(0, len(faces), ROWS):
+            yield partial(_text, _TRIANGLE, faces[start : start + ROWS], False)
+        yield partial(bytes, b"\n</triangles></mesh></object>")
+    items = "\n".join(f'<item objectid="{n + 2}"/>' for n in range(len(parts)))
+    yield partial(str.encode, f"\n</resources><build>\n{items}\n</build></model>\n")
+
+
+def _text(pieces: tuple[bytes, ...], table: NDArray[Any], floats: bool) -> bytes:
+    return b"".join(rows(pieces, table, floats=floats))
+
+
+#: Rows of a table formatted by one job (a few megabytes of text).
+ROWS = 1 << 16
+#: Model bytes (at most) from which the zip gets ZIP64 headers: zipfile refuses an entry
+#: past 2 GiB without them, and must know before it writes the entry's header.
+ZIP64_FROM = 2**31 - 2**26
+#: The text around a vertex's and a triangle's numbers (3MF core spec, 4.1.1 and 4.1.2).
+_VERTEX = (b'<vertex x="', b'" y="', b'" z="', b'"/>\n')
+_TRIANGLE = (b'<triangle v1="', b'" v2="', b'" v3="', b'"/>\n')
 
 
 def read(path: Path, *, reference: Any = None) -> Segmentation:
