@@ -273,3 +273,20 @@ def test_index_space_points_are_slicers_bit_for_bit() -> None:
         ours, our_faces = converter._segment_mesh(labels, segment.label_value, extent, settings)
         np.testing.assert_array_equal(ours, points)
         np.testing.assert_array_equal(our_faces, faces)
+
+
+@pytest.mark.skipif(not vtkbridge.can_fork(), reason="forked workers need Linux")
+@pytest.mark.timeout(120)
+def test_workers_forked_after_vtk_started_its_threads() -> None:
+    """VTK's STDThread pool lives in the parent only: the children run sequentially."""
+    from vtkmodules.vtkCommonCore import vtkSMPTools
+
+    case = _case()
+    serial = to_closed_surface(case, threads=1)
+    before = vtkSMPTools.GetBackend()
+    vtkSMPTools.SetBackend("STDThread")
+    try:
+        to_closed_surface(case, threads=1)  # VTK's threads are started here
+        _same(serial, to_closed_surface(case, threads=2))
+    finally:
+        vtkSMPTools.SetBackend(before)

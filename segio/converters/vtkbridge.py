@@ -129,7 +129,17 @@ _FORKED: Sequence[Callable[[], Any]] = ()
 
 
 def _call_forked(index: int) -> Any:
+    _sequential_vtk()
     return _FORKED[index]()
+
+
+def _sequential_vtk() -> None:
+    """In a forked child: VTK's SMP back end to Sequential. The child has none of the
+    parent's threads, so a thread pool VTK started there (``STDThread``, TBB) would be
+    waited on forever; the worker processes are the parallelism here."""
+    core = sys.modules.get("vtkmodules.vtkCommonCore")
+    if core is not None and core.vtkSMPTools.GetBackend() != "Sequential":
+        core.vtkSMPTools.SetBackend("Sequential")
 
 
 def can_fork() -> bool:
