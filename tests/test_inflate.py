@@ -319,3 +319,68 @@ def test_a_good_seg_nrrd_is_inflated_by_the_fast_engine_alone(
     with pytest.raises(ReadError):
         segio.read(path)
     assert used == ["zlib-ng", "zlib"]
+
+
+# -- NIfTI: gzip.GzipFile or the engine's subclass -------------------------------------------------
+
+
+def _nifti_gz(tmp_path: Path) -> tuple[Path, bytes]:
+    seg = synthetic_segmentation(shape=(12, 50, 40), n_segments=4, seed=4, terminology=False)
+    path = tmp_path / "s.nii.gz"
+    segio.write(seg, path)  # with its segio-json sidecar, which keeps the names
+    return path, gzip.decompress(path.read_bytes())
+
+
+def test_a_nifti_reads_identically_with_every_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, plain = _nifti_gz(tmp_path)
+    half = len(plain) // 2
+    members = tmp_path / "members.nii.gz"  # two gzip members, as some tools write
+    members.write_bytes(gzip.compress(plain[:half]) + gzip.compress(plain[half:]))
+    for source in (path, members):
+        arrays = list(_read_all_engines(source, monkeypatch))
+        assert all(isinstance(a, np.ndarray) for a in arrays), arrays
+        for array in arrays[1:]:
+            np.testing.assert_array_equal(array, arrays[0])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad crc", "garbage after", "bomb after"])
+def test_a_damaged_nifti_gets_the_same_error_whatever_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: str
+) -> None:
+    path, plain = _nifti_gz(tmp_path)
+    good = gzip.compress(plain)
+    path.write_bytes(
+        {
+            "truncated": good[: len(good) * 2 // 3],
+            "bad crc": good[:-8] + b"\x00\x00\x00\x00" + good[-4:],
+            "garbage after": good + b"\x00junk",
+            "bomb after": gzip.compress(plain + bytes(16 << 20)),
+        }[damage]
+    )
+    results = list(_read_all_engines(path, monkeypatch))
+    assert all(isinstance(r, str) for r in results), results
+    assert len(set(results)) == 1, results
+    assert "\n" not in results[0] and "s.nii.gz" in results[0]
+
+
+def test_a_good_nifti_is_inflated_by_the_fast_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read goes through zlib-ng's GzipFile, and the plain gzip one is not asked."""
+    from zlib_ng import gzip_ng
+
+    path, _ = _nifti_gz(tmp_path)
+    opened: list[str] = []
+
+    class Spy(gzip_ng.GzipFile):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            opened.append("zlib-ng")
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setenv(fastinflate.VARIABLE, "zlib-ng")
+    monkeypatch.setattr(fastinflate, "gzip_file", lambda engine: Spy)
+    monkeypatch.setattr(gzip, "GzipFile", None)  # the plain path would fail
+    segio.read(path)
+    assert opened == ["zlib-ng"]

@@ -26,11 +26,14 @@ import os
 import zlib
 from collections.abc import Callable
 from functools import cache
-from typing import Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from segio.errors import ValidationError
 
-__all__ = ["ENGINES", "VARIABLE", "ZLIB", "Engine", "engine", "load"]
+if TYPE_CHECKING:
+    import gzip
+
+__all__ = ["ENGINES", "VARIABLE", "ZLIB", "Engine", "engine", "gzip_file", "load"]
 
 #: The setting that chooses the inflate library.
 VARIABLE = "SEGIO_INFLATE"
@@ -87,6 +90,21 @@ def load(name: str) -> Engine | None:
         return ENGINES[name]()
     except ImportError:
         return None
+
+
+def gzip_file(engine: Engine) -> type[gzip.GzipFile]:
+    """The engine's ``gzip.GzipFile``: its own subclass (zlib-ng's, ISA-L's), or gzip's."""
+    if engine.name == "zlib-ng":
+        from zlib_ng import gzip_ng
+
+        return gzip_ng.GzipFile
+    if engine.name == "isal":
+        from isal import igzip
+
+        return igzip.GzipFile
+    import gzip
+
+    return gzip.GzipFile
 
 
 def engine() -> Engine:
