@@ -106,7 +106,8 @@ def binary_layers(
             if len(layers) == MAX_LAYERS:
                 return None
             check_allocation(
-                math.prod(shape) * np.dtype(dtype).itemsize * (len(layers) + 1),
+                # the packer's estimate (and so its refusal, word for word)
+                math.prod(shape) * (sum(a.itemsize for a in layers) + 2 + 1),
                 f"{len(layers) + 1} overlapping labelmap layers",
             )
             layers.append(np.zeros(shape, dtype=dtype))

@@ -81,7 +81,7 @@ _CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO
 
 
 #: Environment switch: ``SEGIO_DICOM_FAST=0`` sends every DICOM read through pydicom.
-#: The fast paths (this walker, the SEG per-frame groups, the RTSTRUCT contours, series
+#: The fast paths (this walker, the SEG header and frames, the RTSTRUCT contours, series
 #: headers) fall back to pydicom silently by design; with the switch the suite runs on
 #: pydicom alone too (``make test`` runs the DICOM tests both ways), so a fast-path bug
 #: fails a test instead of only costing time.

@@ -125,8 +125,12 @@ def test_our_files_read_the_same(
         assert all(found is None for found in direct)
 
 
-def test_frames_missing_and_out_of_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Frames of a segment not consecutive in the file, and slices with no frame."""
+@pytest.mark.parametrize("undefined", [False, True])
+def test_frames_missing_and_out_of_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, undefined: bool
+) -> None:
+    """Frames of a segment not consecutive in the file, and slices with no frame; the
+    per-frame groups of defined length (segio, highdicom) or undefined (dcmqi, DCMTK)."""
     segmentation = synthetic_segmentation(
         n_segments=4, geometry=grid("oblique", (6, 8, 16)), overlapping=True, seed=5
     )
@@ -138,7 +142,17 @@ def test_frames_missing_and_out_of_order(tmp_path: Path, monkeypatch: pytest.Mon
     groups = [ds.PerFrameFunctionalGroupsSequence[n] for n in keep]
     ds.PerFrameFunctionalGroupsSequence = pydicom.Sequence(groups)
     ds.NumberOfFrames, ds.PixelData = len(keep), b"".join(frames)
+    if undefined:
+        ds["PerFrameFunctionalGroupsSequence"].is_undefined_length = True
+        for group in groups:
+            group.is_undefined_length_sequence_item = True
+            for element in group:
+                element.is_undefined_length = True
+                for item in element.value:
+                    item.is_undefined_length_sequence_item = True
     ds.save_as(tmp_path / "sparse.dcm")
+    delimiters = (tmp_path / "sparse.dcm").read_bytes().count(b"\xfe\xff\xdd\xe0")
+    assert (delimiters > len(keep)) is undefined
     assert isinstance(check_both(tmp_path / "sparse.dcm", monkeypatch), Segmentation)
 
 
