@@ -10,7 +10,9 @@ vertex and triangle text is that text, read back value for value by segio and by
 
 from __future__ import annotations
 
+import json
 import re
+import struct
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,12 +24,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from segio_plugins.meshes import numtext, threemf, zipstream
+from segio_plugins.meshes.gltfparse import LPS_TO_GLTF
 
 import segio
 from segio import Segment, Segmentation
 from segio.errors import WriteError
 from segio.representations import Representation
-from segio.surfaces import Surface
+from segio.surfaces import Surface, vertex_normals
 from segio.testing.synthetic import surface_segmentation
 
 VERTEX = (b'<vertex x="', b'" y="', b'" z="', b'"/>\n')
@@ -244,3 +247,51 @@ def test_a_failing_3mf_write_leaves_nothing(
     with pytest.raises(WriteError, match="not enough memory"):
         segio.write(segmentation(np.random.default_rng(2), [50]), tmp_path / "print.3mf")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_glb_arrays_are_the_plain_products(given: bool, tmp_path: Path) -> None:
+    """Positions and normals written column by column are the matrix products the plain
+    writer computed (``vertices @ (LPS_TO_GLTF * 0.001).T``, normals turned and made unit
+    in float64), value for value, with their accessors' exact bounds."""
+    rng = np.random.default_rng(4)
+    vertices = rng.uniform(-300, 300, (500, 3))
+    vertices[:4] = [[0.0, -0.0, 5.0], [-0.0, 0.0, -0.0], [1e-9, -1e9, 3.0], [7.0, 7.0, 7.0]]
+    faces = rng.integers(0, 500, (900, 3))
+    normals = rng.standard_normal((500, 3)) if given else None
+    if normals is not None:
+        normals[0] = 0.0  # no direction: glTF wants a unit vector, +Y is written
+    segment = Segment("S", "S", (0.2, 0.4, 0.6), label_value=1)
+    original = Segmentation(
+        [segment],
+        source_representation=Representation.CLOSED_SURFACE,
+        surfaces={"S": Surface(vertices, faces, normals)},
+    )
+    path = tmp_path / "a.glb"
+    segio.write(original, path)
+    data = path.read_bytes()
+    (size,) = struct.unpack_from("<I", data, 12)
+    document = json.loads(data[20 : 20 + size])
+    blob = data[20 + size + 8 :]
+
+    def accessor(n: int) -> tuple[np.ndarray, dict[str, Any]]:
+        info = document["accessors"][n]
+        view = document["bufferViews"][info["bufferView"]]
+        raw = blob[view["byteOffset"] : view["byteOffset"] + view["byteLength"]]
+        return np.frombuffer(raw, "<f4").reshape(-1, 3), info
+
+    primitive = document["meshes"][0]["primitives"][0]["attributes"]
+    points, info = accessor(primitive["POSITION"])
+    expected = (vertices @ (LPS_TO_GLTF * 0.001).T).astype(np.float32)
+    assert np.array_equal(points, expected)
+    assert info["min"] == expected.min(axis=0).tolist()
+    assert info["max"] == expected.max(axis=0).tolist()
+    unit, info = accessor(primitive["NORMAL"])
+    source = original.surfaces["S"].normals
+    if source is None:
+        source = vertex_normals(vertices, faces)
+    turned = source.astype(np.float64) @ LPS_TO_GLTF.T
+    length = np.linalg.norm(turned, axis=1, keepdims=True)
+    plain = np.where(length > 0, turned / np.where(length > 0, length, 1.0), [0, 1, 0])
+    assert np.array_equal(unit, plain.astype(np.float32))
+    assert info["min"] == unit.min(axis=0).tolist() and info["max"] == unit.max(axis=0).tolist()
