@@ -232,6 +232,8 @@ def _as_pydicom(item: Header, charset: str) -> None:
 
 def _string(vr: str, data: bytes, charset: str) -> Any:
     """One string value as pydicom reads it, or MalformedError."""
+    if vr not in _STRINGS:  # e.g. UN: pydicom would read it with the dictionary's VR
+        raise MalformedError(f"a {vr} value where the dictionary says text")
     if not data.isascii() and (vr not in _TEXT or charset not in ("ISO_IR 100", "ISO_IR 192")):
         raise MalformedError(f"non-ASCII {vr} value")
     text = data.decode(walker._CHARSETS[charset] if vr in _TEXT else "ascii")

@@ -258,6 +258,18 @@ def test_values_left_to_pydicom(
     check_both(tmp_path / "odd.dcm", monkeypatch, fast=False, quiet=True)
 
 
+def test_text_of_another_vr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dictionary text element written as UN: pydicom reads it by the dictionary's VR."""
+    _, data = _valid(tmp_path)
+    at = data.find(b"\x08\x00\x70\x00LO")  # Manufacturer
+    assert at > 0
+    length = int.from_bytes(data[at + 6 : at + 8], "little")
+    element = b"\x08\x00\x70\x00UN\x00\x00" + length.to_bytes(4, "little")
+    changed = data[:at] + element + data[at + 8 :]
+    (tmp_path / "un.dcm").write_bytes(changed)
+    check_both(tmp_path / "un.dcm", monkeypatch, fast=False, quiet=True)
+
+
 def test_damaged_frame_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, data = _valid(tmp_path)
     position = data.find(b"\x20\x00\x13\x91SQ")  # a Plane Position Sequence in a frame
