@@ -1,4 +1,4 @@
-"""Read a whole SEG header without pydicom: the struct walker, and Pixel Data read once.
+"""Read a whole SEG header without pydicom: the struct walker, and Pixel Data mapped.
 
 ``import pydicom`` alone costs 0.25 s (it loads its pixel decoders), more than the rest of
 a 24-segment CT SEG read; building a Dataset per element of the Per-frame Functional
@@ -18,10 +18,12 @@ Values are what pydicom gives, or the file goes to pydicom: text is only right-s
 as pydicom does (the walker strips both ends), split at backslashes into lists (as
 pydicom's MultiValue), and anything where pydicom's rules per VR could differ (spaces or
 NULs around a backslash, non-ASCII text outside Latin-1/UTF-8, Integer Strings not in
-plain form, empty numbers in a Decimal String) is not read here. The encodings read: explicit VR
-little endian with native Pixel Data, no palette colour. Anything else returns None (the
-reason logged on the ``segio.dicom`` logger) and the reader uses pydicom for the whole
-file, so this is a pure speed path, never a second source of truth.
+plain form, empty numbers in a Decimal String, text tags of another VR) is not read here.
+The encodings read: explicit VR little endian with native Pixel Data, no palette colour.
+Anything else returns None (the reason logged on the ``segio.dicom`` logger) and the
+reader uses pydicom for the whole file, so this is a pure speed path, never a second
+source of truth. Warnings are the one difference: pydicom warns about values that break
+the standard's rules (a too-long LO, say), which this path does not check.
 """
 
 from __future__ import annotations

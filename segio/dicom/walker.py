@@ -23,7 +23,6 @@ for pydicom alike (pydicom alone would inflate any bomb whole).
 from __future__ import annotations
 
 import importlib.util
-import logging
 import os
 import struct
 from collections.abc import Collection, Mapping
@@ -86,7 +85,6 @@ _CHARSETS = {"": "latin-1", "ISO_IR 6": "latin-1", "ISO_IR 100": "latin-1", "ISO
 #: pydicom alone too (``make test`` runs the DICOM tests both ways), so a fast-path bug
 #: fails a test instead of only costing time.
 FAST_SWITCH = "SEGIO_DICOM_FAST"
-_log = logging.getLogger("segio.dicom")
 
 
 class MalformedError(Exception):
@@ -102,9 +100,12 @@ def fast_path() -> bool:
 def fall_back(path: str | os.PathLike[str] | None, what: str, reason: object) -> None:
     """Log at debug level why ``what`` of ``path`` is read by pydicom after all: the
     fast path turning a whole class of files away only shows as time, so say it."""
-    if _log.isEnabledFor(logging.DEBUG):
+    import logging  # here: importing it costs a fast read 4 ms, most of which never log
+
+    log = logging.getLogger("segio.dicom")
+    if log.isEnabledFor(logging.DEBUG):
         why = reason if isinstance(reason, str) else f"{type(reason).__name__}: {reason}"
-        _log.debug("%s: %s read by pydicom (%s)", os.fspath(path or "<bytes>"), what, why)
+        log.debug("%s: %s read by pydicom (%s)", os.fspath(path or "<bytes>"), what, why)
 
 
 class Header(dict[str, Any]):
