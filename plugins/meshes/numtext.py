@@ -17,8 +17,8 @@ Here the same text is made for whole columns at once:
 
 The result is ``'%.17g' % value`` (and ``'%d' % value``) byte for byte, so a file written
 this way is the file the plain formatter writes: 17 significant digits, read back as the very
-same double. Values where ``%.17g`` would print an exponent or more than 17 fraction digits
-(``|x| < 0.1`` but not zero, ``|x| >= 1e15``) are formatted by Python, one by one: they are
+same double. Values outside ``1 <= |x| < 1e15`` (and zero), where ``%.17g`` prints an
+exponent or more fraction digits than the cell holds, are formatted by Python: they are
 rare among coordinates in millimetres, and the plain formatter is the definition anyway.
 """
 

@@ -243,7 +243,7 @@ def test_a_failing_3mf_write_leaves_nothing(
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise MemoryError("out of memory while formatting")
 
-    monkeypatch.setattr(threemf, "rows", broken)
+    monkeypatch.setattr(numtext, "rows", broken)
     with pytest.raises(WriteError, match="not enough memory"):
         segio.write(segmentation(np.random.default_rng(2), [50]), tmp_path / "print.3mf")
     assert list(tmp_path.iterdir()) == []
