@@ -11,10 +11,8 @@ edges whose two voxels differ, so the crop yields the same triangles (the paddin
 closes segments cut by the image border, as Slicer's padding does); the cropped image
 keeps the whole grid's index coordinates (its origin is the box's first voxel), so the
 points, their order and the smoothing's arithmetic are Slicer's, and the smoothed points
-are Slicer's bit for bit. Segments run in parallel in forked worker processes
-(:func:`segio.converters.vtkbridge.completed`: VTK holds the GIL, so threads would not
-share the cores), largest first; this process turns each result into an LPS surface as
-it arrives.
+are Slicer's bit for bit. Segments run in a thread pool, largest first: VTK releases the
+GIL in ``Update()`` and numpy in its loops, so the threads share the cores.
 
 Surface -> labelmap is :mod:`segio.converters.surface_to_labelmap`. VTK is imported
 inside the functions that use it (:mod:`segio.converters.vtkbridge`), so ``import segio``
@@ -27,7 +25,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -249,43 +247,35 @@ def _union(extents: Sequence[Extent]) -> Extent:
 
 def _segment_mesh(
     labels: NDArray[np.integer], value: int, extent: Extent, settings: SurfaceSettings
-) -> tuple[NDArray[np.float32], NDArray[np.int32 | np.int64]]:
+) -> tuple[NDArray[np.float32], IndexArray]:
     """One segment by flying edges inside its padded bounding box: float32 points in the
-    whole grid's index space (i, j, k) and triangles, as plain arrays (a forked worker
-    sends them back pickled; int32 triangles when they fit, half the bytes).
+    whole grid's index space (i, j, k) and triangles.
 
     The cropped image's origin is the box's first voxel, so the contour's points are the
-    very floats Slicer's contour of the whole labelmap has (in the same order), and the
+    very floats of Slicer's contour of the whole labelmap (in the same order), and the
     smoothing, which normalises by the mesh's centre and size, computes with the same
-    numbers: Slicer's points, bit for bit.
+    numbers: Slicer's points, bit for bit (with the crop's own origin they would differ
+    in the last float32 bit).
     """
     box, start = _padded_box(extent)
     region = labels[box]
     padded = np.zeros(tuple(n + 2 for n in region.shape), dtype=np.uint8)
     np.equal(region, value, out=padded[1:-1, 1:-1, 1:-1].view(np.bool_))
     poly = _flying_edges(vtkbridge.image(padded, start), [1])
-    poly = _smooth(_decimate(poly, settings), settings)
-    points, faces = vtkbridge.triangles(poly)
-    small = faces.astype(np.int32) if len(points) < 2**31 else faces
-    return np.asarray(points, dtype=np.float32), small
+    points, faces = vtkbridge.triangles(_smooth(_decimate(poly, settings), settings))
+    return np.asarray(points, dtype=np.float32), faces
 
 
 def _segment_surface(
-    segment_id: str, grid: Geometry, normals: bool, mesh: tuple[NDArray[Any], NDArray[Any]]
+    labels: NDArray[np.integer],
+    segment: Segment,
+    extent: Extent,
+    grid: Geometry,
+    settings: SurfaceSettings,
 ) -> dict[str, Surface]:
-    """A :func:`_segment_mesh` result as the segment's LPS surface."""
-    points, faces = mesh
-    return {segment_id: _to_surface(points, faces.astype(np.int64), grid, normals)}
-
-
-def _surfaces(built: dict[str, Surface]) -> dict[str, Surface]:
-    """A layer job's surfaces; arrays that crossed from a worker process come back
-    writable, and a surface's arrays are read-only."""
-    for surface in built.values():
-        for array in (surface.vertices, surface.faces, surface.normals):
-            if array is not None:
-                array.flags.writeable = False
-    return built
+    """One segment's LPS surface (see :func:`_segment_mesh`)."""
+    points, faces = _segment_mesh(labels, segment.label_value, extent, settings)
+    return {segment.id: _to_surface(points, faces, grid, settings.normals)}
 
 
 def _layer_region(
@@ -408,10 +398,8 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
     Parameters are the segmentation's conversion parameters (Slicer's names and defaults,
     see :class:`SurfaceSettings`). The result keeps the segments, has no layers, and has
     the labelmap grid as its reference geometry, so converting back lands on the same
-    voxels. Empty segments get empty surfaces. ``threads`` caps the parallel workers
-    (default: the usable CPUs, at most 4): forked processes where
-    :func:`~segio.converters.vtkbridge.can_fork`, threads elsewhere; 1 runs everything
-    here. The result is the same whichever way the jobs run.
+    voxels. Empty segments get empty surfaces. ``threads`` caps the worker threads (default:
+    the usable CPUs, at most 4); the result is the same for any number.
     """
     if segmentation.source_representation is Representation.FRACTIONAL_LABELMAP:
         from segio.converters.fractional_to_labelmap import to_binary
@@ -426,10 +414,7 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
     empty = Surface(np.zeros((0, 3)), np.zeros((0, 3), dtype=np.int64))
     surfaces: dict[str, Surface] = {s.id: empty for s in segmentation.segments.values()}
     grid = segmentation.geometry
-    # Each job returns plain arrays (it may run in a forked worker), which ``finish`` makes
-    # the segments' surfaces in this process.
-    jobs: list[Callable[[], Any]] = []
-    finish: list[Callable[[Any], dict[str, Surface]]] = []
+    jobs: list[Callable[[], dict[str, Surface]]] = []
     sizes: list[int] = []
     counts: list[int] = []  # segments per job, for the progress
     if grid is not None:
@@ -446,21 +431,18 @@ def to_closed_surface(segmentation: Segmentation, *, threads: int | None = None)
             if settings.method == SURFACE_NETS or (settings.joint and settings.smooths):
                 build = _surface_nets if settings.method == SURFACE_NETS else _joint_flying_edges
                 jobs.append(partial(build, labels, members, grid, settings))
-                finish.append(_surfaces)
                 sizes.append(_volume(_union([e for _, e in members])))
                 counts.append(len(members))
                 continue
             for segment, extent in members:
-                jobs.append(partial(_segment_mesh, labels, segment.label_value, extent, settings))
-                finish.append(partial(_segment_surface, segment.id, grid, settings.normals))
+                jobs.append(partial(_segment_surface, labels, segment, extent, grid, settings))
                 sizes.append(_volume(extent))
                 counts.append(1)
     # Largest first, so that a big segment does not start last and run alone.
     order = sorted(range(len(jobs)), key=lambda n: -sizes[n])
     with progress.task("closed surfaces", total=sum(counts)) as step:
-        for n, result in vtkbridge.completed([jobs[n] for n in order], threads):
-            surfaces.update(finish[order[n]](result))
-            step.advance(counts[order[n]])
+        for built in vtkbridge.run([step.counting(jobs[n], counts[n]) for n in order], threads):
+            surfaces.update(built)
     return Segmentation(
         [dataclasses.replace(s, layer=0, label_value=1) for s in segmentation.segments.values()],
         source_representation=Representation.CLOSED_SURFACE,

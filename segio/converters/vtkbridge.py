@@ -1,23 +1,18 @@
-"""VTK from numpy and back, and the worker pool: what the surface converters share.
+"""VTK from numpy and back, and a thread pool: what the surface converters share.
 
 VTK is imported inside the functions, so importing this module (and ``segio``) never
 loads it. Arrays cross without a copy where VTK allows it.
 
-VTK's Python wrappers hold the GIL for the whole of ``Update()`` (the wheels are not built
-with ``VTK_PYTHON_FULL_THREADSAFE``: two threads contouring take as long as one doing
-both), so threads do not share the cores between VTK jobs. :func:`run` forks worker
-processes instead where that is safe (Linux, no other thread running, not inside a
-daemonic worker): the children inherit the labelmap and VTK already loaded, and send back
-only their results. Elsewhere, or with one worker, the jobs run in a thread pool (the
-numpy parts of the jobs still overlap) or one after the other.
+The pool is threads because VTK's filters release the GIL while they run (``Update()``),
+as numpy does in its loops: a Python loop in another thread keeps its full speed while
+a contour or a smoothing runs (``tests/test_surface_parallel.py`` checks it), so the
+jobs share the cores without processes, pickling or copies of the labelmap.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,8 +38,8 @@ def image(array: NDArray[np.integer], origin: tuple[int, int, int] = (0, 0, 0)) 
     """A ``(k, j, i)`` C-ordered array as VTK image data (x = i fastest), without a copy.
 
     ``origin`` is the ``(k, j, i)`` index of the array's first voxel in a larger grid:
-    points made from the image are then in that grid's index space, the same floats as
-    from the whole grid.
+    points made from the image are then in that grid's index space, the very floats the
+    whole grid would give.
     """
     from vtkmodules.vtkCommonDataModel import vtkImageData
 
@@ -109,88 +104,10 @@ def cpus() -> int:
         return os.cpu_count() or 1
 
 
-def workers(requested: int | None) -> int:
-    """Parallel workers: ``requested``, or the usable CPUs (at most 4)."""
-    return requested if requested is not None else min(4, cpus())
-
-
 def run(jobs: Sequence[Callable[[], T]], threads: int | None) -> list[T]:
     """Run jobs, in a thread pool when more than one thread is allowed; results in order."""
-    count = workers(threads)
-    if count <= 1 or len(jobs) <= 1:
+    workers = threads if threads is not None else min(4, cpus())
+    if workers <= 1 or len(jobs) <= 1:
         return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=count) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda job: job(), jobs))
-
-
-# The jobs of the running process pool: forked children inherit them (closures over the
-# labelmap are not pickled), and are asked for them by index.
-_FORKED: Sequence[Callable[[], Any]] = ()
-
-
-def _call_forked(index: int) -> Any:
-    _sequential_vtk()
-    return _FORKED[index]()
-
-
-def _sequential_vtk() -> None:
-    """In a forked child: VTK's SMP back end to Sequential. The child has none of the
-    parent's threads, so a thread pool VTK started there (``STDThread``, TBB) would be
-    waited on forever; the worker processes are the parallelism here."""
-    core = sys.modules.get("vtkmodules.vtkCommonCore")
-    if core is not None and core.vtkSMPTools.GetBackend() != "Sequential":
-        core.vtkSMPTools.SetBackend("Sequential")
-
-
-def can_fork() -> bool:
-    """Whether :func:`completed` may fork workers: on Linux, when no other thread runs
-    (a fork copies only the calling thread, so another thread's locks would stay held
-    in the child) and this process is not a daemonic worker (which may not have
-    children)."""
-    import multiprocessing
-
-    return (
-        sys.platform.startswith("linux")
-        and threading.active_count() == 1
-        and "fork" in multiprocessing.get_all_start_methods()
-        and not multiprocessing.current_process().daemon
-    )
-
-
-def completed(jobs: Sequence[Callable[[], T]], threads: int | None) -> Iterator[tuple[int, T]]:
-    """``(index, result)`` of every job, as the jobs end: in forked worker processes
-    when more than one worker is allowed and :func:`can_fork`, else as :func:`run` runs
-    them. Results cross back pickled, so jobs should return plain arrays.
-
-    A pool that breaks (a worker killed, say for memory) is not an error of the data:
-    the jobs it had not finished run again in this process, which raises what a job
-    raises.
-    """
-    count = min(workers(threads), len(jobs))
-    if count <= 1 or not can_fork():
-        yield from enumerate(run(jobs, threads))
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
-
-    global _FORKED
-    done: set[int] = set()
-    _FORKED = jobs
-    pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
-    try:
-        futures = {pool.submit(_call_forked, n): n for n in range(len(jobs))}
-        for future in as_completed(futures):
-            index = futures[future]
-            result = future.result()
-            done.add(index)
-            yield index, result
-    except BrokenProcessPool:
-        pool.shutdown(wait=True, cancel_futures=True)
-        for index in range(len(jobs)):
-            if index not in done:
-                yield index, jobs[index]()
-    finally:
-        # Also when the caller stops early or a job raised: the jobs not started are dropped.
-        pool.shutdown(wait=True, cancel_futures=True)
-        _FORKED = ()
