@@ -97,7 +97,8 @@ def _digits(x: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64
     magnitude = np.abs(x)
     zero = magnitude == 0
     fast = ((magnitude >= LOW) & (magnitude < HIGH)) | zero
-    usable = np.where(fast & ~zero, magnitude, 1.0)
+    plain = fast.all() and not zero.any()  # the usual block: nothing to stand in for
+    usable = magnitude if plain else np.where(fast & ~zero, magnitude, 1.0)
     _, binary = np.frexp(usable)
     k = _LOG10_LOW[binary]
     k += usable >= _POW10[k + 1]
@@ -112,9 +113,8 @@ def _digits(x: NDArray[np.float64]) -> tuple[NDArray[np.int64], NDArray[np.int64
     error = low * scale_low - ((error - low * scale_high) - high * scale_low)
     digits = product.astype(np.int64) + np.rint(error).astype(np.int64)
     digits[zero] = 0
-    unit = _INT_POW10[f]
-    integer = digits // unit
-    fraction = (digits - integer * unit) * _INT_POW10[k]
+    integer, fraction = np.divmod(digits, _INT_POW10[f])
+    fraction *= _INT_POW10[k]
     return integer, fraction, fast
 
 
