@@ -188,8 +188,8 @@ def frame_groups(buf: Any, pos: int, length: int, charset: str) -> tuple[list[He
                 items, stop = walker.sequence(buf, pos, size, raw, encoding=encoding, depth=2)
                 for inner in items:
                     _as_pydicom(inner, charset)
-                if stop > item_end:
-                    raise MalformedError(f"a functional group at {pos} runs past its item")
+                if stop > item_end or (size != UNDEFINED and stop != pos + size):
+                    raise MalformedError(f"a functional group at {pos} does not fit its item")
                 seen[(tag, bytes(buf[pos:stop]))] = items
                 sizes.setdefault(tag, set()).add(stop - pos)
                 pos = stop

@@ -270,6 +270,24 @@ def test_text_of_another_vr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     check_both(tmp_path / "un.dcm", monkeypatch, fast=False, quiet=True)
 
 
+def test_delimiter_inside_a_defined_length_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sequence delimiter (then an empty item) before the end of a functional group of
+    defined length: the group ends where its length says, or pydicom reads the file."""
+    _, data = _valid(tmp_path)
+    groups = data.find(b"\x00\x52\x30\x92SQ\x00\x00")
+    plane = data.find(b"\x20\x00\x13\x91SQ\x00\x00", groups)
+    end = plane + 12 + int.from_bytes(data[plane + 8 : plane + 12], "little")
+    inserted = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00" + b"\xfe\xff\x00\xe0\x00\x00\x00\x00"
+    changed = bytearray(data[:end] + inserted + data[end:])
+    for at in (groups + 8, groups + 16, plane + 8):  # the lengths that hold the group
+        length = int.from_bytes(changed[at : at + 4], "little")
+        changed[at : at + 4] = (length + len(inserted)).to_bytes(4, "little")
+    (tmp_path / "delimiter.dcm").write_bytes(bytes(changed))
+    check_both(tmp_path / "delimiter.dcm", monkeypatch, fast=False, quiet=True)
+
+
 def test_damaged_frame_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _, data = _valid(tmp_path)
     position = data.find(b"\x20\x00\x13\x91SQ")  # a Plane Position Sequence in a frame
