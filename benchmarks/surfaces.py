@@ -206,12 +206,15 @@ def main() -> None:
         if args.one_thread:
             a, b = np.load(work / "segio.npz"), np.load(work / "segio1.npz")
             same = all(np.array_equal(a[key], b[key]) for key in a.files)
+    peers = {name: r for name, r in ratios.items() if name.startswith("Slicer")}
     print_pairs(
         f"labelmap 200 x 512 x 512, {args.segments} segments -> closed surfaces, smoothing "
         f"factor {s}; whole processes, median of {args.pairs} pairs",
         results,
-        ratios,
+        peers,
     )
+    if args.one_thread:
+        print(f"  segio / segio with 1 thread          time {ratios['segio 1 thread']:.2f}")
     print(
         "load average during the run (1, 5, 15 min): "
         + ", ".join(f"{v:.2f}" for v in os.getloadavg())
