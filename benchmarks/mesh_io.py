@@ -214,7 +214,7 @@ segio.write(seg, work / "out" / "segio{suffix}", force=True)
 """
 
 # trimesh: one named mesh per segment, its colour as a PBR material, the same vertex normals
-# (given, so trimesh does not recompute them; it unitizes them, as glTF requires).
+# (given, so trimesh does not recompute them).
 TRIMESH_SURFACES = """
 import json
 import numpy as np
@@ -229,7 +229,8 @@ for k, m in enumerate(json.loads((work / "meta.json").read_text())):
     rgba = [round(255 * c) for c in m["color"]] + [255]
     mesh.visual = TextureVisuals(material=PBRMaterial(name=m["name"], baseColorFactor=rgba))
     scene.add_geometry(mesh, geom_name=m["name"], node_name=m["name"])
-scene.export(work / "out" / "trimesh.glb", include_normals=True)
+# The normals are unit already: trimesh's fastest faithful export skips unitizing them.
+scene.export(work / "out" / "trimesh.glb", include_normals=True, unitize_normals=False)
 """
 
 
