@@ -262,8 +262,10 @@ def rows(
     ``b''.join(pattern % tuple(row) for row in table)``.
     """
     columns = table.shape[1] if table.ndim == 2 else 0
-    if table.ndim != 2 or len(pieces) != columns + 1:
+    if not columns or len(pieces) != columns + 1:
         raise ValueError(f"a table of {columns} columns needs {columns + 1} pieces of text")
+    if not floats and table.dtype.kind not in "iu":
+        raise ValueError(f"integer cells need an integer table, not {table.dtype}")
     if any(b"\0" in piece for piece in pieces):
         raise ValueError("literal text cannot hold NUL bytes")
     count = 1
@@ -338,6 +340,6 @@ def _plain_cells(
     count = len(cells.starts)
     for j, start in enumerate(cells.starts):
         mine = chosen % count == j
-        rows = chosen[mine] // count
-        cells.matrix[rows, start] = plus[chosen[mine]]
-        cells.matrix[rows, start + 1 : start + cell] = words.reshape(-1, cell - 1)[mine]
+        lines = chosen[mine] // count
+        cells.matrix[lines, start] = plus[chosen[mine]]
+        cells.matrix[lines, start + 1 : start + cell] = words.reshape(-1, cell - 1)[mine]

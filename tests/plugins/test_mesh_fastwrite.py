@@ -115,6 +115,10 @@ def test_rows_refuse_what_they_cannot_write() -> None:
         list(numtext.rows((b"a\0", b"b"), np.zeros((1, 1)), floats=True))
     with pytest.raises(ValueError, match="pieces"):
         list(numtext.rows(VERTEX, np.zeros((2, 2)), floats=True))
+    with pytest.raises(ValueError, match="pieces"):
+        list(numtext.rows((b"",), np.zeros((2, 0)), floats=True))
+    with pytest.raises(ValueError, match="integer table"):
+        list(numtext.rows(TRIANGLE, np.zeros((2, 3)), floats=False))
 
 
 def segmentation(
