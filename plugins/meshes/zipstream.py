@@ -45,10 +45,13 @@ def _deflater() -> tuple[ModuleType, int]:
     return isal_zlib, 1
 
 
-def _deflate(module: ModuleType, level: int, data: bytes) -> bytes:
-    """Raw deflate of one piece, ending on a sync flush (byte-aligned, not final)."""
+def _deflate(module: ModuleType, level: int, data: list[bytes]) -> bytes:
+    """Raw deflate of one piece (the writes it was collected from, not joined first),
+    ending on a sync flush (byte-aligned, not final)."""
     engine = module.compressobj(level, module.DEFLATED, -15)
-    return bytes(engine.compress(data) + engine.flush(module.Z_SYNC_FLUSH))
+    out = [engine.compress(chunk) for chunk in data]
+    out.append(engine.flush(module.Z_SYNC_FLUSH))
+    return b"".join(out)
 
 
 class ParallelDeflate:
@@ -97,7 +100,7 @@ class ParallelDeflate:
         self._pool.shutdown(wait=True)
 
     def _submit(self) -> None:
-        data = b"".join(self._buffer)
+        data = self._buffer
         self._buffer, self._buffered = [], 0
         self._waiting.append(self._pool.submit(_deflate, self._module, self._level, data))
 
