@@ -60,7 +60,7 @@ test: lint tools docs
 PEERS := .tools/pydicom-seg/bin/python
 $(PEERS):
 	$(PYTHON) -m venv .tools/pydicom-seg
-	$(PEERS) -m pip install --quiet pydicom-seg==0.4.1
+	$(PEERS) -m pip install --quiet pydicom-seg==0.4.1 'pydicom<3'  # 0.4.1 imports pydicom 2's modules
 
 bench: $(STAMP) tools $(PEERS)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
