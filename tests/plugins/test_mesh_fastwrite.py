@@ -30,7 +30,7 @@ import segio
 from segio import Segment, Segmentation
 from segio.errors import WriteError
 from segio.representations import Representation
-from segio.surfaces import Surface, vertex_normals
+from segio.surfaces import Surface, face_normals, vertex_normals
 from segio.testing.synthetic import surface_segmentation
 
 VERTEX = (b'<vertex x="', b'" y="', b'" z="', b'"/>\n')
@@ -299,3 +299,32 @@ def test_glb_arrays_are_the_plain_products(given: bool, tmp_path: Path) -> None:
     plain = np.where(length > 0, turned / np.where(length > 0, length, 1.0), [0, 1, 0])
     assert np.array_equal(unit, plain.astype(np.float32))
     assert info["min"] == unit.min(axis=0).tolist() and info["max"] == unit.max(axis=0).tolist()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normals_are_the_plain_cross_products_and_sums(dtype: type) -> None:
+    """face_normals is ``np.cross`` of the edges and vertex_normals the ``np.add.at`` sums
+    of the face normals, normalised, value for value: degenerate triangles (zero normals),
+    vertices no triangle uses (+z), repeated corners."""
+    rng = np.random.default_rng(11)
+    vertices = rng.uniform(-200, 200, (300, 3)).astype(dtype)
+    faces = rng.integers(0, 250, (700, 3))  # vertices 250.. unused
+    faces[:20, 1] = faces[:20, 0]  # two corners alike: degenerate
+    vertices[260:270] = vertices[0]  # unused duplicates
+    faces[20:30] = [[1, 2, 3]] * 10  # one triangle many times
+    a, b, c = (vertices[faces[:, n]] for n in range(3))
+    plain = np.cross(b - a, c - a)
+    normals = face_normals(vertices, faces)
+    assert normals.dtype == plain.dtype and np.array_equal(normals, plain)
+    assert np.array_equal(normals[:20], np.zeros((20, 3), dtype))
+    length = np.linalg.norm(plain, axis=1, keepdims=True)
+    unit = np.where(length > 0, plain / np.where(length > 0, length, 1.0), 0.0)
+    assert np.array_equal(face_normals(vertices, faces, unit=True), unit)
+    sums = np.zeros((len(vertices), 3))
+    np.add.at(sums, faces.ravel(), np.repeat(plain.astype(np.float64), 3, axis=0))
+    length = np.linalg.norm(sums, axis=1, keepdims=True)
+    expected = np.where(length > 0, sums / np.where(length > 0, length, 1.0), [0.0, 0.0, 1.0])
+    found = vertex_normals(vertices.astype(np.float64), faces)
+    if dtype is np.float64:
+        assert np.array_equal(found, expected.astype(np.float32))
+    assert np.array_equal(found[250:], np.tile(np.float32([0, 0, 1]), (50, 1)))
