@@ -70,9 +70,9 @@ def prepare(work: Path) -> None:
 def prepare_apart(script: Path, work: Path, *options: str) -> None:
     """Run ``script --prepare work [options]`` in a process of its own.
 
-    A child's peak memory (``ru_maxrss``) starts from its parent's: exec records the
-    forking process's high-water mark as the child's. Preparing the data (segio, numpy,
-    arrays) in the benchmark's own process would raise every job's figure to it.
+    The benchmark's own process stays small: Linux carries a process's high-water mark
+    across exec into its children, so preparing the data (segio, numpy, arrays) here
+    would inflate the peak memory of any job not measured under ``/usr/bin/time``.
     """
     subprocess.run([sys.executable, str(script), "--prepare", str(work), *options], check=True)
 
