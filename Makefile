@@ -65,13 +65,17 @@ $(PEERS):
 bench: $(STAMP) tools $(PEERS)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/pytest -m slow -q
-	$(BIN)/python benchmarks/seg_nrrd_io.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/seg_nrrd_io.py --segments 24
+	$(BIN)/python benchmarks/seg_nrrd_io.py --segments 104
 	$(BIN)/python benchmarks/dicom_seg.py --segments 24
 	$(BIN)/python benchmarks/dicom_seg.py --segments 104
 	$(BIN)/python benchmarks/rtstruct.py
 	$(BIN)/python benchmarks/surfaces.py --segments 24
 	$(BIN)/python benchmarks/surfaces.py --segments 104
 	$(BIN)/python benchmarks/mesh_io.py
+	$(BIN)/python benchmarks/mesh_io.py --segments 24
+	$(BIN)/python benchmarks/mesh_io.py --segments 104
 	$(BIN)/python benchmarks/resample.py
 	$(BIN)/python benchmarks/stats.py
 	$(BIN)/python benchmarks/comparison.py --segments 104
