@@ -149,35 +149,44 @@ def run_process(argv: Sequence[str]) -> Result:
     return {"seconds": seconds, "peak_mb": kilobytes / 1024, "bytes": 0}
 
 
-def paired(
-    jobs: dict[str, Sequence[str]], work: Path, *, pairs: int = 5, ours: str = "segio"
-) -> tuple[dict[str, Result], dict[str, float]]:
-    """Run every job once per round, ``pairs`` rounds, in a rotating order (so that no job
-    always runs first, in a cold cache, or last); each job a whole process.
+class Rounds(list[dict[str, Result]]):
+    """Every job's result in each round of a :func:`run_rounds`."""
 
-    Returns each job's median time and highest peak memory, and for every other job the
-    median over the rounds of ``ours``' time divided by that job's time in the same round:
-    a ratio of pairs, which a slow moment of the machine shifts for both sides alike.
-    """
+    def summary(self, outputs: dict[str, Path] | None = None) -> dict[str, Result]:
+        """Each job's median time, highest peak memory and (from ``outputs``) file size."""
+        return {
+            name: {
+                "seconds": statistics.median(r[name]["seconds"] for r in self),
+                "peak_mb": max(r[name]["peak_mb"] for r in self),
+                "bytes": outputs[name].stat().st_size if outputs and name in outputs else 0,
+            }
+            for name in self[0]
+        }
+
+    def ratio(self, ours: str, theirs: str) -> float:
+        """The median over the rounds of ``ours``' time divided by ``theirs``' in the same
+        round: a ratio of pairs, which a slow moment of the machine shifts for both alike."""
+        return statistics.median(r[ours]["seconds"] / r[theirs]["seconds"] for r in self)
+
+
+def run_rounds(jobs: dict[str, Sequence[str]], work: Path, pairs: int) -> Rounds:
+    """Run every job once per round, ``pairs`` rounds, in a rotating order (so that no job
+    always runs first, in a cold cache, or last); each job a whole process."""
     names = list(jobs)
-    rounds: list[dict[str, Result]] = []
+    rounds = Rounds()
     for n in range(pairs):
         order = names[n % len(names) :] + names[: n % len(names)]
         rounds.append({name: run_process([*jobs[name], str(work)]) for name in order})
-    results = {
-        name: {
-            "seconds": statistics.median(r[name]["seconds"] for r in rounds),
-            "peak_mb": max(r[name]["peak_mb"] for r in rounds),
-            "bytes": 0,
-        }
-        for name in names
-    }
-    ratios = {
-        name: statistics.median(r[ours]["seconds"] / r[name]["seconds"] for r in rounds)
-        for name in names
-        if name != ours
-    }
-    return results, ratios
+    return rounds
+
+
+def paired(
+    jobs: dict[str, Sequence[str]], work: Path, *, pairs: int = 5, ours: str = "segio"
+) -> tuple[dict[str, Result], dict[str, float]]:
+    """:func:`run_rounds`, then each job's summary and ``ours``' ratio to every other job."""
+    rounds = run_rounds(jobs, work, pairs)
+    ratios = {name: rounds.ratio(ours, name) for name in jobs if name != ours}
+    return rounds.summary(), ratios
 
 
 def print_pairs(

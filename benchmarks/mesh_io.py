@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -53,8 +52,8 @@ from _harness import (
     python_job,
     ratio_line,
     repeat,
-    run_process,
     run_python,
+    run_rounds,
 )
 
 # (label, suffix, segio options, trimesh writer or None)
@@ -282,22 +281,8 @@ def surfaces_section(n_segments: int, pairs: int, folder: Path | None) -> None:
             "segio GLB": work / "out" / "segio.glb",
             "trimesh GLB": work / "out" / "trimesh.glb",
         }
-        names = list(jobs)
-        rounds: list[dict[str, Result]] = []
-        for n in range(pairs):
-            order = names[n % len(names) :] + names[: n % len(names)]
-            rounds.append({name: run_process([*jobs[name], str(work)]) for name in order})
-        results = {
-            name: {
-                "seconds": statistics.median(r[name]["seconds"] for r in rounds),
-                "peak_mb": max(r[name]["peak_mb"] for r in rounds),
-                "bytes": files[name].stat().st_size,
-            }
-            for name in names
-        }
-
-        def ratio(ours: str, theirs: str) -> float:
-            return statistics.median(r[ours]["seconds"] / r[theirs]["seconds"] for r in rounds)
+        rounds = run_rounds(jobs, work, pairs)
+        results = rounds.summary(files)
 
         print(
             f"\nclosed surfaces of the {n_segments}-segment 512 x 512 x 200 case: "
@@ -308,7 +293,7 @@ def surfaces_section(n_segments: int, pairs: int, folder: Path | None) -> None:
             ("3MF / GLB (segio)", "segio 3MF", "segio GLB"),
             ("segio GLB / trimesh GLB", "segio GLB", "trimesh GLB"),
         ):
-            value = ratio(ours, theirs)
+            value = rounds.ratio(ours, theirs)
             memory = results[ours]["peak_mb"] / results[theirs]["peak_mb"]
             verdict = "met" if value <= 1.0 else "missed"
             print(
