@@ -73,8 +73,19 @@ def _needs_metadata() -> bool:
     if any(Path(root).is_file() or root.lower().endswith(".egg") for root in sys.path):
         return True
     return any(
-        hasattr(finder, "find_distributions") and finder is not PathFinder
+        hasattr(finder, "find_distributions")
+        and finder is not PathFinder
+        and not _searches_sys_path(finder)
         for finder in sys.meta_path
+    )
+
+
+def _searches_sys_path(finder: object) -> bool:
+    """The ``importlib_metadata`` backport's finder (which dask, among others, imports):
+    it lists the distributions of the ``sys.path`` folders, as the standard one does."""
+    kind = type(finder)
+    return kind.__name__ == "MetadataPathFinder" and kind.__module__.startswith(
+        "importlib_metadata"
     )
 
 

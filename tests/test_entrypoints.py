@@ -131,6 +131,20 @@ def test_a_finder_that_lists_distributions_is_asked_through_importlib_metadata(
     assert segio_entry_points("segio") == _metadata("segio")
 
 
+def test_the_importlib_metadata_backport_finder_keeps_the_shortcut(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """dask imports the ``importlib_metadata`` backport, whose finder lists the same
+    sys.path distributions as the standard one: the shortcut stays, and stays right."""
+    backport = pytest.importorskip("importlib_metadata")
+    without = [f for f in sys.meta_path if not isinstance(f, backport.MetadataPathFinder)]
+    monkeypatch.setattr(sys, "meta_path", without)
+    expected = _metadata("segio")
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, backport.MetadataPathFinder()])
+    assert not entrypoints._needs_metadata()
+    assert segio_entry_points("segio") == expected
+
+
 def test_the_registry_finds_a_third_party_plugin(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
