@@ -82,7 +82,8 @@ def _needs_metadata() -> bool:
 
 def _searches_sys_path(finder: object) -> bool:
     """The ``importlib_metadata`` backport's finder (which dask, among others, imports):
-    it lists the distributions of the ``sys.path`` folders, as the standard one does."""
+    it lists the distributions of the ``sys.path`` folders in place of the standard one
+    (importing the backport removes ``PathFinder.find_distributions``)."""
     kind = type(finder)
     return kind.__name__ == "MetadataPathFinder" and kind.__module__.startswith(
         "importlib_metadata"
@@ -166,7 +167,7 @@ def _by_metadata(group: str) -> list[EntryPoint]:
     import importlib.metadata
 
     return [
-        EntryPoint(entry.name, entry.value, dist.metadata["Name"])
+        EntryPoint(entry.name, entry.value, _name(dist.metadata))
         for dist in importlib.metadata.distributions()
         for entry in dist.entry_points.select(group=group)
     ]
@@ -176,5 +177,11 @@ def _by_metadata_name(info: Path) -> str:
     """The name importlib.metadata gives a distribution whose headers we could not read."""
     import importlib.metadata
 
-    name: str = importlib.metadata.PathDistribution(info).metadata["Name"]
+    return _name(importlib.metadata.PathDistribution(info).metadata)
+
+
+def _name(metadata: Any) -> str:
+    """``Name`` as the standard library gives it (None when missing, where the
+    importlib_metadata backport would raise KeyError)."""
+    name: str = metadata.get("Name")
     return name

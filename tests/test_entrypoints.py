@@ -28,7 +28,7 @@ from segio.testing.synthetic import small_segmentation
 
 def _metadata(group: str) -> list[EntryPoint]:
     return [
-        EntryPoint(entry.name, entry.value, dist.metadata["Name"])
+        EntryPoint(entry.name, entry.value, dist.metadata.get("Name"))
         for dist in importlib.metadata.distributions()
         for entry in dist.entry_points.select(group=group)
     ]
