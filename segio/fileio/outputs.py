@@ -42,11 +42,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
 import stat
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -140,6 +138,8 @@ class OutputFiles:
             self._recovered.add(final.parent)
             recover(final.parent)
         self._check_target(final)
+        import tempfile  # here, not at import: a read needs none of it (3.5 ms of start-up)
+
         try:
             handle, name = tempfile.mkstemp(
                 prefix=f".{final.name[:_NAME_KEPT]}.{_owner()}~",
@@ -371,6 +371,9 @@ def _write_journals(pairs: list[tuple[Path, Path]], force: bool) -> list[Path]:
             "publish": "replace" if force else "link",
             "files": entries,
         }
+        import json
+        import tempfile
+
         try:
             handle, name = tempfile.mkstemp(
                 prefix=f".segio.{_owner()}~", suffix=JOURNAL_SUFFIX, dir=folder
@@ -458,6 +461,8 @@ def _read_journal(path: Path) -> _Journal | None:
             data = stream.read(_JOURNAL_LIMIT)
     except (SegioError, OSError):
         return None
+    import json  # only when a journal is found: reads seldom meet one
+
     replace, pairs = False, []
     with contextlib.suppress(ValueError, TypeError, KeyError):  # cut short by a kill
         document = json.loads(data)

@@ -8,7 +8,6 @@ plugin that stores labels this way.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -281,6 +280,8 @@ def write_sidecar(
 
 
 def _add_document_fields(path: Path, segmentation: Segmentation) -> None:
+    import json  # here and below: a labelmap read without a sidecar needs no JSON
+
     document = json.loads(path.read_text(encoding="utf-8"))
     if segmentation.geometry is not None:
         document["geometry"] = _geometry_json(segmentation.geometry)
@@ -293,6 +294,8 @@ def _add_document_fields(path: Path, segmentation: Segmentation) -> None:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    import json
+
     data = read_input(path, what="the label table")
     try:
         document = json.loads(data.decode("utf-8-sig"))
