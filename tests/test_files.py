@@ -161,7 +161,7 @@ def test_unwritable_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def refuse(**kwargs: object) -> tuple[int, str]:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("segio.fileio.outputs.tempfile.mkstemp", refuse)
+    monkeypatch.setattr("tempfile.mkstemp", refuse)
     with pytest.raises(WriteError, match="cannot write in this folder: Permission denied"):
         OutputFiles().stage(tmp_path / "seg.nrrd")
     assert listing(tmp_path) == []
