@@ -18,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -174,6 +175,29 @@ def test_a_write_killed_after_staging_leaves_temporaries_the_next_write_removes(
         out.stage(tmp_path / "b.nrrd").write_bytes(b"b")
     assert hidden(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.nrrd"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_temporaries_of_a_killed_writer_not_yet_reaped_are_removed(tmp_path: Path) -> None:
+    """``kill -9`` of a batch leaves its workers as zombies until something reaps them
+    (a container's first process may never): ``kill(pid, 0)`` still finds them, but they
+    are dead, and their temporaries must go."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        temporary = tmp_path / f".a.nrrd.{host_name()}~{child.pid}~abc.segio-tmp"
+        temporary.write_bytes(b"partial")
+        recover(tmp_path)
+        assert temporary.exists(), "a running writer's temporary stays"
+        child.kill()
+        deadline = time.monotonic() + 10
+        while b") Z" not in Path(f"/proc/{child.pid}/stat").read_bytes():
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.01)
+        recover(tmp_path)  # not reaped yet: a zombie
+        assert not temporary.exists()
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_temporaries_of_a_live_writer_are_left_alone(tmp_path: Path) -> None:

@@ -528,7 +528,23 @@ def _dead(host: str, pid: int) -> bool:
         return True
     except OSError:
         return False  # exists, owned by someone else
-    return False
+    return _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A process that has ended but not been collected yet (Linux ``/proc``).
+
+    ``kill(pid, 0)`` still finds it; but it will never write again. ``kill -9`` of a whole
+    batch leaves its workers so until something reaps them, which in a container whose
+    first process does not reap may be never: their temporaries must still go.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stream:  # noqa: PTH123
+            data = stream.read()
+    except OSError:
+        return False
+    end = data.rfind(b")")  # the state follows the command name, which may hold ")"
+    return end > 0 and data[end + 2 : end + 3] in (b"Z", b"X")
 
 
 # -- small helpers ------------------------------------------------------------------------
