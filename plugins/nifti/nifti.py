@@ -155,13 +155,7 @@ def _load(path: Path) -> tuple[Any, NDArray[np.integer]]:
     as a fast path only: when anything goes wrong with it, the standard library's gzip
     reads the file again and its result or error counts.
     """
-    fast = fastinflate.engine()
-    if not fast.plain:
-        try:
-            return _load_with(path, fastinflate.gzip_file(fast))
-        except Exception:  # gzip decides, below
-            pass
-    return _load_with(path, gzip.GzipFile)
+    return fastinflate.zlib_decides(lambda engine: _load_with(path, fastinflate.gzip_file(engine)))
 
 
 def _load_with(path: Path, gzip_file: type[gzip.GzipFile]) -> tuple[Any, NDArray[np.integer]]:

@@ -202,15 +202,16 @@ def _fill_compressed(
     anything or the stream is refused, the data is inflated again with zlib from the same
     position, and zlib's bytes or zlib's error count.
     """
-    fast = fastinflate.engine() if encoding == "gzip" else fastinflate.ZLIB
-    if not fast.plain:
-        start = f.tell()
-        try:
-            _fill(_inflate(f, encoding, path, fast), view, skip, path)
-            return
-        except Exception:  # zlib decides, below
-            f.seek(start)
-    _fill(_inflate(f, encoding, path, fastinflate.ZLIB), view, skip, path)
+    start = f.tell()
+
+    def fill(engine: fastinflate.Engine) -> None:
+        f.seek(start)
+        _fill(_inflate(f, encoding, path, engine), view, skip, path)
+
+    if encoding == "gzip":
+        fastinflate.zlib_decides(fill)
+    else:  # bzip2: the standard library's alone
+        fill(fastinflate.ZLIB)
 
 
 def _inflate(

@@ -15,7 +15,6 @@ whose size stays within a few bytes per block of a serial compress.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import zlib
@@ -54,12 +53,9 @@ def inflate(
     it fails or the stream is refused, zlib inflates again and its verdict counts, so
     the message is zlib's whatever is installed.
     """
-    fast = fastinflate.engine()
-    if not fast.plain:
-        # Whatever goes wrong (its error, a refused stream), zlib decides: bytes or error.
-        with contextlib.suppress(Exception):
-            return _inflate(fast, data, size, wbits, what, path, exact)
-    return _inflate(fastinflate.ZLIB, data, size, wbits, what, path, exact)
+    return fastinflate.zlib_decides(
+        lambda engine: _inflate(engine, data, size, wbits, what, path, exact)
+    )
 
 
 def _inflate(

@@ -22,18 +22,21 @@ call (a dictionary lookup once imported), so tests can switch it per read.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import zlib
 from collections.abc import Callable
 from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from segio.errors import ValidationError
 
 if TYPE_CHECKING:
     import gzip
 
-__all__ = ["ENGINES", "VARIABLE", "ZLIB", "Engine", "engine", "gzip_file", "load"]
+__all__ = ["ENGINES", "VARIABLE", "ZLIB", "Engine", "engine", "gzip_file", "load", "zlib_decides"]
+
+T = TypeVar("T")
 
 #: The setting that chooses the inflate library.
 VARIABLE = "SEGIO_INFLATE"
@@ -118,3 +121,15 @@ def engine() -> Engine:
             hint="use auto, " + ", ".join(ENGINES),
         )
     return load(choice) or ZLIB
+
+
+def zlib_decides(inflate: Callable[[Engine], T]) -> T:
+    """``inflate(engine)`` with the chosen engine and, when anything goes wrong with a fast
+    one (its error, a refused stream), again with zlib, whose result or error counts: a
+    fast engine is a speed path, never a second verdict. ``inflate`` must start over
+    (seek back) when called again."""
+    fast = engine()
+    if not fast.plain:
+        with contextlib.suppress(Exception):
+            return inflate(fast)
+    return inflate(ZLIB)
