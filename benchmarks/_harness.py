@@ -8,6 +8,7 @@ the process's own high-water mark (``VmHWM``), imports included, as a user would
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -122,6 +123,19 @@ def python_job(code: str, *, python: str | Path = sys.executable) -> list[str]:
     interpreter for a peer that cannot share our environment (pydicom-seg pins numpy 1).
     """
     return [str(python), "-c", BARE + textwrap.dedent(code)]
+
+
+def compile_segio() -> None:
+    """Write segio's and the plugins' bytecode, as ``pip install`` does for a package
+    (this checkout may run with ``PYTHONDONTWRITEBYTECODE``: every job would recompile)."""
+    root = Path(__file__).resolve().parents[1]
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(root / "segio"), str(root / "plugins")],
+        env=environment,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def run_process(argv: Sequence[str]) -> Result:

@@ -202,18 +202,6 @@ def prepare(work: Path, slices: int, n_segments: int) -> None:
     )
 
 
-def prepare_apart(work: Path, slices: int, n_segments: int) -> None:
-    """:func:`prepare` in a process of its own: a job's peak memory, as ``wait4`` reports
-    it, includes the high-water mark of the process that started it (``vfork`` + exec), so
-    this one must stay small (preparing takes hundreds of MB)."""
-    code = (
-        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-        f"from pathlib import Path; import dicom_seg; "
-        f"dicom_seg.prepare(Path({str(work)!r}), {slices}, {n_segments})"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
-
 def dcmqi_write(work: Path, kind: str) -> Result:
     out = work / f"dcmqi-{kind}.dcm"
     return run_command(
@@ -333,7 +321,7 @@ def main() -> None:
     check_pydicom_seg()
     with workspace(args.work) as work:
         if not (work / "meta.json").exists():
-            prepare_apart(work, args.slices, args.segments)
+            prepare(work, args.slices, args.segments)
         print(f"CT {args.slices} x 512 x 512, {args.segments} segments")
         if not args.skip_writes:
             results = writes(work, args.repeat)

@@ -29,8 +29,16 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import paired, print_pairs, print_table, python_job, ratio_line, repeat, run_python
-from startup import compile_segio, prepare_apart
+from _harness import (
+    compile_segio,
+    paired,
+    print_pairs,
+    print_table,
+    python_job,
+    ratio_line,
+    repeat,
+    run_python,
+)
 
 #: segio's whole-process read time over slicerio's, at most.
 READ_TARGET = 0.5
@@ -183,23 +191,11 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=3, default=(200, 512, 512))
     parser.add_argument("--segments", type=int, default=24)
     parser.add_argument("--skip-writes", action="store_true", help="the paired reads only")
-    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # prepare_apart's child
     args = parser.parse_args()
-    if args.prepare:
-        prepare(Path(args.prepare), tuple(args.shape), args.segments)
-        return
     compile_segio()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        # Apart: the data's memory in this process would count in every job's peak.
-        prepare_apart(
-            Path(__file__),
-            work,
-            "--shape",
-            *map(str, args.shape),
-            "--segments",
-            str(args.segments),
-        )
+        prepare(work, tuple(args.shape), args.segments)
         labelmap_mb = (work / "labels.npy").stat().st_size / 2**20
         print(f"labelmap {args.shape} uint8 ({labelmap_mb:.0f} MB), {args.segments} segments")
         whole_reads(work, args.pairs)

@@ -16,14 +16,12 @@ since this checkout may run with ``PYTHONDONTWRITEBYTECODE``.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import paired, print_pairs, python_job
+from _harness import compile_segio, paired, print_pairs, python_job
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Seconds for ``import segio`` plus a first small read, whole process.
@@ -46,18 +44,6 @@ JOBS = {
 }
 
 
-def compile_segio() -> None:
-    """Write segio's and the plugins' bytecode, as ``pip install`` does for a package."""
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    folders = [str(ROOT / "segio"), str(ROOT / "plugins")]
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", *folders],
-        env=environment,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-
-
 def prepare(work: Path) -> None:
     """The small file everybody reads: segio writes it (gzip, as Slicer does)."""
     import segio
@@ -67,28 +53,14 @@ def prepare(work: Path) -> None:
     segio.write(small, work / "small.seg.nrrd")
 
 
-def prepare_apart(script: Path, work: Path, *options: str) -> None:
-    """Run ``script --prepare work [options]`` in a process of its own.
-
-    The benchmark's own process stays small: Linux carries a process's high-water mark
-    across exec into its children, so preparing the data (segio, numpy, arrays) here
-    would inflate the peak memory of any job not measured under ``/usr/bin/time``.
-    """
-    subprocess.run([sys.executable, str(script), "--prepare", str(work), *options], check=True)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=7)
-    parser.add_argument("--prepare", help=argparse.SUPPRESS)  # prepare_apart's child
     args = parser.parse_args()
-    if args.prepare:
-        prepare(Path(args.prepare))
-        return
     compile_segio()
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        prepare_apart(Path(__file__), work)
+        prepare(work)
         jobs = {name: python_job(code) for name, code in JOBS.items()}
         results, ratios = paired(jobs, work, pairs=args.pairs)
     # Ratios against slicerio only: bare python and numpy are floors, not peers.
